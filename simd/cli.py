@@ -1,0 +1,260 @@
+"""The `simd` command line: thin. Parses, calls library functions, renders; maps errors to exits.
+
+Exit codes (DESIGN.md contracts): 0 done and SLOs met, 1 an SLO failed, 2 bad input,
+3 the run could not complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from simd.errors import RunError, ScenarioError, UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Simulate fleets of IoT devices against real message systems.")
+out = Console(highlight=False, soft_wrap=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_OK, EXIT_SLO, EXIT_INPUT, EXIT_RUN = 0, 1, 2, 3
+
+
+def _fail(message: str, code: int) -> None:
+    for line in message.splitlines():
+        sys.stderr.write(f"simd: error: {line}\n")
+    raise typer.Exit(code)
+
+
+def guarded(fn: F) -> F:
+    """User errors become one line per problem and exit 2; run failures exit 3."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ScenarioError as exc:
+            _fail(str(exc), EXIT_INPUT)
+        except UserError as exc:
+            _fail(str(exc), EXIT_INPUT)
+        except RunError as exc:
+            _fail(str(exc), EXIT_RUN)
+        except KeyboardInterrupt:
+            _fail("interrupted", EXIT_RUN)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _overrides(target: str | None, duration: str | None, seed: int | None) -> dict[str, Any]:
+    o: dict[str, Any] = {}
+    if target is not None:
+        o["target"] = target
+    if duration is not None:
+        o["duration"] = duration
+    if seed is not None:
+        o["seed"] = seed
+    return o
+
+
+@app.command()
+@guarded
+def run(
+    scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
+    workers: Annotated[int | None, typer.Option(min=1, help="worker processes (default: one per core)")] = None,
+    clock: Annotated[str | None, typer.Option(help="real | scaled:N | virtual")] = None,
+    target: Annotated[str | None, typer.Option(help="override the scenario's target URL")] = None,
+    duration: Annotated[str | None, typer.Option(help="override the duration, e.g. 30s")] = None,
+    seed: Annotated[int | None, typer.Option(help="override the seed")] = None,
+    runs_dir: Annotated[Path, typer.Option(help="where run folders go")] = Path("runs"),
+    run_id: Annotated[str | None, typer.Option(help="the run folder's name")] = None,
+    progress: Annotated[bool, typer.Option(help="live progress on stderr")] = True,
+    report: Annotated[bool, typer.Option(help="print the report at the end")] = True,
+) -> None:
+    """Run a scenario: workers publish, every event is logged, then ingest, report and check."""
+    from simd import supervisor
+    from simd.clock import parse_clock
+    from simd.report import check, render_report
+    from simd.results import ingest
+    from simd.scenario import load_scenario
+
+    if clock is not None:
+        parse_clock(clock)
+    if run_id is not None and ("/" in run_id or run_id in (".", "..")):
+        raise UserError(f"--run-id {run_id!r}: a folder name, without '/'")
+    sc = load_scenario(scenario, _overrides(target, duration, seed))
+    outcome = supervisor.run(sc, scenario_path=scenario, runs_dir=runs_dir, run_id=run_id,
+                             workers=workers, clock=clock, progress=progress)
+    print(outcome.run_dir, flush=True)
+    result = ingest(outcome.run_dir)
+    for t in result.torn:
+        sys.stderr.write(f"simd: warning: {t}\n")
+    if report:
+        render_report(outcome.run_dir, out)
+    if outcome.state in ("failed", "aborted"):
+        problems = "; ".join(f"worker {w}: {m}" for w, m in sorted(outcome.failures.items()))
+        _fail(f"run {outcome.state}: {problems or 'interrupted'} (logs in {outcome.run_dir})",
+              EXIT_RUN)
+    failed = [s for s in check(outcome.run_dir) if not s.passed]
+    if failed:
+        for s in failed:
+            sys.stderr.write(f"simd: slo failed: {s.describe()}\n")
+        raise typer.Exit(EXIT_SLO)
+
+
+@app.command()
+@guarded
+def plan(
+    scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
+    format: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+    duration: Annotated[str | None, typer.Option(help="override the duration")] = None,
+    seed: Annotated[int | None, typer.Option(help="override the seed")] = None,
+) -> None:
+    """Exact expected publishes per group and phase, peak rate and connections; runs nothing."""
+    from simd.scenario import load_scenario
+    from simd.schedule import plan_counts
+
+    if format not in ("table", "json"):
+        raise UserError(f"--format {format!r}: use table or json")
+    p = plan_counts(load_scenario(scenario, _overrides(None, duration, seed)))
+    if format == "json":
+        print(json.dumps(p.to_json(), indent=2))
+        return
+    t = Table(title=f"plan: {p.scenario}  ({p.duration_ns / 1e9:g}s, {p.devices:,} devices)")
+    for col in ("group", "phase", "publishes", "peak rate/s", "connections"):
+        t.add_column(col, justify="left" if col in ("group", "phase") else "right")
+    for g in p.groups:
+        for ph in p.phases:
+            t.add_row(g.name, ph, f"{g.per_phase[ph]:,}", f"{g.peak_rate[ph]:,.1f}", f"{g.devices:,}")
+    t.add_row("total", "", f"{p.total_publishes:,}", "", f"{p.devices:,}", style="bold")
+    out.print(t)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of scenario files (for editors)."""
+    from simd.scenario import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+
+
+@app.command()
+@guarded
+def inspect(path: Annotated[Path, typer.Argument(help="a run folder, its events/ folder or a .simlog")]) -> None:
+    """Segments, frames, rows and any torn tail of an event log."""
+    from simd.errors import LogFormatError
+    from simd.eventlog import read_segment, segment_paths
+
+    if path.is_file():
+        paths = [path]
+    elif (path / "events").is_dir():
+        paths = segment_paths(path / "events")
+    elif path.is_dir():
+        paths = segment_paths(path)
+    else:
+        raise UserError(f"{path}: no such file or folder")
+    if not paths:
+        raise UserError(f"{path}: no event log segments found")
+    t = Table()
+    for col in ("segment", "run", "worker", "frames", "rows", "bytes", "torn tail"):
+        t.add_column(col)
+    total = 0
+    torn_any = False
+    for p in paths:
+        try:
+            info, _ = read_segment(p)
+        except LogFormatError as exc:
+            t.add_row(p.name, "-", "-", "-", "-", str(p.stat().st_size), f"unreadable: {exc}")
+            torn_any = True
+            continue
+        total += info.rows
+        torn = "-"
+        if info.torn:
+            torn_any = True
+            torn = f"at byte {info.torn.offset}: {info.torn.size} bytes, {info.torn.reason}"
+        t.add_row(p.name, str(info.header["run"]), str(info.header["worker"]), f"{info.frames:,}",
+                  f"{info.rows:,}", f"{info.valid_bytes:,}", torn)
+    out.print(t)
+    out.print(f"{len(paths)} segment(s), {total:,} rows" + ("; torn tail(s) reported above" if torn_any else ""))
+
+
+@app.command("ingest")
+@guarded
+def ingest_cmd(run: Annotated[Path, typer.Argument(help="run folder")]) -> None:
+    """Load the run's event logs into RUN/results.duckdb (idempotent, incremental)."""
+    from simd.results import ingest
+
+    r = ingest(run)
+    for t in r.torn:
+        sys.stderr.write(f"simd: warning: {t}\n")
+    for u in r.unreadable:
+        sys.stderr.write(f"simd: warning: {u}\n")
+    print(f"ingested {r.rows:,} new rows from {r.frames:,} frames in {r.segments} segment(s)")
+
+
+@app.command("report")
+@guarded
+def report_cmd(run: Annotated[Path, typer.Argument(help="run folder")]) -> None:
+    """Totals, throughput, latency percentiles, schedule lag, errors, per group and phase."""
+    from simd.report import render_report
+
+    render_report(run, out)
+
+
+@app.command("check")
+@guarded
+def check_cmd(run: Annotated[Path, typer.Argument(help="run folder")]) -> None:
+    """Check the scenario's SLOs; exit 1 naming each failed one and by how much."""
+    from simd.report import check
+
+    results = check(run)
+    if not results:
+        print("no SLOs in the scenario")
+        return
+    for s in results:
+        print(s.describe())
+    if any(not s.passed for s in results):
+        raise typer.Exit(EXIT_SLO)
+
+
+@app.command("query")
+@guarded
+def query_cmd(
+    run: Annotated[Path, typer.Argument(help="run folder")],
+    sql: Annotated[str, typer.Argument(help="SQL over the run's tables and views")],
+    format: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
+) -> None:
+    """Run SQL on RUN/results.duckdb."""
+    from simd.results import query
+
+    if format not in ("table", "csv", "json"):
+        raise UserError(f"--format {format!r}: use table, csv or json")
+    names, rows = query(run, sql)
+    if format == "json":
+        print(json.dumps([dict(zip(names, r, strict=True)) for r in rows], default=str))
+    elif format == "csv":
+        w = csv.writer(sys.stdout)
+        w.writerow(names)
+        w.writerows(rows)
+    else:
+        t = Table()
+        for n in names:
+            t.add_column(n)
+        for r in rows:
+            t.add_row(*["NULL" if v is None else str(v) for v in r])
+        out.print(t)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

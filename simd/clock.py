@@ -1,0 +1,84 @@
+"""The clocks a run can use, and the mapping from trio time to virtual ns since t=0.
+
+real: trio's own clock. scaled:N: a trio Clock N times faster than wall time. virtual: trio's
+autojump MockClock (only with transports that do no real I/O: `null:` and `sim:`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import trio
+import trio.testing
+
+from simd.errors import UserError
+
+
+@dataclass(frozen=True)
+class ClockSpec:
+    kind: str  # real | scaled | virtual
+    scale: float = 1.0
+
+    @property
+    def label(self) -> str:
+        return f"scaled:{self.scale:g}" if self.kind == "scaled" else self.kind
+
+
+def parse_clock(text: str) -> ClockSpec:
+    """`real`, `virtual` or `scaled:N` (N > 0); UserError otherwise."""
+    if text in ("real", "virtual"):
+        return ClockSpec(text, 1.0)
+    if text.startswith("scaled:"):
+        try:
+            scale = float(text.split(":", 1)[1])
+        except ValueError:
+            scale = 0.0
+        if scale > 0:
+            return ClockSpec("scaled", scale)
+    raise UserError(f"clock {text!r}: use real, virtual or scaled:N with N > 0")
+
+
+class ScaledClock(trio.abc.Clock):
+    """Trio time that runs `scale` times faster than the monotonic wall clock."""
+
+    def __init__(self, scale: float) -> None:
+        self.scale = scale
+        self._base_wall = time.perf_counter()
+
+    def start_clock(self) -> None:
+        self._base_wall = time.perf_counter()
+
+    def current_time(self) -> float:
+        return (time.perf_counter() - self._base_wall) * self.scale
+
+    def deadline_to_sleep_time(self, deadline: float) -> float:
+        return max(0.0, (deadline - self.current_time()) / self.scale)
+
+
+def trio_clock(spec: ClockSpec) -> trio.abc.Clock | None:
+    """The clock to pass to trio.run (None: trio's default real clock)."""
+    if spec.kind == "virtual":
+        return trio.testing.MockClock(autojump_threshold=0)
+    if spec.kind == "scaled":
+        return ScaledClock(spec.scale)
+    return None
+
+
+class RunClock:
+    """Virtual ns since the run's t=0, read from trio's clock. Create inside trio.run."""
+
+    def __init__(self, spec: ClockSpec, t0_epoch_ns: int) -> None:
+        self.spec = spec
+        if spec.kind == "virtual":
+            self.t0 = trio.current_time()
+        else:
+            # t=0 is a wall-clock epoch shared by all workers; map it onto this trio clock.
+            ahead_s = (t0_epoch_ns - time.time_ns()) / 1e9
+            self.t0 = trio.current_time() + ahead_s * spec.scale
+
+    def now_ns(self) -> int:
+        return round((trio.current_time() - self.t0) * 1e9)
+
+    async def sleep_until_ns(self, t_ns: int) -> None:
+        await trio.sleep_until(self.t0 + t_ns / 1e9)

@@ -1,0 +1,34 @@
+"""The exceptions simd raises on purpose. The CLI turns each into one line and an exit code.
+
+Rule (STYLE.md habit 5 and 14): a user's mistake (`UserError` and its children) is never a
+traceback; a run that could not complete (`RunError`) exits 3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class SimdError(Exception):
+    """Base of every error simd raises on purpose."""
+
+
+class UserError(SimdError):
+    """Bad input: a scenario, a flag, a file. The CLI exits 2."""
+
+
+class ScenarioError(UserError):
+    """A scenario file that cannot be used; `problems` holds one line per error."""
+
+    def __init__(self, path: str, problems: Sequence[str]) -> None:
+        self.path = path
+        self.problems = list(problems)
+        super().__init__("\n".join(f"{path}: {p}" for p in self.problems))
+
+
+class RunError(SimdError):
+    """A run that could not complete (a worker died, the target vanished). The CLI exits 3."""
+
+
+class LogFormatError(SimdError):
+    """An event log whose header is not one simd wrote (a torn tail is not this: it is reported)."""

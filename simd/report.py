@@ -1,0 +1,128 @@
+"""`simd report` and `simd check`: thin renderings of the views in analysis/views.sql."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from simd.results import connect, run_dir_of
+
+
+@dataclass(frozen=True)
+class SloResult:
+    name: str
+    unit: str
+    threshold: float
+    observed: float | None
+    passed: bool
+
+    def describe(self) -> str:
+        if self.observed is None:
+            return f"{self.name}: no data to check (threshold {_fmt(self.threshold, self.unit)})"
+        verdict = "ok" if self.passed else "FAILED"
+        rel = ""
+        if self.threshold:
+            rel = f", {100.0 * (self.observed - self.threshold) / self.threshold:+.1f}%"
+        return (f"{self.name}: {verdict} — observed {_fmt(self.observed, self.unit)}, "
+                f"threshold {_fmt(self.threshold, self.unit)}{rel}")
+
+
+def _fmt(v: float | None, unit: str) -> str:
+    if v is None:
+        return "-"
+    if unit == "ns":
+        return _ms(v)
+    return f"{v:.4g}"
+
+
+def _ms(ns: float | None) -> str:
+    if ns is None:
+        return "-"
+    return f"{ns / 1e6:.3f} ms"
+
+
+def check(run: str | Path) -> list[SloResult]:
+    """The scenario's SLOs against the run's results."""
+    con = connect(run_dir_of(run), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT name, unit, threshold, observed, passed FROM slo_results").fetchall()
+    finally:
+        con.close()
+    return [SloResult(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows]
+
+
+def _fetch(con: Any, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    cur = con.execute(sql)
+    return [d[0] for d in cur.description], cur.fetchall()
+
+
+def render_report(run: str | Path, console: Console) -> None:
+    """Totals, throughput, latency (from intended and from sent), lag, errors, SLOs."""
+    run_dir = run_dir_of(run)
+    con = connect(run_dir, read_only=True)
+    try:
+        (run_id, scen, state, clock, workers, dur, planned, stopped) = con.execute(
+            "SELECT run_id, scenario, state, clock, workers, duration_ns, planned_publishes, "
+            "stopped_at_ns FROM runs").fetchone()
+        s_names, s_rows = _fetch(con, "SELECT * FROM run_summary")
+        summary = dict(zip(s_names, s_rows[0], strict=True))
+        console.print(f"[bold]run[/bold] {run_id}  scenario {scen}  state {state}  clock {clock}"
+                      f"  workers {workers}  duration {dur / 1e9:g}s"
+                      + (f"  stopped at {stopped / 1e9:.1f}s" if stopped is not None else ""))
+        console.print(
+            f"planned {planned:,}  logged {summary['logged']:,}  completed "
+            f"{summary['completed']:,}  failed {summary['failed']:,}  "
+            f"error rate {summary['error_rate']:.4%}  throughput "
+            f"{(summary['throughput_per_s'] or 0):,.1f}/s"
+        )
+
+        t = Table(title="publishes by group and phase")
+        names, rows = _fetch(con, "SELECT * FROM status_counts")
+        for n in names:
+            t.add_column(n, justify="right" if n not in ("group_name", "phase") else "left")
+        for r in rows:
+            t.add_row(*[f"{v:,}" if isinstance(v, int) else str(v) for v in r])
+        console.print(t)
+
+        t = Table(title="latency (ms) from intended send time | from actual send time")
+        for n in ("group", "phase", "completed", "p50", "p90", "p99", "p99.9", "max",
+                  "p50 sent", "p99 sent", "max sent"):
+            t.add_column(n, justify="left" if n in ("group", "phase") else "right")
+        for r in con.execute(
+            "SELECT group_name, phase, completed, p50_intended_ns, p90_intended_ns, "
+            "p99_intended_ns, p999_intended_ns, max_intended_ns, p50_sent_ns, p99_sent_ns, "
+            "max_sent_ns FROM latency_percentiles").fetchall():
+            t.add_row(r[0], r[1], f"{r[2]:,}", *[_ms(v).removesuffix(" ms") for v in r[3:]])
+        console.print(t)
+
+        t = Table(title="schedule lag (ms): actual minus intended send time")
+        for n in ("group", "phase", "sent", "p50", "p99", "max"):
+            t.add_column(n, justify="left" if n in ("group", "phase") else "right")
+        for r in con.execute("SELECT * FROM schedule_lag").fetchall():
+            t.add_row(r[0], r[1], f"{r[2]:,}", *[_ms(v).removesuffix(" ms") for v in r[3:]])
+        console.print(t)
+
+        errs = con.execute("SELECT * FROM errors_by_kind LIMIT 20").fetchall()
+        if errs:
+            t = Table(title="errors by kind")
+            for n in ("status", "kind", "error", "count", "first (s)", "last (s)"):
+                t.add_column(n)
+            for r in errs:
+                t.add_row(r[0], r[1], r[2], f"{r[3]:,}",
+                          "-" if r[4] is None else f"{r[4] / 1e9:.1f}",
+                          "-" if r[5] is None else f"{r[5] / 1e9:.1f}")
+            console.print(t)
+        else:
+            console.print("errors: none")
+    finally:
+        con.close()
+    slos = check(run_dir)
+    if slos:
+        console.print("[bold]SLOs[/bold]")
+        for s in slos:
+            console.print("  " + s.describe(), markup=False)

@@ -1,0 +1,479 @@
+"""Scenario files: TOML validated into pydantic models.
+
+`load_scenario(path)` returns a `Scenario` or raises `ScenarioError` with one line per problem,
+each naming the dotted key path (`fleet[1].rate: must be > 0`). Unknown keys are errors.
+The JSON Schema (`simd schema`) is derived from these models, never written by hand.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from simd.durations import parse_duration_ns
+from simd.errors import ScenarioError
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _duration(value: Any) -> int:
+    """Durations are written as strings (`30s`); internally they are integer nanoseconds."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a string like 500ms, 30s, 10m or 2h")
+    if isinstance(value, int):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("a duration is a string like 500ms, 30s, 10m or 2h")
+    return parse_duration_ns(value)
+
+
+class Duration(int):
+    """Nanoseconds, parsed from `500ms` / `30s` / `2h`."""
+
+
+DurationNs = Annotated[int, Field(json_schema_extra={"type": "string", "examples": ["30s"]})]
+
+
+# ---------------------------------------------------------------- payloads
+
+
+class UniformField(_Model):
+    kind: Literal["uniform"] = "uniform"
+    min: float = 0.0
+    max: float = 1.0
+    decimals: int = Field(2, ge=0, le=9)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> UniformField:
+        if self.max < self.min:
+            raise ValueError("max must be >= min")
+        return self
+
+
+class WalkField(_Model):
+    """A bounded random walk per device: +-step each message, folded back into [min, max]."""
+
+    kind: Literal["walk"] = "walk"
+    start: float = 0.0
+    step: float = Field(0.1, gt=0)
+    min: float = -1e9
+    max: float = 1e9
+    decimals: int = Field(2, ge=0, le=9)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> WalkField:
+        if not self.min <= self.start <= self.max:
+            raise ValueError("start must lie in [min, max]")
+        return self
+
+
+class ChoiceField(_Model):
+    kind: Literal["choice"] = "choice"
+    values: list[str | int | float | bool] = Field(min_length=1)
+
+
+PayloadField = Annotated[UniformField | WalkField | ChoiceField, Field(discriminator="kind")]
+
+BUILTIN_FIELDS = ("device_id", "index", "seq", "timestamp", "group")
+
+
+class TemplatePayload(_Model):
+    """A JSON text with `{name}` placeholders: built-ins (device_id, index, seq, timestamp in epoch
+    ms of the intended send time, group) or a named field from `fields`."""
+
+    kind: Literal["template"] = "template"
+    template: str
+    fields: dict[str, PayloadField] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _placeholders_known(self) -> TemplatePayload:
+        for name in template_names(self.template):
+            if name not in BUILTIN_FIELDS and name not in self.fields:
+                raise ValueError(
+                    f"template placeholder {{{name}}} is neither a built-in "
+                    f"({', '.join(BUILTIN_FIELDS)}) nor a key of fields"
+                )
+        return self
+
+
+class JsonLinesPayload(_Model):
+    """One payload per line of a JSON-lines file, taken in order (per device, cycling)."""
+
+    kind: Literal["jsonl"] = "jsonl"
+    file: str
+    order: Literal["sequential", "random"] = "sequential"
+
+
+class RandomBytesPayload(_Model):
+    kind: Literal["random"] = "random"
+    size: int = Field(ge=0, le=256 * 1024 * 1024)
+
+
+class PluginPayload(_Model):
+    """`module:Class`, imported only when a scenario names it; see simd.payloads.PayloadGenerator."""
+
+    kind: Literal["plugin"] = "plugin"
+    plugin: str = Field(pattern=r"^[\w.]+:\w+$")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+Payload = Annotated[
+    TemplatePayload | JsonLinesPayload | RandomBytesPayload | PluginPayload,
+    Field(discriminator="kind"),
+]
+
+
+PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
+"""`{name}` in topics and payload templates; JSON's own braces (`{"a": 1}`) never match."""
+
+
+def template_names(template: str) -> list[str]:
+    """The placeholder names in a payload or topic template (`{device_id}` -> device_id)."""
+    return PLACEHOLDER.findall(template)
+
+
+# ---------------------------------------------------------------- fleet
+
+
+class Message(_Model):
+    """One entry of a weighted message mix. Unset keys inherit the group's."""
+
+    name: str = Field(pattern=r"^[\w.-]+$")
+    weight: float = Field(1.0, gt=0)
+    topic: str | None = None
+    qos: Literal[0, 1, 2] | None = None
+    retain: bool | None = None
+    payload: Payload | None = None
+
+
+class FleetGroup(_Model):
+    name: str = Field(pattern=r"^[\w.-]+$")
+    count: int = Field(gt=0, le=10_000_000)
+    id: str = "{group}-{index:05d}"
+    rate: float | None = Field(None, gt=0, description="messages per second per device")
+    interval: DurationNs | None = Field(None, description="time between messages per device")
+    arrival: Literal["periodic", "poisson"] = "periodic"
+    topic: str = "devices/{device_id}/telemetry"
+    qos: Literal[0, 1, 2] = 0
+    retain: bool = False
+    payload: Payload = Field(
+        default_factory=lambda: TemplatePayload(
+            template='{"device":"{device_id}","seq":{seq},"ts":{timestamp}}'
+        )
+    )
+    messages: list[Message] = Field(default_factory=list)
+
+    _dur = field_validator("interval", mode="before")(classmethod(lambda cls, v: _opt_dur(v)))
+
+    @field_validator("interval")
+    @classmethod
+    def _positive_interval(cls, v: int | None) -> int | None:
+        if v is not None and v <= 0:
+            raise ValueError("must be > 0")
+        return v
+
+    @model_validator(mode="after")
+    def _rate_or_interval(self) -> FleetGroup:
+        if (self.rate is None) == (self.interval is None):
+            raise ValueError("give exactly one of rate (messages/s) or interval (e.g. 10s)")
+        try:
+            self.id.format(index=0, group=self.name)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"id pattern {self.id!r} may use only {{index}} and {{group}}") from exc
+        for name in template_names(self.topic):
+            if name not in ("device_id", "index", "group", "seq", "message"):
+                raise ValueError(f"topic placeholder {{{name}}} is not one of device_id, index, group")
+        return self
+
+    @property
+    def rate_per_s(self) -> float:
+        """Messages per second per device at a phase level of 1."""
+        if self.rate is not None:
+            return self.rate
+        assert self.interval is not None
+        return 1e9 / self.interval
+
+    def resolved_messages(self) -> list[Message]:
+        """The weighted mix with every key filled from the group's defaults."""
+        if not self.messages:
+            return [
+                Message(name="default", topic=self.topic, qos=self.qos, retain=self.retain,
+                        payload=self.payload)
+            ]
+        return [
+            Message(
+                name=m.name,
+                weight=m.weight,
+                topic=m.topic if m.topic is not None else self.topic,
+                qos=m.qos if m.qos is not None else self.qos,
+                retain=m.retain if m.retain is not None else self.retain,
+                payload=m.payload if m.payload is not None else self.payload,
+            )
+            for m in self.messages
+        ]
+
+
+def _opt_dur(v: Any) -> Any:
+    return None if v is None else _duration(v)
+
+
+# ---------------------------------------------------------------- phases
+
+
+class Phase(_Model):
+    """A stretch of the run whose shape scales every device's rate (1.0 = the group's rate).
+
+    constant: `level`. ramp: `start` -> `end`. step: `levels`, each for an equal share.
+    burst: `level` with `peak` for `burst_length` starting `burst_at` into the phase.
+    sine: `level` + `amplitude` * sin(2 pi t / `period`).
+    """
+
+    name: str = Field(pattern=r"^[\w.-]+$")
+    duration: DurationNs
+    shape: Literal["constant", "ramp", "step", "burst", "sine"] = "constant"
+    level: float = Field(1.0, ge=0)
+    start: float = Field(0.0, ge=0)
+    end: float = Field(1.0, ge=0)
+    levels: list[Annotated[float, Field(ge=0)]] = Field(default_factory=list)
+    peak: float = Field(2.0, ge=0)
+    burst_at: DurationNs = 0
+    burst_length: DurationNs = 0
+    amplitude: float = Field(0.5, ge=0)
+    period: DurationNs = 60_000_000_000
+
+    _durs = field_validator("duration", "burst_at", "burst_length", "period", mode="before")(
+        classmethod(lambda cls, v: _duration(v))
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Phase:
+        if self.duration <= 0:
+            raise ValueError("duration must be > 0")
+        if self.shape == "step" and not self.levels:
+            raise ValueError("a step phase needs levels = [...]")
+        if self.shape == "burst":
+            if self.burst_length <= 0:
+                raise ValueError("a burst phase needs burst_length > 0")
+            if self.burst_at + self.burst_length > self.duration:
+                raise ValueError("the burst (burst_at + burst_length) must fit in the phase")
+        if self.shape == "sine":
+            if self.period <= 0:
+                raise ValueError("period must be > 0")
+            if self.amplitude > self.level:
+                raise ValueError("amplitude must be <= level (a rate cannot go negative)")
+        return self
+
+
+# ---------------------------------------------------------------- sim, slo, run
+
+
+class Outage(_Model):
+    start: DurationNs
+    end: DurationNs
+
+    _durs = field_validator("start", "end", mode="before")(classmethod(lambda cls, v: _duration(v)))
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Outage:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class SimOptions(_Model):
+    """The `sim` transport's model of a system under test (see simd.transports.sim)."""
+
+    latency_p50: DurationNs = 2_000_000
+    latency_p99: DurationNs = 20_000_000
+    capacity: float | None = Field(None, gt=0, description="messages/s the system serves")
+    queue_limit: DurationNs = 1_000_000_000
+    error_rate: float = Field(0.0, ge=0, le=1)
+    timeout: DurationNs = 10_000_000_000
+    outages: list[Outage] = Field(default_factory=list)
+
+    _durs = field_validator("latency_p50", "latency_p99", "queue_limit", "timeout", mode="before")(
+        classmethod(lambda cls, v: _duration(v))
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SimOptions:
+        if self.latency_p50 <= 0 or self.latency_p99 < self.latency_p50:
+            raise ValueError("need 0 < latency_p50 <= latency_p99")
+        return self
+
+
+class Slo(_Model):
+    """Thresholds checked by `simd check` (and at the end of `simd run`)."""
+
+    latency_p50: DurationNs | None = None
+    latency_p90: DurationNs | None = None
+    latency_p99: DurationNs | None = None
+    latency_p999: DurationNs | None = None
+    error_rate: float | None = Field(None, ge=0, le=1)
+    throughput_ratio: float | None = Field(None, ge=0, le=1, description="completed / planned")
+    schedule_lag_p99: DurationNs | None = None
+
+    _durs = field_validator(
+        "latency_p50", "latency_p90", "latency_p99", "latency_p999", "schedule_lag_p99",
+        mode="before",
+    )(classmethod(lambda cls, v: _opt_dur(v)))
+
+
+ClockSpec = Annotated[str, Field(pattern=r"^(real|virtual|scaled:\d+(\.\d+)?)$")]
+
+
+class RunOptions(_Model):
+    workers: int = Field(0, ge=0, le=1024, description="0 = one per usable core")
+    clock: ClockSpec = "real"
+    flush_interval: DurationNs = 100_000_000
+    drain_timeout: DurationNs = 5_000_000_000
+    fsync: Literal["never", "segment", "frame"] = "segment"
+    segment_bytes: int = Field(256 * 1024 * 1024, ge=64 * 1024)
+
+    _durs = field_validator("flush_interval", "drain_timeout", mode="before")(
+        classmethod(lambda cls, v: _duration(v))
+    )
+
+
+class Scenario(_Model):
+    name: str = Field(pattern=r"^[\w.-]+$")
+    seed: int = Field(0, ge=0, lt=2**63)
+    duration: DurationNs | None = None
+    target: str = "sim:"
+    fleet: list[FleetGroup] = Field(min_length=1)
+    phase: list[Phase] = Field(default_factory=list)
+    sim: SimOptions = Field(default_factory=SimOptions)
+    slo: Slo = Field(default_factory=Slo)
+    run: RunOptions = Field(default_factory=RunOptions)
+
+    _durs = field_validator("duration", mode="before")(classmethod(lambda cls, v: _opt_dur(v)))
+
+    @model_validator(mode="after")
+    def _whole(self) -> Scenario:
+        if self.duration is None and not self.phase:
+            raise ValueError("give a duration (e.g. duration = \"10m\") or at least one [[phase]]")
+        if self.duration is not None and self.duration <= 0:
+            raise ValueError("duration must be > 0")
+        for kind, names in (("fleet", [g.name for g in self.fleet]),
+                            ("phase", [p.name for p in self.phase])):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"{kind} names must be unique; repeated: {', '.join(dupes)}")
+        patterns = [g.id for g in self.fleet]
+        if len(set(patterns)) != len(patterns) and "{group}" not in "".join(patterns):
+            raise ValueError("two fleet groups share an id pattern; device ids would collide")
+        return self
+
+    @property
+    def duration_ns(self) -> int:
+        """The run's length: `duration` if given, else the phases' total."""
+        if self.duration is not None:
+            return self.duration
+        return sum(p.duration for p in self.phase)
+
+    @property
+    def device_count(self) -> int:
+        return sum(g.count for g in self.fleet)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("template", "jsonl", "random", "plugin", "uniform", "walk", "choice"):
+            continue  # pydantic's discriminator tag; the user never wrote it as a key
+        elif isinstance(part, str) and part.startswith("function-"):
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _message(err: dict[str, Any]) -> str:
+    msg = str(err["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix):]
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "missing":
+        return "required key is missing"
+    return msg[0].lower() + msg[1:] if msg else msg
+
+
+def problems_of(exc: ValidationError) -> list[str]:
+    """One line per pydantic error: `dotted.key[0].path: message`."""
+    lines = []
+    for err in exc.errors():
+        lines.append(f"{_loc(tuple(err['loc']))}: {_message(err)}")
+    return list(dict.fromkeys(lines))
+
+
+def parse_scenario(data: dict[str, Any], source: str = "<scenario>") -> Scenario:
+    """Validate an already-parsed TOML document; `source` names it in errors."""
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(source, problems_of(exc)) from None
+
+
+def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
+    """Read and validate a scenario file. `overrides` replace top-level keys (from CLI flags)."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ScenarioError(str(p), ["file not found"]) from None
+    except IsADirectoryError:
+        raise ScenarioError(str(p), ["is a directory, not a scenario file"]) from None
+    except OSError as exc:
+        raise ScenarioError(str(p), [f"cannot read: {exc.strerror}"]) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ScenarioError(str(p), ["not UTF-8 text; a scenario is a TOML file"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(str(p), [f"not valid TOML: {exc}"]) from None
+    if overrides:
+        data = {**data, **overrides}
+        if "run" in overrides and isinstance(data.get("run"), dict):
+            pass
+    scenario = parse_scenario(data, str(p))
+    _check_files(scenario, p.parent, str(p))
+    return scenario
+
+
+def _check_files(scenario: Scenario, base: Path, source: str) -> None:
+    """Payload data files are read at plan time; a missing one is a scenario error, not a crash."""
+    problems = []
+    for gi, group in enumerate(scenario.fleet):
+        for mi, msg in enumerate(group.resolved_messages()):
+            payload = msg.payload
+            if isinstance(payload, JsonLinesPayload):
+                f = resolve_path(payload.file, base)
+                where = f"fleet[{gi}].payload" if not group.messages else f"fleet[{gi}].messages[{mi}].payload"
+                if not f.is_file():
+                    problems.append(f"{where}.file: {payload.file!r} not found (looked in {f})")
+    if problems:
+        raise ScenarioError(source, problems)
+
+
+def resolve_path(name: str, base: Path) -> Path:
+    """A file named in a scenario is relative to the scenario's folder, unless absolute."""
+    p = Path(name)
+    return p if p.is_absolute() else (base / p)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a scenario file, derived from the models."""
+    return Scenario.model_json_schema(mode="validation")

@@ -1,0 +1,328 @@
+"""Deterministic publish schedules: a pure function of (scenario, seed, device index).
+
+Each device lives in *work space*: its k-th publish sits at work v_k (periodic: v_k = k + phi,
+phi a per-device phase in [0, 1); poisson: v_k = E_1 + ... + E_{k+1}, E unit exponentials), and
+work grows as rate * M(t) (simd.shape). A publish exists iff v_k < rate * M(end). Its segment is
+found by comparing v_k with rate * M at the segment knots; its time by inverting M there.
+
+Which events exist and when is decided per device, from integer hashes and exactly rounded float
+operations, so worker count, chunk size and machine never change it. Chunks of time are only a
+way to walk the schedule in order: an event belongs to the chunk whose work interval holds v_k.
+
+Pure: no I/O, no clock. `plan_counts` gives the exact expected counts without running.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from simd.hashing import hash2, stream_key, uniform01
+from simd.scenario import FleetGroup, Scenario
+from simd.shape import Shape, compile_shape
+
+POISSON_BLOCK = 64  # draws per block; the cumulative sum restarts from the carry at each block
+
+
+@dataclass(frozen=True)
+class GroupLayout:
+    """One fleet group's place in the global device index and its fixed per-device inputs."""
+
+    index: int
+    name: str
+    offset: int  # global index of its first device
+    count: int
+    rate: float  # messages/s per device at level 1
+    arrival: str
+    phase_key: int
+    arrival_key: int
+    mix_key: int
+    mix_cdf: np.ndarray  # cumulative weights, last == 1.0
+
+    def phases(self, local: np.ndarray) -> np.ndarray:
+        """Each device's periodic phase in [0, 1)."""
+        return uniform01(hash2(self.phase_key, local))
+
+    def message_of(self, local: np.ndarray, seq: np.ndarray) -> np.ndarray:
+        """Which entry of the weighted message mix each (device, seq) publishes."""
+        if len(self.mix_cdf) == 1:
+            return np.zeros(len(seq), dtype=np.uint8)
+        u = uniform01(hash2(self.mix_key, local, seq))
+        return np.searchsorted(self.mix_cdf, u, side="right").astype(np.uint8)
+
+
+def layout_groups(scenario: Scenario) -> list[GroupLayout]:
+    out = []
+    offset = 0
+    for gi, g in enumerate(scenario.fleet):
+        weights = np.array([m.weight for m in g.resolved_messages()], dtype=np.float64)
+        cdf = np.cumsum(weights) / weights.sum()
+        cdf[-1] = 1.0
+        out.append(
+            GroupLayout(
+                index=gi,
+                name=g.name,
+                offset=offset,
+                count=g.count,
+                rate=g.rate_per_s,
+                arrival=g.arrival,
+                phase_key=stream_key(scenario.seed, "phase", g.name),
+                arrival_key=stream_key(scenario.seed, "arrival", g.name),
+                mix_key=stream_key(scenario.seed, "mix", g.name),
+                mix_cdf=cdf,
+            )
+        )
+        offset += g.count
+    return out
+
+
+def device_ids(group: FleetGroup, local: range | np.ndarray) -> list[str]:
+    """Render device ids from the group's pattern (`sensor-{index:05d}`)."""
+    return [group.id.format(index=int(i), group=group.name) for i in local]
+
+
+def periodic_count(x: float | np.ndarray, phi: np.ndarray) -> np.ndarray:
+    """#{k >= 0 : fl(k + phi) < x} per device, exactly as the event test computes it."""
+    c = np.maximum(np.ceil(x - phi), 0.0)
+    c = np.where(c + phi < x, c + 1.0, c)
+    c = np.where((c > 0) & ((c - 1.0) + phi >= x), c - 1.0, c)
+    return c.astype(np.int64)
+
+
+class PoissonStreams:
+    """Per-device unit-rate Poisson points in work space, generated in blocks of 64 draws.
+
+    Block i of a device holds v_{64i} .. v_{64i+63}: carry + cumsum(E) of that block's draws,
+    where carry is the block before's last point. The same blocks are generated whichever
+    devices share the array, so a point's value depends on (seed, group, device, k) only.
+    """
+
+    def __init__(self, key: int, local: np.ndarray) -> None:
+        self.key = key
+        self.local = local.astype(np.uint64)
+        self.block = np.full(len(local), -1, dtype=np.int64)
+        self.values = np.zeros((len(local), POISSON_BLOCK), dtype=np.float64)
+        self._advance(np.arange(len(local)))
+
+    def _advance(self, rows: np.ndarray) -> None:
+        if len(rows) == 0:
+            return
+        carry = np.where(self.block[rows] >= 0, self.values[rows, -1], 0.0)
+        nxt = self.block[rows] + 1
+        k = nxt[:, None] * POISSON_BLOCK + np.arange(POISSON_BLOCK)[None, :]
+        dev = np.broadcast_to(self.local[rows][:, None], k.shape)
+        u = uniform01(hash2(self.key, dev.ravel(), k.ravel())).reshape(k.shape)
+        e = -np.log1p(-u)
+        self.values[rows] = carry[:, None] + np.cumsum(e, axis=1)
+        self.block[rows] = nxt
+
+    def take(self, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Points with lo <= v < hi, as (row, k, v); blocks advance past hi. Call with rising lo."""
+        rows_out, k_out, v_out = [], [], []
+        active = np.arange(len(self.local))
+        while len(active):
+            vals = self.values[active]
+            r, c = np.nonzero((vals >= lo) & (vals < hi))
+            if len(r):
+                rows_out.append(active[r])
+                k_out.append(self.block[active[r]] * POISSON_BLOCK + c)
+                v_out.append(vals[r, c])
+            more = active[vals[:, -1] < hi]
+            self._advance(more)
+            active = more
+        if not rows_out:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, np.zeros(0)
+        return np.concatenate(rows_out), np.concatenate(k_out), np.concatenate(v_out)
+
+
+@dataclass
+class Chunk:
+    """Publishes of one stretch of time, sorted by intended time."""
+
+    device: np.ndarray  # int64 global index
+    seq: np.ndarray  # int64
+    t_intended: np.ndarray  # int64 ns
+    phase: np.ndarray  # int16
+    message: np.ndarray  # uint8
+    group: np.ndarray  # int16
+
+    def __len__(self) -> int:
+        return len(self.seq)
+
+
+class GroupCursor:
+    """Walks one group's part of a device slice through time, chunk by chunk."""
+
+    def __init__(self, layout: GroupLayout, shape: Shape, local: np.ndarray) -> None:
+        self.layout = layout
+        self.shape = shape
+        self.local = local
+        self.wknots = layout.rate * shape.knots  # work at each segment start, then the end
+        if layout.arrival == "periodic":
+            self.phi = layout.phases(local)
+            self.poisson = None
+        else:
+            self.phi = None
+            self.poisson = PoissonStreams(layout.arrival_key, local)
+
+    def events(self, w_lo: float, w_hi: float) -> Chunk:
+        """Events with work in [w_lo, w_hi); w_hi is clamped to the work at the run's end."""
+        w_hi = min(w_hi, float(self.wknots[-1]))
+        if w_hi <= w_lo or len(self.local) == 0:
+            return _empty_chunk()
+        if self.phi is not None:
+            k_lo = periodic_count(w_lo, self.phi)
+            k_hi = periodic_count(w_hi, self.phi)
+            n = k_hi - k_lo
+            rows = np.repeat(np.arange(len(self.local)), n)
+            starts = np.repeat(np.cumsum(n) - n, n)
+            k = k_lo[rows] + (np.arange(len(rows)) - starts)
+            v = k.astype(np.float64) + self.phi[rows]
+        else:
+            assert self.poisson is not None
+            rows, k, v = self.poisson.take(w_lo, w_hi)
+        seg = np.searchsorted(self.wknots[:-1], v, side="right") - 1
+        seg = np.maximum(seg, 0)
+        t = self.shape.time_of(v / self.layout.rate, seg)
+        local = self.local[rows]
+        return Chunk(
+            device=local.astype(np.int64) + self.layout.offset,
+            seq=k.astype(np.int64),
+            t_intended=t,
+            phase=self.shape.phase[seg],
+            message=self.layout.message_of(local, k),
+            group=np.full(len(k), self.layout.index, dtype=np.int16),
+        )
+
+
+def _empty_chunk() -> Chunk:
+    z = np.zeros(0, dtype=np.int64)
+    return Chunk(z, z, z, np.zeros(0, np.int16), np.zeros(0, np.uint8), np.zeros(0, np.int16))
+
+
+def concat_sorted(chunks: list[Chunk]) -> Chunk:
+    """Merge group chunks and order by (intended time, device): the order a worker sends in."""
+    chunks = [c for c in chunks if len(c)]
+    if not chunks:
+        return _empty_chunk()
+    if len(chunks) == 1:
+        c = chunks[0]
+    else:
+        c = Chunk(*(np.concatenate([getattr(x, f) for x in chunks]) for f in Chunk.__dataclass_fields__))
+    order = np.lexsort((c.device, c.t_intended))
+    return Chunk(*(getattr(c, f)[order] for f in Chunk.__dataclass_fields__))
+
+
+class SliceSchedule:
+    """The schedule of a contiguous slice [lo, hi) of the global device index, in time order."""
+
+    def __init__(self, scenario: Scenario, lo: int, hi: int, shape: Shape | None = None) -> None:
+        self.shape = shape or compile_shape(scenario)
+        self.cursors: list[GroupCursor] = []
+        for layout in layout_groups(scenario):
+            a = max(lo, layout.offset)
+            b = min(hi, layout.offset + layout.count)
+            if a < b:
+                local = np.arange(a - layout.offset, b - layout.offset, dtype=np.int64)
+                self.cursors.append(GroupCursor(layout, self.shape, local))
+        self._m_done = 0.0
+
+    def chunk_until(self, t_ns: int) -> Chunk:
+        """Every event not yet returned whose work lies before M(t_ns). Call with rising t_ns."""
+        m_hi = self.shape.m_at(t_ns)
+        m_lo = self._m_done
+        self._m_done = m_hi
+        # Work boundaries are rate * M, computed the same way for every chunk.
+        return concat_sorted(
+            [c.events(c.layout.rate * m_lo, c.layout.rate * m_hi) for c in self.cursors]
+        )
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    name: str
+    devices: int
+    rate: float
+    per_phase: dict[str, int]
+    peak_rate: dict[str, float]
+
+    @property
+    def total(self) -> int:
+        return sum(self.per_phase.values())
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run will do: exact publish counts per group and phase, peak rates, connections."""
+
+    scenario: str
+    duration_ns: int
+    groups: list[GroupPlan]
+    phases: list[str]
+
+    @property
+    def total_publishes(self) -> int:
+        return sum(g.total for g in self.groups)
+
+    @property
+    def devices(self) -> int:
+        return sum(g.devices for g in self.groups)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "scenario": self.scenario,
+            "duration_ns": self.duration_ns,
+            "total_publishes": self.total_publishes,
+            "devices": self.devices,
+            "connections": self.devices,
+            "phases": self.phases,
+            "groups": [
+                {
+                    "name": g.name,
+                    "devices": g.devices,
+                    "connections": g.devices,
+                    "rate_per_device": g.rate,
+                    "total_publishes": g.total,
+                    "per_phase": g.per_phase,
+                    "peak_rate": g.peak_rate,
+                }
+                for g in self.groups
+            ],
+        }
+
+
+def plan_counts(scenario: Scenario, chunk_devices: int = 65536) -> Plan:
+    """Exact expected publishes per group and phase, without running anything."""
+    shape = compile_shape(scenario)
+    groups = []
+    nphase = len(shape.phase_names)
+    for layout in layout_groups(scenario):
+        per_phase = np.zeros(nphase, dtype=np.int64)
+        wknots = layout.rate * shape.knots
+        for start in range(0, layout.count, chunk_devices):
+            local = np.arange(start, min(layout.count, start + chunk_devices), dtype=np.int64)
+            if layout.arrival == "periodic":
+                phi = layout.phases(local)
+                at_knots = np.stack([periodic_count(w, phi) for w in wknots])
+                per_seg = (at_knots[1:] - at_knots[:-1]).sum(axis=1)
+                np.add.at(per_phase, shape.phase.astype(np.int64), per_seg)
+            else:
+                rows, k, v = PoissonStreams(layout.arrival_key, local).take(0.0, float(wknots[-1]))
+                seg = np.maximum(np.searchsorted(wknots[:-1], v, side="right") - 1, 0)
+                np.add.at(per_phase, shape.phase[seg].astype(np.int64), 1)
+        peaks = {
+            name: layout.rate * layout.count * shape.peak_level(pi)
+            for pi, name in enumerate(shape.phase_names)
+        }
+        groups.append(
+            GroupPlan(
+                name=layout.name,
+                devices=layout.count,
+                rate=layout.rate,
+                per_phase={n: int(per_phase[i]) for i, n in enumerate(shape.phase_names)},
+                peak_rate=peaks,
+            )
+        )
+    return Plan(scenario.name, shape.duration_ns, groups, list(shape.phase_names))

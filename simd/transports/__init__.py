@@ -1,0 +1,39 @@
+"""Transports: how a worker's publishes reach a target. One small Protocol, one module each.
+
+`open_transport(url, ...)` picks the implementation from the target URL's scheme.
+"""
+
+from __future__ import annotations
+
+from simd.errors import UserError
+from simd.transports._base import DeviceSet, PublishBatch, Transport, TransportContext
+
+__all__ = ["DeviceSet", "PublishBatch", "Transport", "TransportContext", "open_transport", "scheme_of"]
+
+_SCHEMES = {"null": "null", "sim": "sim"}
+
+
+def scheme_of(url: str) -> str:
+    """The transport a target URL names (`sim:` -> sim); UserError for one simd does not speak."""
+    scheme = url.split(":", 1)[0].lower() if ":" in url else url.lower()
+    if scheme not in _SCHEMES:
+        known = ", ".join(f"{s}:" for s in _SCHEMES)
+        raise UserError(f"target {url!r}: unsupported scheme {scheme!r} (this simd speaks {known})")
+    return _SCHEMES[scheme]
+
+
+def open_transport(url: str, ctx: TransportContext) -> Transport:
+    """Construct the transport for `url` (nothing is connected until `connect`)."""
+    scheme = scheme_of(url)
+    if scheme == "null":
+        from simd.transports.null import NullTransport
+
+        return NullTransport(ctx)
+    from simd.transports.sim import SimTransport
+
+    return SimTransport(ctx)
+
+
+def does_real_io(url: str) -> bool:
+    """Whether the transport talks to something outside the process (so no virtual clock)."""
+    return scheme_of(url) not in ("null", "sim")

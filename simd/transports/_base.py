@@ -1,0 +1,80 @@
+"""The transport contract every transport implements (DESIGN.md, Transports)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from simd.events import EventBuffer
+from simd.ragged import Ragged
+from simd.scenario import Scenario
+
+
+@dataclass(frozen=True)
+class TransportContext:
+    """What a transport may know about the run it serves."""
+
+    scenario: Scenario
+    worker: int
+    workers: int
+    log: EventBuffer
+
+
+@dataclass
+class DeviceSet:
+    """The devices of one worker's slice: global index, group index, id."""
+
+    device: np.ndarray  # int64 global index
+    group: np.ndarray  # int16
+    ids: list[str]
+
+
+@dataclass
+class PublishBatch:
+    """Publishes handed to a transport at one wake-up, in send order.
+
+    t_sent is when the worker sent them (virtual ns); payload row i belongs to publish i.
+    """
+
+    device: np.ndarray  # int64
+    seq: np.ndarray  # int64
+    t_intended: np.ndarray  # int64
+    t_sent: np.ndarray  # int64
+    phase: np.ndarray  # int16
+    message: np.ndarray  # uint8
+    group: np.ndarray  # int16
+    qos: np.ndarray  # uint8
+    payload: Ragged
+
+    def __len__(self) -> int:
+        return len(self.seq)
+
+
+class Transport(Protocol):
+    """Connect a worker's devices, publish batches, drain, close. Trio-native.
+
+    Guarantees the caller may rely on:
+    - Every publish handed to `publish` produces exactly one row in `ctx.log` with a final
+      status (acked, sent, timeout, error, dropped, unsent), either during `publish` or later
+      (when an ack arrives), and at the latest when `drain` returns.
+    - `publish` does not block on the network for a whole batch: it writes what it can (one
+      socket write per connection per wake-up) and tracks the rest as in flight.
+    Not guaranteed: rows appear in send order; acks arrive before the next `publish`.
+    Errors: a target that cannot be reached is logged as connect/publish error rows, not raised;
+    a transport raises only for what makes the whole run impossible (UserError/RunError).
+    Cancellation: `drain` and `close` are safe to call after a cancelled `publish`.
+    """
+
+    async def connect(self, devices: DeviceSet, now_ns: int) -> None:
+        """Open a session per device (logging a connect row each)."""
+
+    async def publish(self, batch: PublishBatch) -> None:
+        """Send a batch; log rows as their final status becomes known."""
+
+    async def drain(self, deadline_ns: int) -> None:
+        """Wait (until the virtual deadline) for in-flight publishes; log the rest as timeout."""
+
+    async def close(self, now_ns: int) -> None:
+        """Close every session (logging a disconnect row each where sessions exist)."""

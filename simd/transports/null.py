@@ -1,0 +1,32 @@
+"""`null:` discards every publish: it measures the generator's own ceiling."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simd.events import CONNECT, OK, PUBLISH, SENT
+from simd.transports._base import DeviceSet, PublishBatch, TransportContext
+
+
+class NullTransport:
+    def __init__(self, ctx: TransportContext) -> None:
+        self.log = ctx.log
+
+    async def connect(self, devices: DeviceSet, now_ns: int) -> None:
+        n = len(devices.device)
+        self.log.append(n, device=devices.device, kind=CONNECT, status=OK, t_sent=now_ns,
+                        t_done=now_ns)
+
+    async def publish(self, batch: PublishBatch) -> None:
+        self.log.append(
+            len(batch), device=batch.device, seq=batch.seq, kind=PUBLISH, status=SENT,
+            phase=batch.phase, message=batch.message, t_intended=batch.t_intended,
+            t_sent=batch.t_sent, t_done=batch.t_sent, bytes=np.diff(batch.payload.offsets),
+            qos=batch.qos,
+        )
+
+    async def drain(self, deadline_ns: int) -> None:
+        return None
+
+    async def close(self, now_ns: int) -> None:
+        return None

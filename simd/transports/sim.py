@@ -1,0 +1,112 @@
+"""`sim:` models a system under test in virtual time, reproducible to the byte.
+
+Per publish, from (seed, device, seq) only: a network latency drawn from a lognormal with the
+scenario's p50 and p99; an injected error with probability `error_rate`; an error during outage
+windows. With a `capacity`, the worker's share of it (capacity / workers) is a FIFO server:
+a publish waits for the server, is rejected when its wait would pass `queue_limit`, and times
+out when its total latency passes `timeout`. So latency grows, then requests fail, once the
+offered rate passes capacity.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from simd.events import ACKED, CONNECT, FAILED, NULL_NS, OK, PUBLISH, TIMEOUT
+from simd.hashing import hash2, stream_key, uniform01
+from simd.transports._base import DeviceSet, PublishBatch, TransportContext
+
+Z99 = 2.3263478740408408  # standard normal quantile at 0.99
+
+
+class SimTransport:
+    def __init__(self, ctx: TransportContext) -> None:
+        opts = ctx.scenario.sim
+        self.opts = opts
+        self.log = ctx.log
+        self.mu = math.log(opts.latency_p50)
+        self.sigma = math.log(opts.latency_p99 / opts.latency_p50) / Z99
+        self.lat_key = stream_key(ctx.scenario.seed, "sim", "latency")
+        self.err_key = stream_key(ctx.scenario.seed, "sim", "error")
+        self.service_ns = (1e9 * ctx.workers / opts.capacity) if opts.capacity else 0.0
+        self.busy_until = 0.0
+        self.outages = [(o.start, o.end) for o in opts.outages]
+        self.code_outage = self.log.errors.code("outage: target unavailable")
+        self.code_injected = self.log.errors.code("injected error")
+        self.code_full = self.log.errors.code("overloaded: queue full")
+
+    async def connect(self, devices: DeviceSet, now_ns: int) -> None:
+        n = len(devices.device)
+        self.log.append(n, device=devices.device, kind=CONNECT, status=OK, t_sent=now_ns,
+                        t_done=now_ns)
+
+    def _latency(self, device: np.ndarray, seq: np.ndarray) -> np.ndarray:
+        u1 = uniform01(hash2(self.lat_key, device, seq))
+        u2 = uniform01(hash2(self.lat_key ^ 0x5DEECE66D, device, seq))
+        z = np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2.0 * np.pi * u2)
+        return np.exp(self.mu + self.sigma * z)
+
+    def _queue(self, t_sent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """FIFO server: (start of service, rejected) per publish, in send order."""
+        start = np.empty(len(t_sent), dtype=np.float64)
+        rejected = np.zeros(len(t_sent), dtype=bool)
+        busy = self.busy_until
+        service = self.service_ns
+        limit = float(self.opts.queue_limit)
+        sent = t_sent.tolist()
+        for i in range(len(sent)):
+            s = sent[i]
+            begin = busy if busy > s else s
+            if begin - s > limit:
+                rejected[i] = True
+                start[i] = s
+            else:
+                start[i] = begin
+                busy = begin + service
+        self.busy_until = busy
+        return start, rejected
+
+    async def publish(self, batch: PublishBatch) -> None:
+        n = len(batch)
+        t_sent = batch.t_sent
+        lat = self._latency(batch.device, batch.seq)
+        if self.service_ns:
+            start, rejected = self._queue(t_sent)
+            done = start + self.service_ns + lat
+        else:
+            rejected = np.zeros(n, dtype=bool)
+            done = t_sent + lat
+        t_done = np.rint(done).astype(np.int64)
+        status = np.full(n, ACKED, dtype=np.uint8)
+        error = np.zeros(n, dtype=np.uint16)
+        timed_out = (t_done - t_sent) > self.opts.timeout
+        status[timed_out] = TIMEOUT
+        if self.opts.error_rate > 0:
+            inj = uniform01(hash2(self.err_key, batch.device, batch.seq)) < self.opts.error_rate
+            status[inj] = FAILED
+            error[inj] = self.code_injected
+        status[rejected] = FAILED
+        error[rejected] = self.code_full
+        for a, b in self.outages:
+            down = (t_sent >= a) & (t_sent < b)
+            status[down] = FAILED
+            error[down] = self.code_outage
+        t_done = np.where(status == ACKED, t_done, np.where(status == TIMEOUT,
+                          t_sent + self.opts.timeout, t_sent))
+        self.log.append(
+            n, device=batch.device, seq=batch.seq, kind=PUBLISH, status=status,
+            phase=batch.phase, message=batch.message, t_intended=batch.t_intended,
+            t_sent=t_sent, t_done=t_done, bytes=np.diff(batch.payload.offsets), qos=batch.qos,
+            error=error,
+        )
+
+    async def drain(self, deadline_ns: int) -> None:
+        return None
+
+    async def close(self, now_ns: int) -> None:
+        return None
+
+
+__all__ = ["NULL_NS", "SimTransport"]

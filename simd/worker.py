@@ -1,0 +1,259 @@
+"""The worker process: one trio run over one contiguous slice of the fleet.
+
+The schedule (simd.schedule) says what is due; this shell sleeps until it is, builds payloads,
+hands batches to the transport and keeps the event buffer flushed to the log. It reads time only
+from trio (RunClock); wall time is used only for flush cadence and progress, never for events.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import numpy as np
+import trio
+
+from simd.clock import RunClock, parse_clock, trio_clock
+from simd.errors import SimdError, UserError
+from simd.eventlog import SegmentWriter
+from simd.events import PUBLISH, UNSENT, EventBuffer
+from simd.messages import Done, Failed, Progress, Ready, Start, Stop, WorkerSpec
+from simd.payloads import PayloadContext, PayloadGenerator, make_generator
+from simd.ragged import Ragged, scatter_rows
+from simd.scenario import Scenario
+from simd.schedule import Chunk, SliceSchedule, device_ids, layout_groups
+from simd.transports import DeviceSet, PublishBatch, TransportContext, open_transport
+
+TARGET_CHUNK_EVENTS = 32768  # events per schedule chunk: big enough to vectorise, small in memory
+MAX_BATCH = 8192  # publishes handed to a transport per wake-up
+VIRTUAL_WINDOW_NS = 100_000_000  # virtual clock: a wake-up sends what is due in the next 100 ms
+PROGRESS_EVERY_S = 0.5
+
+
+class SliceRunner:
+    """Runs one slice; built inside trio.run."""
+
+    def __init__(self, spec: WorkerSpec, scenario: Scenario, t0_epoch_ns: int,
+                 conn: Connection | None) -> None:
+        self.spec = spec
+        self.scenario = scenario
+        self.conn = conn
+        self.clock_spec = parse_clock(spec.clock)
+        self.virtual = self.clock_spec.kind == "virtual"
+        self.clock = RunClock(self.clock_spec, t0_epoch_ns)
+        self.t0_epoch_ns = t0_epoch_ns
+        self.duration = scenario.duration_ns
+        events_dir = Path(spec.run_dir) / "events"
+        resume = any(events_dir.glob(f"w{spec.worker:03d}-*.simlog"))
+        self.writer = SegmentWriter(
+            events_dir, spec.run_id, spec.worker, segment_bytes=scenario.run.segment_bytes,
+            fsync=scenario.run.fsync, resume=resume,
+        )
+        self.log = EventBuffer(self.writer.write)
+        self.log.errors.learn(self.writer.errors_known)
+        self.schedule = SliceSchedule(scenario, spec.lo, spec.hi)
+        self.layouts = layout_groups(scenario)
+        self._build_messages()
+        self.transport = open_transport(
+            spec.target, TransportContext(scenario, spec.worker, spec.workers, self.log)
+        )
+        self.sent = 0
+        self.unsent = 0
+        self.stop_requested = False
+        self.lags: list[np.ndarray] = []
+        self.flush_s = scenario.run.flush_interval / 1e9
+
+    def _build_messages(self) -> None:
+        base = Path(self.spec.scenario_dir)
+        self.generators: dict[tuple[int, int], PayloadGenerator] = {}
+        max_msgs = max(len(g.resolved_messages()) for g in self.scenario.fleet)
+        self.qos = np.zeros((len(self.scenario.fleet), max_msgs), dtype=np.uint8)
+        self.offsets = np.array([lay.offset for lay in self.layouts], dtype=np.int64)
+        ids_all: list[str] = []
+        for gi, (group, layout) in enumerate(zip(self.scenario.fleet, self.layouts, strict=True)):
+            a = max(self.spec.lo, layout.offset)
+            b = min(self.spec.hi, layout.offset + layout.count)
+            # ids for the whole group (payloads index them by in-group position)
+            local_ids = device_ids(group, range(layout.count)) if a < b else []
+            ids_all += local_ids[a - layout.offset : b - layout.offset] if a < b else []
+            table = Ragged.from_list([s.encode() for s in local_ids]) if a < b else Ragged.from_list([])
+            for mi, msg in enumerate(group.resolved_messages()):
+                self.qos[gi, mi] = msg.qos or 0
+                if a < b:
+                    assert msg.payload is not None
+                    self.generators[(gi, mi)] = make_generator(
+                        msg.payload, seed=self.scenario.seed, group=group.name,
+                        message=msg.name, ids=table, base=base,
+                    )
+        dev = np.arange(self.spec.lo, self.spec.hi, dtype=np.int64)
+        grp = (np.searchsorted(self.offsets, dev, side="right") - 1).astype(np.int16)
+        self.devices = DeviceSet(dev, grp, ids_all)
+
+    def _payloads(self, c: Chunk, i: int, j: int) -> Ragged:
+        group = c.group[i:j]
+        msg = c.message[i:j]
+        key = group.astype(np.int32) * 256 + msg
+        uniq = np.unique(key)
+
+        def render(rows: slice | np.ndarray, k: int) -> Ragged:
+            gi, mi = divmod(int(k), 256)
+            ctx = PayloadContext(
+                local=c.device[i:j][rows] - self.offsets[gi], seq=c.seq[i:j][rows],
+                t_intended=c.t_intended[i:j][rows], t0_epoch_ns=self.t0_epoch_ns,
+            )
+            return self.generators[(gi, mi)].render(ctx)
+
+        if len(uniq) == 1:
+            return render(slice(None), int(uniq[0]))
+        pieces = []
+        for k in uniq.tolist():
+            rows = np.nonzero(key == k)[0]
+            pieces.append((rows, render(rows, k)))
+        return scatter_rows(j - i, pieces)
+
+    async def _send(self, c: Chunk, i: int, j: int, now: int) -> None:
+        t_int = c.t_intended[i:j]
+        t_sent = t_int.copy() if self.virtual else np.full(j - i, now, dtype=np.int64)
+        batch = PublishBatch(
+            device=c.device[i:j], seq=c.seq[i:j], t_intended=t_int, t_sent=t_sent,
+            phase=c.phase[i:j], message=c.message[i:j], group=c.group[i:j],
+            qos=self.qos[c.group[i:j], c.message[i:j]], payload=self._payloads(c, i, j),
+        )
+        await self.transport.publish(batch)
+        self.sent += j - i
+        if not self.virtual:
+            self.lags.append(now - t_int)
+
+    def _chunk_span_ns(self) -> int:
+        rate = 0.0
+        for lay in self.layouts:
+            n = max(0, min(self.spec.hi, lay.offset + lay.count) - max(self.spec.lo, lay.offset))
+            rate += n * lay.rate
+        peak = max(float(self.schedule.shape.a.max()), 1e-9)
+        per_s = max(rate * peak, 1e-9)
+        return int(min(max(TARGET_CHUNK_EVENTS / per_s, 0.001), 3600.0) * 1e9)
+
+    def _poll_control(self) -> None:
+        if self.conn is not None and self.conn.poll():
+            msg = self.conn.recv()
+            if isinstance(msg, Stop):
+                self.stop_requested = True
+
+    def _progress(self) -> None:
+        if self.conn is None:
+            return
+        lag = 0
+        if self.lags:
+            lags = np.concatenate(self.lags)
+            lag = int(np.percentile(lags, 99)) if len(lags) else 0
+            self.lags = []
+        self.conn.send(Progress(self.spec.worker, self.clock.now_ns(), self.sent,
+                                self.sent, 0, lag, self.log.rows_written + self.log.n))
+
+    async def run(self) -> Done:
+        now = max(self.clock.now_ns(), 0)
+        if now < 0 or not self.virtual:
+            await self.clock.sleep_until_ns(0)
+        await self.transport.connect(self.devices, max(self.clock.now_ns(), 0))
+        span = self._chunk_span_ns()
+        horizon = 0
+        chunk = self.schedule.chunk_until(0)
+        i = 0
+        wall = time.monotonic
+        last_flush = last_progress = wall()
+        stopped_at: int | None = None
+        while True:
+            w = wall()
+            if w - last_flush >= self.flush_s:
+                self.log.flush()
+                last_flush = w
+            if w - last_progress >= PROGRESS_EVERY_S:
+                self._poll_control()
+                self._progress()
+                last_progress = w
+            now = self.clock.now_ns()
+            if self.stop_requested:
+                stopped_at = now
+                break
+            if i >= len(chunk):
+                if horizon >= self.duration:
+                    break
+                horizon = min(self.duration, horizon + span)
+                chunk = self.schedule.chunk_until(horizon)
+                i = 0
+                continue
+            limit = now + VIRTUAL_WINDOW_NS if self.virtual else now
+            j = int(np.searchsorted(chunk.t_intended, limit, side="right"))
+            j = min(j, i + MAX_BATCH, len(chunk))
+            if j > i:
+                await self._send(chunk, i, j, now)
+                i = j
+                await trio.lowlevel.checkpoint()
+            else:
+                nxt = int(chunk.t_intended[i])
+                if self.virtual:
+                    await self.clock.sleep_until_ns(nxt)
+                else:
+                    # wake at the next due publish, but at least every progress tick
+                    await self.clock.sleep_until_ns(min(nxt, now + 200_000_000))
+        if stopped_at is not None:
+            # publishes that were due before the stop but not yet sent: logged, never absent
+            due = chunk.t_intended[i:] <= stopped_at
+            k = int(due.sum())
+            if k:
+                self.log.append(
+                    k, device=chunk.device[i : i + k], seq=chunk.seq[i : i + k], kind=PUBLISH,
+                    status=UNSENT, phase=chunk.phase[i : i + k], message=chunk.message[i : i + k],
+                    t_intended=chunk.t_intended[i : i + k],
+                    qos=self.qos[chunk.group[i : i + k], chunk.message[i : i + k]],
+                )
+                self.unsent += k
+        end = self.clock.now_ns()
+        with trio.move_on_after(self.scenario.run.drain_timeout / 1e9):
+            await self.transport.drain(end + self.scenario.run.drain_timeout)
+        await self.transport.close(self.clock.now_ns())
+        self.log.flush()
+        self.writer.close()
+        torn = [f"{t.reason} at byte {t.offset}" for t in self.writer.torn_truncated]
+        return Done(self.spec.worker, self.sent, self.unsent, self.log.rows_written,
+                    stopped_at, torn)
+
+
+def run_worker(spec: WorkerSpec, t0_epoch_ns: int, conn: Connection | None = None) -> Done:
+    """Run one slice to its end in this process (tests call this directly)."""
+    scenario = Scenario.model_validate(spec.scenario)
+    clock = trio_clock(parse_clock(spec.clock))
+
+    async def main() -> Done:
+        return await SliceRunner(spec, scenario, t0_epoch_ns, conn).run()
+
+    return trio.run(main, clock=clock)
+
+
+def worker_main(spec: WorkerSpec, conn: Connection) -> None:
+    """Entry point of a worker process: Ready, wait for Start, run, report Done or Failed."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; it sends Stop
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if spec.cpu is not None and hasattr(os, "sched_setaffinity"):
+        try:
+            os.sched_setaffinity(0, {spec.cpu})
+        except OSError:
+            pass
+    conn.send(Ready(spec.worker))
+    msg = conn.recv()
+    if isinstance(msg, Stop):
+        return
+    assert isinstance(msg, Start)
+    try:
+        done = run_worker(spec, msg.t0_epoch_ns, conn)
+    except UserError as exc:
+        conn.send(Failed(spec.worker, str(exc), True))
+        sys.exit(2)
+    except (SimdError, OSError) as exc:
+        conn.send(Failed(spec.worker, f"{type(exc).__name__}: {exc}", False))
+        sys.exit(3)
+    conn.send(done)
