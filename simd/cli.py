@@ -20,8 +20,11 @@ from rich.table import Table
 
 from simd.errors import RunError, ScenarioError, UserError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Simulate fleets of IoT devices against real message systems.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Simulate fleets of IoT devices against real message systems.",
+)
 out = Console(highlight=False, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -68,7 +71,9 @@ def _overrides(target: str | None, duration: str | None, seed: int | None) -> di
 @guarded
 def run(
     scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
-    workers: Annotated[int | None, typer.Option(min=1, help="worker processes (default: one per core)")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="worker processes (default: one per core)")
+    ] = None,
     clock: Annotated[str | None, typer.Option(help="real | scaled:N | virtual")] = None,
     target: Annotated[str | None, typer.Option(help="override the scenario's target URL")] = None,
     duration: Annotated[str | None, typer.Option(help="override the duration, e.g. 30s")] = None,
@@ -90,18 +95,32 @@ def run(
     if run_id is not None and ("/" in run_id or run_id in (".", "..")):
         raise UserError(f"--run-id {run_id!r}: a folder name, without '/'")
     sc = load_scenario(scenario, _overrides(target, duration, seed))
-    outcome = supervisor.run(sc, scenario_path=scenario, runs_dir=runs_dir, run_id=run_id,
-                             workers=workers, clock=clock, progress=progress)
+    outcome = supervisor.run(
+        sc,
+        scenario_path=scenario,
+        runs_dir=runs_dir,
+        run_id=run_id,
+        workers=workers,
+        clock=clock,
+        progress=progress,
+    )
     print(outcome.run_dir, flush=True)
     result = ingest(outcome.run_dir)
     for t in result.torn:
         sys.stderr.write(f"simd: warning: {t}\n")
     if report:
         render_report(outcome.run_dir, out)
+    if outcome.state == "stopped":
+        _fail(
+            f"run stopped by a signal before its end (logs and report in {outcome.run_dir})",
+            EXIT_RUN,
+        )
     if outcome.state in ("failed", "aborted"):
         problems = "; ".join(f"worker {w}: {m}" for w, m in sorted(outcome.failures.items()))
-        _fail(f"run {outcome.state}: {problems or 'interrupted'} (logs in {outcome.run_dir})",
-              EXIT_RUN)
+        _fail(
+            f"run {outcome.state}: {problems or 'interrupted'} (logs in {outcome.run_dir})",
+            EXIT_RUN,
+        )
     failed = [s for s in check(outcome.run_dir) if not s.passed]
     if failed:
         for s in failed:
@@ -132,7 +151,9 @@ def plan(
         t.add_column(col, justify="left" if col in ("group", "phase") else "right")
     for g in p.groups:
         for ph in p.phases:
-            t.add_row(g.name, ph, f"{g.per_phase[ph]:,}", f"{g.peak_rate[ph]:,.1f}", f"{g.devices:,}")
+            t.add_row(
+                g.name, ph, f"{g.per_phase[ph]:,}", f"{g.peak_rate[ph]:,.1f}", f"{g.devices:,}"
+            )
     t.add_row("total", "", f"{p.total_publishes:,}", "", f"{p.devices:,}", style="bold")
     out.print(t)
 
@@ -147,7 +168,9 @@ def schema() -> None:
 
 @app.command()
 @guarded
-def inspect(path: Annotated[Path, typer.Argument(help="a run folder, its events/ folder or a .simlog")]) -> None:
+def inspect(
+    path: Annotated[Path, typer.Argument(help="a run folder, its events/ folder or a .simlog")],
+) -> None:
     """Segments, frames, rows and any torn tail of an event log."""
     from simd.errors import LogFormatError
     from simd.eventlog import read_segment, segment_paths
@@ -179,10 +202,20 @@ def inspect(path: Annotated[Path, typer.Argument(help="a run folder, its events/
         if info.torn:
             torn_any = True
             torn = f"at byte {info.torn.offset}: {info.torn.size} bytes, {info.torn.reason}"
-        t.add_row(p.name, str(info.header["run"]), str(info.header["worker"]), f"{info.frames:,}",
-                  f"{info.rows:,}", f"{info.valid_bytes:,}", torn)
+        t.add_row(
+            p.name,
+            str(info.header["run"]),
+            str(info.header["worker"]),
+            f"{info.frames:,}",
+            f"{info.rows:,}",
+            f"{info.valid_bytes:,}",
+            torn,
+        )
     out.print(t)
-    out.print(f"{len(paths)} segment(s), {total:,} rows" + ("; torn tail(s) reported above" if torn_any else ""))
+    out.print(
+        f"{len(paths)} segment(s), {total:,} rows"
+        + ("; torn tail(s) reported above" if torn_any else "")
+    )
 
 
 @app.command("ingest")

@@ -63,6 +63,7 @@ class Batch:
 class SegmentInfo:
     path: Path
     header: dict[str, Any]
+    data_start: int = 0  # byte offset of the first batch frame (just past the header)
     frames: int = 0
     rows: int = 0
     valid_bytes: int = 0
@@ -111,7 +112,8 @@ def _read_header(data: bytes, path: Path) -> tuple[dict[str, Any], int]:
             raise LogFormatError(f"{path}: first frame is not a simd segment header")
         if header.get("version") != FORMAT_VERSION:
             raise LogFormatError(
-                f"{path}: log format version {header.get('version')} (this simd reads {FORMAT_VERSION})"
+                f"{path}: log format version {header.get('version')}"
+                f" (this simd reads {FORMAT_VERSION})"
             )
         return header, end
     raise LogFormatError(f"{path}: segment too short to hold its header (torn at creation)")
@@ -131,7 +133,7 @@ def read_segment(path: str | Path, start: int | None = None) -> tuple[SegmentInf
     p = Path(path)
     data = p.read_bytes()
     header, first = _read_header(data, p)
-    info = SegmentInfo(p, header, valid_bytes=first)
+    info = SegmentInfo(p, header, data_start=first, valid_bytes=first)
     batches: list[Batch] = []
     pos = first if start is None or start < first else start
     info.valid_bytes = pos
@@ -159,9 +161,18 @@ class SegmentWriter:
     fsync policy: "frame" after every frame, "segment" when a segment closes, "never".
     """
 
-    def __init__(self, events_dir: Path, run_id: str, worker: int, *, segment_bytes: int,
-                 fsync: str = "segment", first_row: int = 0, segment: int = 0,
-                 resume: bool = False) -> None:
+    def __init__(
+        self,
+        events_dir: Path,
+        run_id: str,
+        worker: int,
+        *,
+        segment_bytes: int,
+        fsync: str = "segment",
+        first_row: int = 0,
+        segment: int = 0,
+        resume: bool = False,
+    ) -> None:
         self.dir = events_dir
         self.run_id = run_id
         self.worker = worker

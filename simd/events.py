@@ -73,8 +73,11 @@ class EventBuffer:
     keeps before returning: the buffer is reused.
     """
 
-    def __init__(self, sink: Callable[[dict[str, np.ndarray], int, dict[int, str]], None],
-                 capacity: int = 65536) -> None:
+    def __init__(
+        self,
+        sink: Callable[[dict[str, np.ndarray], int, dict[int, str]], None],
+        capacity: int = 65536,
+    ) -> None:
         self.capacity = capacity
         self.cols = {name: np.empty(capacity, dtype=dt) for name, dt in COLUMNS}
         self.n = 0

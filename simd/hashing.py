@@ -17,12 +17,11 @@ _INV53 = 1.0 / (1 << 53)
 
 
 def mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser, element-wise, wrapping uint64 arithmetic."""
-    with np.errstate(over="ignore"):
-        z = x.astype(np.uint64, copy=True) + _GOLDEN
-        z = (z ^ (z >> np.uint64(30))) * _M1
-        z = (z ^ (z >> np.uint64(27))) * _M2
-        return z ^ (z >> np.uint64(31))
+    """splitmix64 finaliser, element-wise, wrapping uint64 arithmetic (arrays never warn)."""
+    z = np.asarray(x, dtype=np.uint64) + _GOLDEN
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
 
 
 def stream_key(seed: int, *names: str | int) -> int:
@@ -30,17 +29,16 @@ def stream_key(seed: int, *names: str | int) -> int:
     acc = np.array([seed & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64)
     for name in names:
         part = zlib.crc32(name.encode()) if isinstance(name, str) else int(name)
-        acc = mix64(acc ^ np.uint64(part & 0xFFFFFFFFFFFFFFFF))
+        acc = mix64(acc ^ np.array([part & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64))
     return int(acc[0])
 
 
 def hash2(key: int, a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     """uint64 hash of (key, a[, b]) element-wise."""
-    with np.errstate(over="ignore"):
-        h = mix64(np.asarray(a, dtype=np.uint64) ^ np.uint64(key))
-        if b is not None:
-            h = mix64(h ^ (np.asarray(b, dtype=np.uint64) * _M2))
-        return h
+    h = mix64(np.asarray(a, dtype=np.uint64) ^ np.uint64(key))
+    if b is not None:
+        h = mix64(h ^ (np.asarray(b, dtype=np.uint64) * _M2))
+    return h
 
 
 def uniform01(h: np.ndarray) -> np.ndarray:

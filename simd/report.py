@@ -27,8 +27,10 @@ class SloResult:
         rel = ""
         if self.threshold:
             rel = f", {100.0 * (self.observed - self.threshold) / self.threshold:+.1f}%"
-        return (f"{self.name}: {verdict} — observed {_fmt(self.observed, self.unit)}, "
-                f"threshold {_fmt(self.threshold, self.unit)}{rel}")
+        return (
+            f"{self.name}: {verdict} — observed {_fmt(self.observed, self.unit)}, "
+            f"threshold {_fmt(self.threshold, self.unit)}{rel}"
+        )
 
 
 def _fmt(v: float | None, unit: str) -> str:
@@ -50,7 +52,8 @@ def check(run: str | Path) -> list[SloResult]:
     con = connect(run_dir_of(run), read_only=True)
     try:
         rows = con.execute(
-            "SELECT name, unit, threshold, observed, passed FROM slo_results").fetchall()
+            "SELECT name, unit, threshold, observed, passed FROM slo_results"
+        ).fetchall()
     finally:
         con.close()
     return [SloResult(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows]
@@ -68,12 +71,15 @@ def render_report(run: str | Path, console: Console) -> None:
     try:
         (run_id, scen, state, clock, workers, dur, planned, stopped) = con.execute(
             "SELECT run_id, scenario, state, clock, workers, duration_ns, planned_publishes, "
-            "stopped_at_ns FROM runs").fetchone()
+            "stopped_at_ns FROM runs"
+        ).fetchone()
         s_names, s_rows = _fetch(con, "SELECT * FROM run_summary")
         summary = dict(zip(s_names, s_rows[0], strict=True))
-        console.print(f"[bold]run[/bold] {run_id}  scenario {scen}  state {state}  clock {clock}"
-                      f"  workers {workers}  duration {dur / 1e9:g}s"
-                      + (f"  stopped at {stopped / 1e9:.1f}s" if stopped is not None else ""))
+        console.print(
+            f"[bold]run[/bold] {run_id}  scenario {scen}  state {state}  clock {clock}"
+            f"  workers {workers}  duration {dur / 1e9:g}s"
+            + (f"  stopped at {stopped / 1e9:.1f}s" if stopped is not None else "")
+        )
         console.print(
             f"planned {planned:,}  logged {summary['logged']:,}  completed "
             f"{summary['completed']:,}  failed {summary['failed']:,}  "
@@ -90,13 +96,25 @@ def render_report(run: str | Path, console: Console) -> None:
         console.print(t)
 
         t = Table(title="latency (ms) from intended send time | from actual send time")
-        for n in ("group", "phase", "completed", "p50", "p90", "p99", "p99.9", "max",
-                  "p50 sent", "p99 sent", "max sent"):
+        for n in (
+            "group",
+            "phase",
+            "completed",
+            "p50",
+            "p90",
+            "p99",
+            "p99.9",
+            "max",
+            "p50 sent",
+            "p99 sent",
+            "max sent",
+        ):
             t.add_column(n, justify="left" if n in ("group", "phase") else "right")
         for r in con.execute(
             "SELECT group_name, phase, completed, p50_intended_ns, p90_intended_ns, "
             "p99_intended_ns, p999_intended_ns, max_intended_ns, p50_sent_ns, p99_sent_ns, "
-            "max_sent_ns FROM latency_percentiles").fetchall():
+            "max_sent_ns FROM latency_percentiles"
+        ).fetchall():
             t.add_row(r[0], r[1], f"{r[2]:,}", *[_ms(v).removesuffix(" ms") for v in r[3:]])
         console.print(t)
 
@@ -113,9 +131,14 @@ def render_report(run: str | Path, console: Console) -> None:
             for n in ("status", "kind", "error", "count", "first (s)", "last (s)"):
                 t.add_column(n)
             for r in errs:
-                t.add_row(r[0], r[1], r[2], f"{r[3]:,}",
-                          "-" if r[4] is None else f"{r[4] / 1e9:.1f}",
-                          "-" if r[5] is None else f"{r[5] / 1e9:.1f}")
+                t.add_row(
+                    r[0],
+                    r[1],
+                    r[2],
+                    f"{r[3]:,}",
+                    "-" if r[4] is None else f"{r[4] / 1e9:.1f}",
+                    "-" if r[5] is None else f"{r[5] / 1e9:.1f}",
+                )
             console.print(t)
         else:
             console.print("errors: none")

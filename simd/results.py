@@ -70,10 +70,18 @@ def _write_metadata(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) ->
     con.execute(
         "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
-            manifest["run_id"], scenario.name, manifest.get("scenario_hash"), scenario.seed,
-            manifest["target"], manifest["clock"], manifest["workers"],
-            manifest.get("t0_epoch_ns"), manifest["duration_ns"], manifest["state"],
-            plan["total_publishes"], manifest.get("stopped_at_ns"),
+            manifest["run_id"],
+            scenario.name,
+            manifest.get("scenario_hash"),
+            scenario.seed,
+            manifest["target"],
+            manifest["clock"],
+            manifest["workers"],
+            manifest.get("t0_epoch_ns"),
+            manifest["duration_ns"],
+            manifest["state"],
+            plan["total_publishes"],
+            manifest.get("stopped_at_ns"),
             json.dumps(manifest),
         ],
     )
@@ -82,18 +90,20 @@ def _write_metadata(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) ->
     con.execute("DELETE FROM messages")
     offset = 0
     for gi, g in enumerate(scenario.fleet):
-        con.execute("INSERT INTO groups VALUES (?, ?, ?, ?, ?)",
-                    [gi, g.name, g.count, offset, g.rate_per_s])
+        con.execute(
+            "INSERT INTO groups VALUES (?, ?, ?, ?, ?)", [gi, g.name, g.count, offset, g.rate_per_s]
+        )
         ids = device_ids(g, range(g.count))
-        dev = {
+        {
             "device": np.arange(offset, offset + g.count, dtype=np.int64),
             "device_id": np.array(ids, dtype=object),
             "group_index": np.full(g.count, gi, dtype=np.int16),
         }
         con.execute("INSERT INTO devices SELECT * FROM dev")
         for mi, m in enumerate(g.resolved_messages()):
-            con.execute("INSERT INTO messages VALUES (?, ?, ?, ?, ?)",
-                        [gi, mi, m.name, m.topic, m.qos])
+            con.execute(
+                "INSERT INTO messages VALUES (?, ?, ?, ?, ?)", [gi, mi, m.name, m.topic, m.qos]
+            )
         offset += g.count
     con.execute("DELETE FROM phases")
     for pi, name in enumerate(shape.phase_names):
@@ -108,8 +118,10 @@ def _write_metadata(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) ->
         if value is None:
             continue
         unit = "ns" if name.startswith(("latency", "schedule")) else "ratio"
-        con.execute("INSERT INTO slo VALUES (?, ?, ?, ?)",
-                    [name, float(value), unit, name == "throughput_ratio"])
+        con.execute(
+            "INSERT INTO slo VALUES (?, ?, ?, ?)",
+            [name, float(value), unit, name == "throughput_ratio"],
+        )
 
 
 def ingest(run: str | Path) -> IngestResult:
@@ -124,10 +136,10 @@ def ingest(run: str | Path) -> IngestResult:
         _write_metadata(con, manifest)
         con.execute("COMMIT")
         first_device = con.execute(
-            "SELECT first_device FROM groups ORDER BY group_index").fetchnumpy()["first_device"]
+            "SELECT first_device FROM groups ORDER BY group_index"
+        ).fetchnumpy()["first_device"]
         done = {
-            r[0]: r[1]
-            for r in con.execute("SELECT segment, offset_bytes FROM ingested").fetchall()
+            r[0]: r[1] for r in con.execute("SELECT segment, offset_bytes FROM ingested").fetchall()
         }
         for path in segment_paths(run_dir / "events"):
             key = path.name
@@ -138,8 +150,10 @@ def ingest(run: str | Path) -> IngestResult:
                 continue
             result.segments += 1
             if info.torn is not None:
-                result.torn.append(f"{path}: torn tail at byte {info.torn.offset} "
-                                   f"({info.torn.size} bytes: {info.torn.reason})")
+                result.torn.append(
+                    f"{path}: torn tail at byte {info.torn.offset} "
+                    f"({info.torn.size} bytes: {info.torn.reason})"
+                )
             worker = int(info.header["worker"])
             con.execute("BEGIN")
             for start in range(0, len(batches), FRAMES_PER_INSERT):
@@ -154,9 +168,15 @@ def ingest(run: str | Path) -> IngestResult:
             con.execute("DELETE FROM ingested WHERE segment = ?", [key])
             con.execute(
                 "INSERT INTO ingested VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [key, worker, info.valid_bytes, len(batches), new_rows,
-                 info.torn.reason if info.torn else None,
-                 info.torn.offset if info.torn else None],
+                [
+                    key,
+                    worker,
+                    info.valid_bytes,
+                    len(batches),
+                    new_rows,
+                    info.torn.reason if info.torn else None,
+                    info.torn.offset if info.torn else None,
+                ],
             )
             con.execute("COMMIT")
             result.rows += new_rows
@@ -177,7 +197,9 @@ FROM rows
 assert int(NULL_NS) == -9223372036854775808
 
 
-def _columns(batches: list[Any], worker: int, first_device: np.ndarray) -> dict[str, np.ndarray] | None:
+def _columns(
+    batches: list[Any], worker: int, first_device: np.ndarray
+) -> dict[str, np.ndarray] | None:
     if not batches:
         return None
     cols = {name: np.concatenate([b.cols[name] for b in batches]) for name in batches[0].cols}

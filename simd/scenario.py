@@ -116,7 +116,7 @@ class RandomBytesPayload(_Model):
 
 
 class PluginPayload(_Model):
-    """`module:Class`, imported only when a scenario names it; see simd.payloads.PayloadGenerator."""
+    """`module:Class`, imported only when a scenario names it (simd.payloads.PayloadGenerator)."""
 
     kind: Literal["plugin"] = "plugin"
     plugin: str = Field(pattern=r"^[\w.]+:\w+$")
@@ -185,10 +185,14 @@ class FleetGroup(_Model):
         try:
             self.id.format(index=0, group=self.name)
         except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"id pattern {self.id!r} may use only {{index}} and {{group}}") from exc
+            raise ValueError(
+                f"id pattern {self.id!r} may use only {{index}} and {{group}}"
+            ) from exc
         for name in template_names(self.topic):
             if name not in ("device_id", "index", "group", "seq", "message"):
-                raise ValueError(f"topic placeholder {{{name}}} is not one of device_id, index, group")
+                raise ValueError(
+                    f"topic placeholder {{{name}}} is not one of device_id, index, group"
+                )
         return self
 
     @property
@@ -203,8 +207,13 @@ class FleetGroup(_Model):
         """The weighted mix with every key filled from the group's defaults."""
         if not self.messages:
             return [
-                Message(name="default", topic=self.topic, qos=self.qos, retain=self.retain,
-                        payload=self.payload)
+                Message(
+                    name="default",
+                    topic=self.topic,
+                    qos=self.qos,
+                    retain=self.retain,
+                    payload=self.payload,
+                )
             ]
         return [
             Message(
@@ -320,7 +329,11 @@ class Slo(_Model):
     schedule_lag_p99: DurationNs | None = None
 
     _durs = field_validator(
-        "latency_p50", "latency_p90", "latency_p99", "latency_p999", "schedule_lag_p99",
+        "latency_p50",
+        "latency_p90",
+        "latency_p99",
+        "latency_p999",
+        "schedule_lag_p99",
         mode="before",
     )(classmethod(lambda cls, v: _opt_dur(v)))
 
@@ -357,11 +370,13 @@ class Scenario(_Model):
     @model_validator(mode="after")
     def _whole(self) -> Scenario:
         if self.duration is None and not self.phase:
-            raise ValueError("give a duration (e.g. duration = \"10m\") or at least one [[phase]]")
+            raise ValueError('give a duration (e.g. duration = "10m") or at least one [[phase]]')
         if self.duration is not None and self.duration <= 0:
             raise ValueError("duration must be > 0")
-        for kind, names in (("fleet", [g.name for g in self.fleet]),
-                            ("phase", [p.name for p in self.phase])):
+        for kind, names in (
+            ("fleet", [g.name for g in self.fleet]),
+            ("phase", [p.name for p in self.phase]),
+        ):
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
                 raise ValueError(f"{kind} names must be unique; repeated: {', '.join(dupes)}")
@@ -403,7 +418,7 @@ def _message(err: dict[str, Any]) -> str:
     msg = str(err["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
-            msg = msg[len(prefix):]
+            msg = msg[len(prefix) :]
     if err["type"] == "extra_forbidden":
         return "unknown key"
     if err["type"] == "missing":
@@ -461,7 +476,11 @@ def _check_files(scenario: Scenario, base: Path, source: str) -> None:
             payload = msg.payload
             if isinstance(payload, JsonLinesPayload):
                 f = resolve_path(payload.file, base)
-                where = f"fleet[{gi}].payload" if not group.messages else f"fleet[{gi}].messages[{mi}].payload"
+                where = (
+                    f"fleet[{gi}].payload"
+                    if not group.messages
+                    else f"fleet[{gi}].messages[{mi}].payload"
+                )
                 if not f.is_file():
                     problems.append(f"{where}.file: {payload.file!r} not found (looked in {f})")
     if problems:

@@ -210,7 +210,9 @@ def concat_sorted(chunks: list[Chunk]) -> Chunk:
     if len(chunks) == 1:
         c = chunks[0]
     else:
-        c = Chunk(*(np.concatenate([getattr(x, f) for x in chunks]) for f in Chunk.__dataclass_fields__))
+        c = Chunk(
+            *(np.concatenate([getattr(x, f) for x in chunks]) for f in Chunk.__dataclass_fields__)
+        )
     order = np.lexsort((c.device, c.t_intended))
     return Chunk(*(getattr(c, f)[order] for f in Chunk.__dataclass_fields__))
 
@@ -309,7 +311,8 @@ def plan_counts(scenario: Scenario, chunk_devices: int = 65536) -> Plan:
                 per_seg = (at_knots[1:] - at_knots[:-1]).sum(axis=1)
                 np.add.at(per_phase, shape.phase.astype(np.int64), per_seg)
             else:
-                rows, k, v = PoissonStreams(layout.arrival_key, local).take(0.0, float(wknots[-1]))
+                streams = PoissonStreams(layout.arrival_key, local)
+                _rows, _k, v = streams.take(0.0, float(wknots[-1]))
                 seg = np.maximum(np.searchsorted(wknots[:-1], v, side="right") - 1, 0)
                 np.add.at(per_phase, shape.phase[seg].astype(np.int64), 1)
         peaks = {

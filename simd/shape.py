@@ -10,6 +10,7 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -72,7 +73,7 @@ class Shape:
         return int(self.t0[sel[0]]), int(self.t1[sel[-1]])
 
     def time_of(self, w: np.ndarray, seg: np.ndarray) -> np.ndarray:
-        """Invert M within segment `seg`: the ns instant where M reaches `w` (clamped in-segment)."""
+        """Invert M in segment `seg`: the ns instant where M reaches `w` (clamped in-segment)."""
         c = w - self.m0[seg]
         a = self.a[seg]
         b = self.b[seg]
@@ -108,12 +109,12 @@ def _phase_pieces(p: Phase) -> list[tuple[int, int, float, float]]:
         return pieces
     # sine: knots every period / 64, plus the phase's end
     step = max(1, p.period // SINE_PIECES_PER_PERIOD)
-    knots = list(range(0, d, step)) + [d]
+    knots = [*list(range(0, d, step)), d]
 
     def level(t: int) -> float:
         return p.level + p.amplitude * math.sin(2.0 * math.pi * t / p.period)
 
-    return [(k0, k1 - k0, level(k0), level(k1)) for k0, k1 in zip(knots, knots[1:], strict=False)]
+    return [(k0, k1 - k0, level(k0), level(k1)) for k0, k1 in itertools.pairwise(knots)]
 
 
 def compile_shape(scenario: Scenario) -> Shape:

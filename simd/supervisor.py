@@ -7,6 +7,7 @@ logs stay readable up to the last whole frame).
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import secrets
@@ -100,9 +101,17 @@ class ProgressLine:
         sys.stderr.flush()
 
 
-def run(scenario: Scenario, *, scenario_path: Path, runs_dir: Path, run_id: str | None = None,
-        workers: int | None = None, clock: str | None = None, progress: bool = True,
-        scenario_source: dict[str, Any] | None = None) -> RunOutcome:
+def run(
+    scenario: Scenario,
+    *,
+    scenario_path: Path,
+    runs_dir: Path,
+    run_id: str | None = None,
+    workers: int | None = None,
+    clock: str | None = None,
+    progress: bool = True,
+    scenario_source: dict[str, Any] | None = None,
+) -> RunOutcome:
     """Run a scenario to its end (or until a signal); return how it ended. Logs are the result."""
     clock_text = clock or scenario.run.clock
     spec = parse_clock(clock_text)
@@ -149,15 +158,23 @@ def run(scenario: Scenario, *, scenario_path: Path, runs_dir: Path, run_id: str 
     for w, (lo, hi) in enumerate(slices):
         parent, child = ctx.Pipe()
         wspec = WorkerSpec(
-            run_id=run_id, run_dir=str(run_dir), scenario=scenario_json,
-            scenario_dir=str(scenario_path.parent.resolve()), target=scenario.target,
-            clock=clock_text, worker=w, workers=n_workers, lo=lo, hi=hi,
+            run_id=run_id,
+            run_dir=str(run_dir),
+            scenario=scenario_json,
+            scenario_dir=str(scenario_path.parent.resolve()),
+            target=scenario.target,
+            clock=clock_text,
+            worker=w,
+            workers=n_workers,
+            lo=lo,
+            hi=hi,
             cpu=cores[w % len(cores)] if n_workers <= len(cores) else None,
         )
         from simd.worker import worker_main
 
-        p = ctx.Process(target=worker_main, args=(wspec, child), name=f"simd-worker-{w}",
-                        daemon=True)
+        p = ctx.Process(
+            target=worker_main, args=(wspec, child), name=f"simd-worker-{w}", daemon=True
+        )
         p.start()
         child.close()
         procs.append(p)
@@ -189,7 +206,9 @@ def run(scenario: Scenario, *, scenario_path: Path, runs_dir: Path, run_id: str 
             dead = [w for w, p in enumerate(procs) if p.exitcode is not None and w not in ready]
             if dead:
                 _join(procs, kill=True)
-                raise RunError(f"worker {dead[0]} exited during startup (code {procs[dead[0]].exitcode})")
+                raise RunError(
+                    f"worker {dead[0]} exited during startup (code {procs[dead[0]].exitcode})"
+                )
         t0 = time.time_ns() + START_MARGIN_NS
         manifest.update(state="running", t0_epoch_ns=t0)
         write_manifest(run_dir, manifest)
@@ -224,8 +243,15 @@ def run(scenario: Scenario, *, scenario_path: Path, runs_dir: Path, run_id: str 
                     latest[w] = msg
                 elif isinstance(msg, Done):
                     outcome.done[w] = msg
-                    latest[w] = Progress(w, scenario.duration_ns if msg.stopped_at_ns is None
-                                         else msg.stopped_at_ns, msg.sent, msg.sent, 0, 0, msg.rows)
+                    latest[w] = Progress(
+                        w,
+                        scenario.duration_ns if msg.stopped_at_ns is None else msg.stopped_at_ns,
+                        msg.sent,
+                        msg.sent,
+                        0,
+                        0,
+                        msg.rows,
+                    )
                 elif isinstance(msg, Failed):
                     outcome.failures[w] = msg.message
             bar.show(latest)
@@ -264,11 +290,20 @@ def run(scenario: Scenario, *, scenario_path: Path, runs_dir: Path, run_id: str 
         stopped_at_ns=max(stops) if stops else None,
         worker_results={
             str(w): (
-                {"state": "done", "sent": d.sent, "unsent": d.unsent, "rows": d.rows,
-                 "stopped_at_ns": d.stopped_at_ns, "torn_tails": d.torn_tails}
+                {
+                    "state": "done",
+                    "sent": d.sent,
+                    "unsent": d.unsent,
+                    "rows": d.rows,
+                    "stopped_at_ns": d.stopped_at_ns,
+                    "torn_tails": d.torn_tails,
+                }
                 if (d := outcome.done.get(w))
-                else {"state": "failed", "error": outcome.failures.get(w, "unknown"),
-                      "exit_code": procs[w].exitcode}
+                else {
+                    "state": "failed",
+                    "error": outcome.failures.get(w, "unknown"),
+                    "exit_code": procs[w].exitcode,
+                }
             )
             for w in range(n_workers)
         },
@@ -278,10 +313,8 @@ def run(scenario: Scenario, *, scenario_path: Path, runs_dir: Path, run_id: str 
 
 
 def _send(c: Connection, msg: object) -> None:
-    try:
+    with contextlib.suppress(BrokenPipeError, OSError):
         c.send(msg)
-    except (BrokenPipeError, OSError):
-        pass
 
 
 def _join(procs: list[Any], kill: bool) -> None:

@@ -7,6 +7,7 @@ from trio (RunClock); wall time is used only for flush cadence and progress, nev
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -37,8 +38,9 @@ PROGRESS_EVERY_S = 0.5
 class SliceRunner:
     """Runs one slice; built inside trio.run."""
 
-    def __init__(self, spec: WorkerSpec, scenario: Scenario, t0_epoch_ns: int,
-                 conn: Connection | None) -> None:
+    def __init__(
+        self, spec: WorkerSpec, scenario: Scenario, t0_epoch_ns: int, conn: Connection | None
+    ) -> None:
         self.spec = spec
         self.scenario = scenario
         self.conn = conn
@@ -50,8 +52,12 @@ class SliceRunner:
         events_dir = Path(spec.run_dir) / "events"
         resume = any(events_dir.glob(f"w{spec.worker:03d}-*.simlog"))
         self.writer = SegmentWriter(
-            events_dir, spec.run_id, spec.worker, segment_bytes=scenario.run.segment_bytes,
-            fsync=scenario.run.fsync, resume=resume,
+            events_dir,
+            spec.run_id,
+            spec.worker,
+            segment_bytes=scenario.run.segment_bytes,
+            fsync=scenario.run.fsync,
+            resume=resume,
         )
         self.log = EventBuffer(self.writer.write)
         self.log.errors.learn(self.writer.errors_known)
@@ -59,8 +65,9 @@ class SliceRunner:
         self.layouts = layout_groups(scenario)
         self._build_messages()
         self.transport = open_transport(
-            spec.target, TransportContext(scenario, spec.worker, spec.workers, self.log)
+            spec.target, TransportContext(scenario, spec.worker, spec.workers, self.log, self.clock)
         )
+        self.stop_event = trio.Event()
         self.sent = 0
         self.unsent = 0
         self.stop_requested = False
@@ -80,14 +87,20 @@ class SliceRunner:
             # ids for the whole group (payloads index them by in-group position)
             local_ids = device_ids(group, range(layout.count)) if a < b else []
             ids_all += local_ids[a - layout.offset : b - layout.offset] if a < b else []
-            table = Ragged.from_list([s.encode() for s in local_ids]) if a < b else Ragged.from_list([])
+            table = (
+                Ragged.from_list([s.encode() for s in local_ids]) if a < b else Ragged.from_list([])
+            )
             for mi, msg in enumerate(group.resolved_messages()):
                 self.qos[gi, mi] = msg.qos or 0
                 if a < b:
                     assert msg.payload is not None
                     self.generators[(gi, mi)] = make_generator(
-                        msg.payload, seed=self.scenario.seed, group=group.name,
-                        message=msg.name, ids=table, base=base,
+                        msg.payload,
+                        seed=self.scenario.seed,
+                        group=group.name,
+                        message=msg.name,
+                        ids=table,
+                        base=base,
                     )
         dev = np.arange(self.spec.lo, self.spec.hi, dtype=np.int64)
         grp = (np.searchsorted(self.offsets, dev, side="right") - 1).astype(np.int16)
@@ -102,8 +115,10 @@ class SliceRunner:
         def render(rows: slice | np.ndarray, k: int) -> Ragged:
             gi, mi = divmod(int(k), 256)
             ctx = PayloadContext(
-                local=c.device[i:j][rows] - self.offsets[gi], seq=c.seq[i:j][rows],
-                t_intended=c.t_intended[i:j][rows], t0_epoch_ns=self.t0_epoch_ns,
+                local=c.device[i:j][rows] - self.offsets[gi],
+                seq=c.seq[i:j][rows],
+                t_intended=c.t_intended[i:j][rows],
+                t0_epoch_ns=self.t0_epoch_ns,
             )
             return self.generators[(gi, mi)].render(ctx)
 
@@ -119,9 +134,15 @@ class SliceRunner:
         t_int = c.t_intended[i:j]
         t_sent = t_int.copy() if self.virtual else np.full(j - i, now, dtype=np.int64)
         batch = PublishBatch(
-            device=c.device[i:j], seq=c.seq[i:j], t_intended=t_int, t_sent=t_sent,
-            phase=c.phase[i:j], message=c.message[i:j], group=c.group[i:j],
-            qos=self.qos[c.group[i:j], c.message[i:j]], payload=self._payloads(c, i, j),
+            device=c.device[i:j],
+            seq=c.seq[i:j],
+            t_intended=t_int,
+            t_sent=t_sent,
+            phase=c.phase[i:j],
+            message=c.message[i:j],
+            group=c.group[i:j],
+            qos=self.qos[c.group[i:j], c.message[i:j]],
+            payload=self._payloads(c, i, j),
         )
         await self.transport.publish(batch)
         self.sent += j - i
@@ -137,11 +158,24 @@ class SliceRunner:
         per_s = max(rate * peak, 1e-9)
         return int(min(max(TARGET_CHUNK_EVENTS / per_s, 0.001), 3600.0) * 1e9)
 
-    def _poll_control(self) -> None:
-        if self.conn is not None and self.conn.poll():
-            msg = self.conn.recv()
+    async def _watch_control(self) -> None:
+        """Wake the schedule loop as soon as the supervisor says Stop."""
+        assert self.conn is not None
+        while True:
+            await trio.lowlevel.wait_readable(self.conn.fileno())
+            try:
+                msg = self.conn.recv()
+            except EOFError:  # the supervisor is gone: stop as if told to
+                msg = Stop("supervisor gone")
             if isinstance(msg, Stop):
                 self.stop_requested = True
+                self.stop_event.set()
+                return
+
+    async def _sleep_until(self, t_ns: int) -> None:
+        """Sleep until t_ns of run time, or until a Stop arrives."""
+        with trio.move_on_at(self.clock.t0 + t_ns / 1e9):
+            await self.stop_event.wait()
 
     def _progress(self) -> None:
         if self.conn is None:
@@ -151,13 +185,29 @@ class SliceRunner:
             lags = np.concatenate(self.lags)
             lag = int(np.percentile(lags, 99)) if len(lags) else 0
             self.lags = []
-        self.conn.send(Progress(self.spec.worker, self.clock.now_ns(), self.sent,
-                                self.sent, 0, lag, self.log.rows_written + self.log.n))
+        self.conn.send(
+            Progress(
+                self.spec.worker,
+                self.clock.now_ns(),
+                self.sent,
+                self.sent,
+                0,
+                lag,
+                self.log.rows_written + self.log.n,
+            )
+        )
 
     async def run(self) -> Done:
-        now = max(self.clock.now_ns(), 0)
-        if now < 0 or not self.virtual:
-            await self.clock.sleep_until_ns(0)
+        async with trio.open_nursery() as nursery:
+            if self.conn is not None:
+                nursery.start_soon(self._watch_control)
+            done = await self._run()
+            nursery.cancel_scope.cancel()
+        return done
+
+    async def _run(self) -> Done:
+        if not self.virtual:
+            await self._sleep_until(0)
         await self.transport.connect(self.devices, max(self.clock.now_ns(), 0))
         span = self._chunk_span_ns()
         horizon = 0
@@ -172,7 +222,6 @@ class SliceRunner:
                 self.log.flush()
                 last_flush = w
             if w - last_progress >= PROGRESS_EVERY_S:
-                self._poll_control()
                 self._progress()
                 last_progress = w
             now = self.clock.now_ns()
@@ -196,18 +245,23 @@ class SliceRunner:
             else:
                 nxt = int(chunk.t_intended[i])
                 if self.virtual:
-                    await self.clock.sleep_until_ns(nxt)
+                    await self._sleep_until(nxt)
                 else:
                     # wake at the next due publish, but at least every progress tick
-                    await self.clock.sleep_until_ns(min(nxt, now + 200_000_000))
+                    await self._sleep_until(min(nxt, now + 200_000_000))
         if stopped_at is not None:
             # publishes that were due before the stop but not yet sent: logged, never absent
             due = chunk.t_intended[i:] <= stopped_at
             k = int(due.sum())
             if k:
                 self.log.append(
-                    k, device=chunk.device[i : i + k], seq=chunk.seq[i : i + k], kind=PUBLISH,
-                    status=UNSENT, phase=chunk.phase[i : i + k], message=chunk.message[i : i + k],
+                    k,
+                    device=chunk.device[i : i + k],
+                    seq=chunk.seq[i : i + k],
+                    kind=PUBLISH,
+                    status=UNSENT,
+                    phase=chunk.phase[i : i + k],
+                    message=chunk.message[i : i + k],
                     t_intended=chunk.t_intended[i : i + k],
                     qos=self.qos[chunk.group[i : i + k], chunk.message[i : i + k]],
                 )
@@ -219,8 +273,9 @@ class SliceRunner:
         self.log.flush()
         self.writer.close()
         torn = [f"{t.reason} at byte {t.offset}" for t in self.writer.torn_truncated]
-        return Done(self.spec.worker, self.sent, self.unsent, self.log.rows_written,
-                    stopped_at, torn)
+        return Done(
+            self.spec.worker, self.sent, self.unsent, self.log.rows_written, stopped_at, torn
+        )
 
 
 def run_worker(spec: WorkerSpec, t0_epoch_ns: int, conn: Connection | None = None) -> Done:
@@ -239,10 +294,8 @@ def worker_main(spec: WorkerSpec, conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; it sends Stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if spec.cpu is not None and hasattr(os, "sched_setaffinity"):
-        try:
+        with contextlib.suppress(OSError):
             os.sched_setaffinity(0, {spec.cpu})
-        except OSError:
-            pass
     conn.send(Ready(spec.worker))
     msg = conn.recv()
     if isinstance(msg, Stop):

@@ -8,7 +8,14 @@ from __future__ import annotations
 from simd.errors import UserError
 from simd.transports._base import DeviceSet, PublishBatch, Transport, TransportContext
 
-__all__ = ["DeviceSet", "PublishBatch", "Transport", "TransportContext", "open_transport", "scheme_of"]
+__all__ = [
+    "DeviceSet",
+    "PublishBatch",
+    "Transport",
+    "TransportContext",
+    "open_transport",
+    "scheme_of",
+]
 
 _SCHEMES = {"null": "null", "sim": "sim"}
 

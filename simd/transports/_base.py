@@ -7,6 +7,7 @@ from typing import Protocol
 
 import numpy as np
 
+from simd.clock import RunClock
 from simd.events import EventBuffer
 from simd.ragged import Ragged
 from simd.scenario import Scenario
@@ -20,6 +21,7 @@ class TransportContext:
     worker: int
     workers: int
     log: EventBuffer
+    clock: RunClock
 
 
 @dataclass

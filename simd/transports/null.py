@@ -14,14 +14,23 @@ class NullTransport:
 
     async def connect(self, devices: DeviceSet, now_ns: int) -> None:
         n = len(devices.device)
-        self.log.append(n, device=devices.device, kind=CONNECT, status=OK, t_sent=now_ns,
-                        t_done=now_ns)
+        self.log.append(
+            n, device=devices.device, kind=CONNECT, status=OK, t_sent=now_ns, t_done=now_ns
+        )
 
     async def publish(self, batch: PublishBatch) -> None:
         self.log.append(
-            len(batch), device=batch.device, seq=batch.seq, kind=PUBLISH, status=SENT,
-            phase=batch.phase, message=batch.message, t_intended=batch.t_intended,
-            t_sent=batch.t_sent, t_done=batch.t_sent, bytes=np.diff(batch.payload.offsets),
+            len(batch),
+            device=batch.device,
+            seq=batch.seq,
+            kind=PUBLISH,
+            status=SENT,
+            phase=batch.phase,
+            message=batch.message,
+            t_intended=batch.t_intended,
+            t_sent=batch.t_sent,
+            t_done=batch.t_sent,
+            bytes=np.diff(batch.payload.offsets),
             qos=batch.qos,
         )
 

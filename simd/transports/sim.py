@@ -6,6 +6,9 @@ windows. With a `capacity`, the worker's share of it (capacity / workers) is a F
 a publish waits for the server, is rejected when its wait would pass `queue_limit`, and times
 out when its total latency passes `timeout`. So latency grows, then requests fail, once the
 offered rate passes capacity.
+
+Acks are modelled as arriving at their t_done: a publish stays in flight until the run's clock
+passes it, so a stop drains them for real (bounded by drain_timeout; the rest time out).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ class SimTransport:
         opts = ctx.scenario.sim
         self.opts = opts
         self.log = ctx.log
+        self.clock = ctx.clock
+        self.in_flight: list[dict[str, np.ndarray]] = []
         self.mu = math.log(opts.latency_p50)
         self.sigma = math.log(opts.latency_p99 / opts.latency_p50) / Z99
         self.lat_key = stream_key(ctx.scenario.seed, "sim", "latency")
@@ -39,8 +44,9 @@ class SimTransport:
 
     async def connect(self, devices: DeviceSet, now_ns: int) -> None:
         n = len(devices.device)
-        self.log.append(n, device=devices.device, kind=CONNECT, status=OK, t_sent=now_ns,
-                        t_done=now_ns)
+        self.log.append(
+            n, device=devices.device, kind=CONNECT, status=OK, t_sent=now_ns, t_done=now_ns
+        )
 
     def _latency(self, device: np.ndarray, seq: np.ndarray) -> np.ndarray:
         u1 = uniform01(hash2(self.lat_key, device, seq))
@@ -93,17 +99,53 @@ class SimTransport:
             down = (t_sent >= a) & (t_sent < b)
             status[down] = FAILED
             error[down] = self.code_outage
-        t_done = np.where(status == ACKED, t_done, np.where(status == TIMEOUT,
-                          t_sent + self.opts.timeout, t_sent))
-        self.log.append(
-            n, device=batch.device, seq=batch.seq, kind=PUBLISH, status=status,
-            phase=batch.phase, message=batch.message, t_intended=batch.t_intended,
-            t_sent=t_sent, t_done=t_done, bytes=np.diff(batch.payload.offsets), qos=batch.qos,
-            error=error,
+        t_done = np.where(
+            status == ACKED, t_done, np.where(status == TIMEOUT, t_sent + self.opts.timeout, t_sent)
         )
+        self.in_flight.append(
+            dict(
+                device=batch.device,
+                seq=batch.seq,
+                status=status,
+                phase=batch.phase,
+                message=batch.message,
+                t_intended=batch.t_intended,
+                t_sent=t_sent,
+                t_done=t_done,
+                bytes=np.diff(batch.payload.offsets),
+                qos=batch.qos,
+                error=error,
+            )
+        )
+        self._release(int(t_sent[-1]) if n else 0)
+
+    def _release(self, now_ns: int, final: bool = False) -> None:
+        """Log the publishes whose outcome time has come (all of them when final)."""
+        keep = []
+        for rows in self.in_flight:
+            done = rows["t_done"] <= now_ns
+            if final or done.all():
+                self.log.append(len(done), kind=PUBLISH, **rows)
+            elif done.any():
+                self.log.append(
+                    int(done.sum()), kind=PUBLISH, **{k: v[done] for k, v in rows.items()}
+                )
+                keep.append({k: v[~done] for k, v in rows.items()})
+            else:
+                keep.append(rows)
+        self.in_flight = keep
 
     async def drain(self, deadline_ns: int) -> None:
-        return None
+        """Wait (in run time) for the last modelled ack, at most until the deadline."""
+        if self.in_flight:
+            last = max(int(rows["t_done"].max()) for rows in self.in_flight)
+            await self.clock.sleep_until_ns(min(last, deadline_ns))
+        now = self.clock.now_ns()
+        for rows in self.in_flight:
+            late = rows["t_done"] > now
+            rows["status"][late] = TIMEOUT
+            rows["t_done"][late] = NULL_NS
+        self._release(now, final=True)
 
     async def close(self, now_ns: int) -> None:
         return None

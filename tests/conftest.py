@@ -1,0 +1,61 @@
+"""Shared helpers: run the CLI as a user would (a subprocess), write scenarios, read results."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import duckdb
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SCENARIOS = REPO / "scenarios"
+
+
+def simd(
+    *args: str, cwd: Path | None = None, timeout: float = 240, check: int | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m simd ARGS`; if `check` is given, assert that exit code."""
+    env = {**os.environ, "COLUMNS": "200"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "simd", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+    if check is not None:
+        assert proc.returncode == check, (
+            f"exit {proc.returncode} != {check}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
+    return proc
+
+
+def write_scenario(tmp: Path, body: str, name: str = "scenario.toml") -> Path:
+    p = tmp / name
+    p.write_text(textwrap.dedent(body))
+    return p
+
+
+def run_dir_from(proc: subprocess.CompletedProcess[str]) -> Path:
+    """`simd run` prints the run folder as its first stdout line."""
+    return Path(proc.stdout.splitlines()[0].strip())
+
+
+def sql(run_dir: Path, query: str) -> list[tuple]:
+    con = duckdb.connect(str(run_dir / "results.duckdb"), read_only=True)
+    try:
+        return con.execute(query).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> Path:
+    d = tmp_path / "runs"
+    d.mkdir()
+    return d

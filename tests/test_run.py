@@ -1,0 +1,417 @@
+"""`simd run` end to end through the CLI: determinism, exit codes, signals, a killed worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from simd.eventlog import read_segment, segment_paths
+from tests.conftest import run_dir_from, simd, sql, write_scenario
+
+SHAPED = """
+name = "det"
+seed = 11
+target = "sim:"
+
+[[fleet]]
+name = "meters"
+count = 120
+rate = 3.0
+
+[[fleet]]
+name = "trackers"
+count = 45
+interval = "2s"
+arrival = "poisson"
+qos = 1
+[[fleet.messages]]
+name = "pos"
+weight = 4
+[[fleet.messages]]
+name = "battery"
+weight = 1
+payload = { kind = "random", size = 16 }
+
+[[phase]]
+name = "up"
+duration = "20s"
+shape = "ramp"
+start = 0.0
+end = 1.0
+
+[[phase]]
+name = "wave"
+duration = "40s"
+shape = "sine"
+level = 1.0
+amplitude = 0.6
+period = "9s"
+
+[[phase]]
+name = "spike"
+duration = "15s"
+shape = "burst"
+peak = 4.0
+burst_at = "5s"
+burst_length = "3s"
+
+[sim]
+latency_p50 = "4ms"
+latency_p99 = "30ms"
+error_rate = 0.002
+"""
+
+
+def _plan_total(path: Path) -> int:
+    return json.loads(simd("plan", str(path), "--format", "json", check=0).stdout)[
+        "total_publishes"
+    ]
+
+
+def test_virtual_runs_identical_for_1_2_3_workers(tmp_path: Path, runs: Path) -> None:
+    """Same scenario and seed with 1, 2, 3 workers: identical (device, seq, intended) multisets,
+    as many as `simd plan` says, each with a final status; the sim outcome is identical too."""
+    path = write_scenario(tmp_path, SHAPED)
+    total = _plan_total(path)
+    seen = []
+    for workers in (1, 2, 3):
+        proc = simd(
+            "run",
+            str(path),
+            "--clock",
+            "virtual",
+            "--workers",
+            str(workers),
+            "--runs-dir",
+            str(runs),
+            "--no-progress",
+            "--no-report",
+            check=0,
+        )
+        run_dir = run_dir_from(proc)
+        rows = sql(
+            run_dir,
+            "SELECT device, seq, t_intended_ns, status, t_sent_ns, t_done_ns, "
+            "bytes, message FROM events WHERE kind = 'publish' ORDER BY 1, 2",
+        )
+        assert len(rows) == total
+        assert all(r[3] in ("acked", "error") for r in rows)
+        assert sql(run_dir, "SELECT count(DISTINCT worker) FROM events")[0][0] == workers
+        seen.append(rows)
+    assert seen[0] == seen[1] == seen[2]
+
+
+def test_report_query_check_and_slo_failure(tmp_path: Path, runs: Path) -> None:
+    """The report shows every section; query speaks table/csv/json; a failed SLO exits 1 by name."""
+    path = write_scenario(tmp_path, SHAPED + '\n[slo]\nlatency_p99 = "1ms"\nerror_rate = 0.5\n')
+    proc = simd(
+        "run", str(path), "--clock", "virtual", "--runs-dir", str(runs), "--no-progress", check=1
+    )
+    run_dir = run_dir_from(proc)
+    for section in (
+        "publishes by group and phase",
+        "latency (ms)",
+        "schedule lag",
+        "errors by kind",
+        "injected error",
+        "SLOs",
+    ):
+        assert section in proc.stdout, section
+    assert "simd: slo failed: latency_p99: FAILED" in proc.stderr
+    check = simd("check", str(run_dir), check=1)
+    assert "latency_p99: FAILED" in check.stdout and "error_rate: ok" in check.stdout
+    assert "%" in check.stdout  # by how much
+    q = simd(
+        "query",
+        str(run_dir),
+        "SELECT group_name, count(*) AS n FROM events WHERE kind = 'publish' GROUP BY 1 ORDER BY 1",
+        "--format",
+        "json",
+        check=0,
+    )
+    counts = {r["group_name"]: r["n"] for r in json.loads(q.stdout)}
+    assert counts["meters"] > 0 and counts["trackers"] > 0
+    csv = simd("query", str(run_dir), "SELECT 1 AS a, 'x' AS b", "--format", "csv", check=0)
+    assert csv.stdout.splitlines() == ["a,b", "1,x"]
+    bad = simd("query", str(run_dir), "SELECT nope FROM nowhere", check=2)
+    assert bad.stderr.startswith("simd: error: query failed") and "Traceback" not in bad.stderr
+
+
+def test_events_view_has_the_contract_columns(tmp_path: Path, runs: Path) -> None:
+    """`events` has the columns and types DESIGN.md promises."""
+    path = write_scenario(tmp_path, SHAPED)
+    run_dir = run_dir_from(
+        simd(
+            "run",
+            str(path),
+            "--clock",
+            "virtual",
+            "--runs-dir",
+            str(runs),
+            "--no-progress",
+            "--no-report",
+            check=0,
+        )
+    )
+    cols = dict(
+        sql(
+            run_dir,
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = 'events'",
+        )
+    )
+    want = {
+        "worker": "INTEGER",
+        "device": "BIGINT",
+        "device_id": "VARCHAR",
+        "group_name": "VARCHAR",
+        "phase": "VARCHAR",
+        "seq": "BIGINT",
+        "kind": "VARCHAR",
+        "status": "VARCHAR",
+        "t_intended_ns": "BIGINT",
+        "t_sent_ns": "BIGINT",
+        "t_done_ns": "BIGINT",
+        "bytes": "INTEGER",
+        "qos": "TINYINT",
+        "error": "VARCHAR",
+    }
+    for name, typ in want.items():
+        assert cols.get(name) == typ, name
+    ids = sql(run_dir, "SELECT DISTINCT device_id FROM events WHERE device = 0")
+    assert ids == [("meters-00000",)]
+    conn = sql(run_dir, "SELECT count(*) FROM events WHERE kind = 'connect' AND status = 'ok'")
+    assert conn[0][0] == 165
+
+
+def test_ingest_is_idempotent_and_inspect_reads_logs(tmp_path: Path, runs: Path) -> None:
+    """A second ingest adds nothing; inspect lists segments and rows."""
+    path = write_scenario(tmp_path, SHAPED)
+    run_dir = run_dir_from(
+        simd(
+            "run",
+            str(path),
+            "--clock",
+            "virtual",
+            "--runs-dir",
+            str(runs),
+            "--no-progress",
+            "--no-report",
+            "--run-id",
+            "fixed",
+            check=0,
+        )
+    )
+    assert run_dir.name == "fixed"
+    before = sql(run_dir, "SELECT count(*) FROM event_rows")[0][0]
+    again = simd("ingest", str(run_dir), check=0)
+    assert again.stdout.startswith("ingested 0 new rows")
+    assert sql(run_dir, "SELECT count(*) FROM event_rows")[0][0] == before
+    ins = simd("inspect", str(run_dir), check=0)
+    assert f"{before:,} rows" in ins.stdout
+    dup = simd(
+        "run",
+        str(path),
+        "--clock",
+        "virtual",
+        "--runs-dir",
+        str(runs),
+        "--run-id",
+        "fixed",
+        check=2,
+    )
+    assert "exists already" in dup.stderr
+
+
+def test_sim_capacity_latency_grows_then_fails(tmp_path: Path, runs: Path) -> None:
+    """Offered load ramping past the sim's capacity: latency rises, then publishes fail."""
+    path = write_scenario(
+        tmp_path,
+        """
+        name = "cap"
+        target = "sim:"
+        [[fleet]]
+        name = "g"
+        count = 400
+        rate = 10.0
+        [[phase]]
+        name = "under"
+        duration = "20s"
+        level = 0.5
+        [[phase]]
+        name = "over"
+        duration = "20s"
+        level = 2.0
+        [sim]
+        capacity = 5000
+        queue_limit = "500ms"
+        latency_p50 = "2ms"
+        latency_p99 = "5ms"
+    """,
+    )
+    run_dir = run_dir_from(
+        simd(
+            "run",
+            str(path),
+            "--clock",
+            "virtual",
+            "--workers",
+            "1",
+            "--runs-dir",
+            str(runs),
+            "--no-progress",
+            "--no-report",
+            check=0,
+        )
+    )
+    rows = dict(
+        (r[0], r[1:])
+        for r in sql(
+            run_dir,
+            """
+        SELECT phase, quantile_cont(t_done_ns - t_sent_ns, 0.5) FILTER (WHERE status = 'acked'),
+               avg((status = 'error')::INT)
+        FROM events WHERE kind = 'publish' GROUP BY phase""",
+        )
+    )
+    under_p50, under_err = rows["under"]
+    over_p50, over_err = rows["over"]
+    assert under_err == 0 and under_p50 < 10e6
+    assert over_p50 > 100e6  # queueing
+    assert 0.3 < over_err < 0.7  # about half of 2x capacity is rejected
+    errs = sql(run_dir, "SELECT DISTINCT error FROM events WHERE status = 'error'")
+    assert errs == [("overloaded: queue full",)]
+
+
+def _workers_of(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    pids = []
+    for child in map(int, out):
+        try:
+            cmd = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"resource_tracker" not in cmd:
+            pids.append(child)
+    return pids
+
+
+def _start(path: Path, runs: Path, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "simd",
+            "run",
+            str(path),
+            "--runs-dir",
+            str(runs),
+            "--run-id",
+            "live",
+            "--no-report",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_running(runs: Path, proc: subprocess.Popen[str], frames: int = 2) -> Path:
+    run_dir = runs / "live"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        manifest = run_dir / "run.json"
+        if manifest.exists() and json.loads(manifest.read_text())["state"] == "running":
+            segs = segment_paths(run_dir / "events")
+            if segs and all(read_segment(s)[0].frames >= frames for s in segs):
+                return run_dir
+        time.sleep(0.1)
+    raise AssertionError("run did not start")
+
+
+LONG = """
+name = "long"
+duration = "60s"
+target = "sim:"
+[[fleet]]
+name = "g"
+count = 300
+rate = 20.0
+"""
+
+
+def test_sigint_drains_and_completes_the_manifest(tmp_path: Path, runs: Path) -> None:
+    """SIGINT: workers stop, flush and close; run.json says stopped, with where; exit 3."""
+    proc = _start(write_scenario(tmp_path, LONG), runs, "--workers", "2")
+    run_dir = _wait_running(runs, proc)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err
+    assert "Traceback" not in err
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert manifest["state"] == "stopped"
+    assert 0 < manifest["stopped_at_ns"] < 60e9
+    assert manifest["t0_epoch_ns"] and manifest["workers"] == 2 and manifest["seed"] == 0
+    assert all(r["state"] == "done" for r in manifest["worker_results"].values())
+    for seg in segment_paths(run_dir / "events"):
+        assert read_segment(seg)[0].torn is None
+    # every logged publish has a final status; none was sent after the stop
+    bad = sql(
+        run_dir,
+        f"SELECT count(*) FROM events WHERE kind = 'publish' AND (status IS NULL "
+        f"OR t_intended_ns > {manifest['stopped_at_ns']})",
+    )
+    assert bad == [(0,)]
+
+
+def test_second_signal_exits_at_once_logs_readable(tmp_path: Path, runs: Path) -> None:
+    """Two signals: the first starts a long drain (acks modelled 20 s out), the second exits at
+    once: state aborted, every segment still reads back."""
+    slow = LONG + '[sim]\nlatency_p50 = "20s"\nlatency_p99 = "25s"\ntimeout = "60s"\n'
+    slow += '[run]\ndrain_timeout = "40s"\n'
+    proc = _start(write_scenario(tmp_path, slow), runs, "--workers", "2")
+    run_dir = _wait_running(runs, proc)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert time.monotonic() - started < 10
+    assert proc.returncode == 3 and "Traceback" not in err
+    assert json.loads((run_dir / "run.json").read_text())["state"] == "aborted"
+    simd("inspect", str(run_dir), check=0)
+    simd("ingest", str(run_dir), check=0)
+
+
+def test_kill_9_worker_leaves_a_readable_log(tmp_path: Path, runs: Path) -> None:
+    """kill -9 of a worker: the run exits 3 naming it; its log reads to the last whole frame, the
+    torn tail (a frame cut mid-write) is reported, and ingest succeeds."""
+    proc = _start(write_scenario(tmp_path, LONG.replace("60s", "8s")), runs, "--workers", "2")
+    run_dir = _wait_running(runs, proc)
+    victim = _workers_of(proc.pid)
+    assert len(victim) == 2
+    os.kill(victim[0], signal.SIGKILL)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3
+    assert "died (exit code -9)" in err and "Traceback" not in err
+    # what a kill mid-write leaves: half a frame at the end of the worker's segment
+    killed = [p for p in segment_paths(run_dir / "events")]
+    info, _batches = read_segment(killed[0])
+    seg_w = next(p for p in killed if read_segment(p)[0].torn is None)
+    data = seg_w.read_bytes()
+    with open(seg_w, "ab") as f:
+        f.write(data[info.data_start : info.data_start + 40])
+    ins = simd("inspect", str(run_dir), check=0)
+    assert "torn tail" in ins.stdout
+    ing = simd("ingest", str(run_dir), check=0)
+    assert "torn tail at byte" in ing.stderr
+    assert sql(run_dir, "SELECT count(*) FROM events WHERE kind = 'publish'")[0][0] > 0
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert manifest["state"] == "failed"
