@@ -10,6 +10,7 @@ resuming writer truncates it.
 
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 import zlib
@@ -99,9 +100,10 @@ def _scan(data: bytes | memoryview, pos: int) -> Iterator[tuple[int, int, Any] |
         pos = body_end
 
 
-def _read_header(data: bytes, path: Path) -> tuple[dict[str, Any], int]:
-    if len(data) < len(MAGIC) or data[: len(MAGIC)] != MAGIC:
-        if MAGIC.startswith(data[: len(MAGIC)]):
+def _read_header(data: bytes | memoryview, path: Path) -> tuple[dict[str, Any], int]:
+    head = bytes(data[: len(MAGIC)])
+    if len(data) < len(MAGIC) or head != MAGIC:
+        if MAGIC.startswith(head):
             raise LogFormatError(f"{path}: segment too short to hold its header (torn at creation)")
         raise LogFormatError(f"{path}: not a simd event log (bad magic)")
     for item in _scan(data, len(MAGIC)):
@@ -131,7 +133,20 @@ def _batch(obj: dict[str, Any], header: dict[str, Any], end: int) -> Batch:
 def read_segment(path: str | Path, start: int | None = None) -> tuple[SegmentInfo, list[Batch]]:
     """Read a segment's header and batches (from byte offset `start`, default the first frame)."""
     p = Path(path)
-    data = p.read_bytes()
+    with open(p, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            raise LogFormatError(f"{p}: segment too short to hold its header (torn at creation)")
+        # mapped, not read: frames are checked and decoded in place (decoding copies columns)
+        with mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ) as mapped:
+            view = memoryview(mapped)
+            try:
+                return _read_mapped(view, p, start)
+            finally:
+                view.release()
+
+
+def _read_mapped(data: memoryview, p: Path, start: int | None) -> tuple[SegmentInfo, list[Batch]]:
     header, first = _read_header(data, p)
     info = SegmentInfo(p, header, data_start=first, valid_bytes=first)
     batches: list[Batch] = []

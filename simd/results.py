@@ -7,16 +7,20 @@ so running it again (during or after a run) reads only new frames, in one transa
 from __future__ import annotations
 
 import json
+import queue
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 
 from simd.errors import LogFormatError, UserError
-from simd.eventlog import read_segment, segment_paths
+from simd.eventlog import SegmentInfo, read_segment, segment_paths
 from simd.events import NULL_NS
+from simd.histogram import Histograms, HistRows
 from simd.manifest import read_manifest
 from simd.scenario import Scenario
 from simd.schedule import device_ids
@@ -62,7 +66,8 @@ def connect(run_dir: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection
     return duckdb.connect(str(db), read_only=read_only)
 
 
-def _write_metadata(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) -> None:
+def _write_metadata(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) -> np.ndarray:
+    """(Re)write the tables that come from run.json; return each device's group index."""
     scenario = Scenario.model_validate(manifest["scenario"])
     shape = compile_shape(scenario)
     plan = manifest["plan"]
@@ -85,35 +90,38 @@ def _write_metadata(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) ->
             json.dumps(manifest),
         ],
     )
-    con.execute("DELETE FROM groups")
-    con.execute("DELETE FROM devices")
-    con.execute("DELETE FROM messages")
+    for table in ("groups", "devices", "messages", "phases", "planned", "slo"):
+        con.execute(f"DELETE FROM {table}")
+    worker_of = np.zeros(scenario.device_count, dtype=np.int32)
+    for w, (lo, hi) in enumerate(manifest["slices"]):
+        worker_of[lo:hi] = w
+    group_of = np.zeros(scenario.device_count, dtype=np.int16)
     offset = 0
     for gi, g in enumerate(scenario.fleet):
         con.execute(
             "INSERT INTO groups VALUES (?, ?, ?, ?, ?)", [gi, g.name, g.count, offset, g.rate_per_s]
         )
-        ids = device_ids(g, range(g.count))
-        {
-            "device": np.arange(offset, offset + g.count, dtype=np.int64),
-            "device_id": np.array(ids, dtype=object),
-            "group_index": np.full(g.count, gi, dtype=np.int16),
-        }
-        con.execute("INSERT INTO devices SELECT * FROM dev")
+        group_of[offset : offset + g.count] = gi
+        con.execute(
+            "INSERT INTO devices SELECT unnest($1), unnest($2), $3, unnest($4)",
+            [
+                list(range(offset, offset + g.count)),
+                device_ids(g, range(g.count)),
+                gi,
+                worker_of[offset : offset + g.count].tolist(),
+            ],
+        )
         for mi, m in enumerate(g.resolved_messages()):
             con.execute(
                 "INSERT INTO messages VALUES (?, ?, ?, ?, ?)", [gi, mi, m.name, m.topic, m.qos]
             )
         offset += g.count
-    con.execute("DELETE FROM phases")
     for pi, name in enumerate(shape.phase_names):
         a, b = shape.phase_span(pi)
         con.execute("INSERT INTO phases VALUES (?, ?, ?, ?)", [pi, name, a, b])
-    con.execute("DELETE FROM planned")
     for g in plan["groups"]:
         for phase, n in g["per_phase"].items():
             con.execute("INSERT INTO planned VALUES (?, ?, ?)", [g["name"], phase, n])
-    con.execute("DELETE FROM slo")
     for name, value in scenario.slo.model_dump().items():
         if value is None:
             continue
@@ -122,92 +130,162 @@ def _write_metadata(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) ->
             "INSERT INTO slo VALUES (?, ?, ?, ?)",
             [name, float(value), unit, name == "throughput_ratio"],
         )
+    return group_of
+
+
+@dataclass
+class _SegmentDone:
+    key: str
+    worker: int
+    info: SegmentInfo
+    frames: int
+    rows: int
+    errors: dict[int, str]
+
+
+def _prepare(
+    run_dir: Path, done: dict[str, int], group_of: np.ndarray, out: queue.Queue[Any]
+) -> None:
+    """Reader thread: decode new frames, build columns and histograms, hand them over in order."""
+    n_dev = len(group_of) - 1
+    try:
+        for path in segment_paths(run_dir / "events"):
+            try:
+                info, batches = read_segment(path, start=done.get(path.name))
+            except LogFormatError as exc:
+                out.put(exc)
+                continue
+            errors: dict[int, str] = {}
+            hist = Histograms()
+            for start in range(0, len(batches), FRAMES_PER_INSERT):
+                frames = []
+                for b in batches[start : start + FRAMES_PER_INSERT]:
+                    dev = b.cols["device"]
+                    hist.add(b.cols, np.where(dev >= 0, group_of[np.clip(dev, 0, n_dev)], -1))
+                    frames.append(_record_batch(b.cols))
+                    errors.update(b.errors)
+                out.put(pa.Table.from_batches(frames))
+            out.put(hist.rows())
+            out.put(
+                _SegmentDone(
+                    path.name,
+                    int(info.header["worker"]),
+                    info,
+                    len(batches),
+                    sum(b.n for b in batches),
+                    errors,
+                )
+            )
+    except BaseException as exc:  # surfaced in the main thread
+        out.put(exc)
+    finally:
+        out.put(None)
 
 
 def ingest(run: str | Path) -> IngestResult:
-    """Load new frames of every segment into results.duckdb; return what was read."""
+    """Load new frames of every segment into results.duckdb; return what was read.
+
+    A reader thread decodes frames while DuckDB inserts the previous batch (both release the
+    GIL for their heavy parts). Each segment's new rows commit in one transaction, together with
+    its new read offset, so an interrupted ingest never counts a row twice.
+    """
     run_dir = run_dir_of(run)
     manifest = read_manifest(run_dir)
     con = connect(run_dir)
     result = IngestResult()
     try:
         con.execute(sql_file("schema.sql"))
+        # rows carry their own order (device, seq, times); letting DuckDB append in parallel
+        # is worth ~2x on ingest (docs/decisions/0002-ingest.md)
+        con.execute("SET preserve_insertion_order = false")
         con.execute("BEGIN")
-        _write_metadata(con, manifest)
+        group_of = _write_metadata(con, manifest)
         con.execute("COMMIT")
-        first_device = con.execute(
-            "SELECT first_device FROM groups ORDER BY group_index"
-        ).fetchnumpy()["first_device"]
-        done = {
-            r[0]: r[1] for r in con.execute("SELECT segment, offset_bytes FROM ingested").fetchall()
-        }
-        for path in segment_paths(run_dir / "events"):
-            key = path.name
-            try:
-                info, batches = read_segment(path, start=done.get(key))
-            except LogFormatError as exc:
-                result.unreadable.append(str(exc))
+        done = dict(con.execute("SELECT segment, offset_bytes FROM ingested").fetchall())
+        handoff: queue.Queue[Any] = queue.Queue(maxsize=2)
+        reader = threading.Thread(
+            target=_prepare, args=(run_dir, done, group_of, handoff), daemon=True
+        )
+        reader.start()
+        in_tx = False
+        while (item := handoff.get()) is not None:
+            if isinstance(item, LogFormatError):
+                result.unreadable.append(str(item))
                 continue
-            result.segments += 1
-            if info.torn is not None:
-                result.torn.append(
-                    f"{path}: torn tail at byte {info.torn.offset} "
-                    f"({info.torn.size} bytes: {info.torn.reason})"
+            if isinstance(item, BaseException):
+                raise item
+            if not in_tx:
+                con.execute("BEGIN")
+                in_tx = True
+            if isinstance(item, pa.Table):
+                rows = item  # noqa: F841 - read by name in the SQL (replacement scan)
+                con.execute(_INSERT)
+                continue
+            if isinstance(item, HistRows):
+                hist, maxima, status = item.hist, item.maxima, item.status  # noqa: F841
+                con.execute(
+                    "INSERT INTO latency_hist SELECT grp, phase, metric, bucket, count FROM hist"
                 )
-            worker = int(info.header["worker"])
-            con.execute("BEGIN")
-            for start in range(0, len(batches), FRAMES_PER_INSERT):
-                group = batches[start : start + FRAMES_PER_INSERT]
-                rows = _columns(group, worker, first_device)
-                if rows is not None:
-                    con.execute(_INSERT)  # reads the local `rows` (duckdb replacement scan)
-            for b in batches:
-                for code, text in b.errors.items():
-                    con.execute("INSERT INTO error_texts VALUES (?, ?, ?)", [worker, code, text])
-            new_rows = sum(b.n for b in batches)
-            con.execute("DELETE FROM ingested WHERE segment = ?", [key])
+                con.execute("INSERT INTO latency_max SELECT grp, phase, metric, max_ns FROM maxima")
+                con.execute(
+                    "INSERT INTO status_totals SELECT grp, phase, kind, status, count FROM status"
+                )
+                continue
+            seg: _SegmentDone = item
+            for code, text in seg.errors.items():
+                con.execute("INSERT INTO error_texts VALUES (?, ?, ?)", [seg.worker, code, text])
+            torn = seg.info.torn
+            con.execute("DELETE FROM ingested WHERE segment = ?", [seg.key])
             con.execute(
                 "INSERT INTO ingested VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
-                    key,
-                    worker,
-                    info.valid_bytes,
-                    len(batches),
-                    new_rows,
-                    info.torn.reason if info.torn else None,
-                    info.torn.offset if info.torn else None,
+                    seg.key,
+                    seg.worker,
+                    seg.info.valid_bytes,
+                    seg.frames,
+                    seg.rows,
+                    torn.reason if torn else None,
+                    torn.offset if torn else None,
                 ],
             )
             con.execute("COMMIT")
-            result.rows += new_rows
-            result.frames += len(batches)
+            in_tx = False
+            result.segments += 1
+            result.rows += seg.rows
+            result.frames += seg.frames
+            if torn is not None:
+                result.torn.append(
+                    f"{seg.info.path}: torn tail at byte {torn.offset} "
+                    f"({torn.size} bytes: {torn.reason})"
+                )
+        reader.join()
         con.execute(sql_file("views.sql"))
     finally:
         con.close()
     return result
 
 
+def _record_batch(cols: dict[str, np.ndarray]) -> pa.RecordBatch:
+    """One frame as arrow: zero-copy over the frame's buffers, the four codes packed in one."""
+    code = cols["kind"].astype(np.uint32)
+    code |= cols["status"].astype(np.uint32) << 8
+    code |= cols["phase"].astype(np.uint32) << 16
+    code |= cols["message"].astype(np.uint32) << 24
+    arrays = [pa.array(cols[n]) for n in _STORED]
+    return pa.RecordBatch.from_arrays(
+        [*arrays[:2], pa.array(code), *arrays[2:]], names=[*_STORED[:2], "code", *_STORED[2:]]
+    )
+
+
+_STORED = ("device", "seq", "t_intended", "t_sent", "t_done", "bytes", "error")
 _INSERT = """
-INSERT INTO event_rows
-SELECT worker, device, grp, seq, kind, status, phase, message,
+INSERT INTO event_rows (device, seq, code, t_intended_ns, t_sent_ns, t_done_ns, bytes, error)
+SELECT device, seq, code,
        nullif(t_intended, -9223372036854775808), nullif(t_sent, -9223372036854775808),
-       nullif(t_done, -9223372036854775808), bytes, qos, error
+       nullif(t_done, -9223372036854775808), bytes, error
 FROM rows
 """
 assert int(NULL_NS) == -9223372036854775808
-
-
-def _columns(
-    batches: list[Any], worker: int, first_device: np.ndarray
-) -> dict[str, np.ndarray] | None:
-    if not batches:
-        return None
-    cols = {name: np.concatenate([b.cols[name] for b in batches]) for name in batches[0].cols}
-    n = len(cols["device"])
-    cols["worker"] = np.full(n, worker, dtype=np.uint16)
-    grp = np.searchsorted(first_device, cols["device"], side="right") - 1
-    cols["grp"] = np.where(cols["device"] >= 0, grp, -1).astype(np.int16)
-    return cols
 
 
 def query(run: str | Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
