@@ -84,6 +84,8 @@ class EventBuffer:
         self.sink = sink
         self.errors = ErrorTable()
         self.rows_written = 0
+        # publish rows by final status so far: what live progress shows (cheap: one bincount)
+        self.publish_status = np.zeros(len(STATUSES), dtype=np.int64)
 
     def _room(self, k: int) -> int:
         if self.n + k > self.capacity:
@@ -92,6 +94,12 @@ class EventBuffer:
 
     def append(self, count: int, **values: np.ndarray | int) -> None:
         """Append `count` rows; each column is an array of `count` or a scalar for all of them."""
+        if values.get("kind", PUBLISH) == PUBLISH:
+            st = values.get("status", SENT)
+            if isinstance(st, np.ndarray):
+                self.publish_status += np.bincount(st, minlength=len(STATUSES))[: len(STATUSES)]
+            else:
+                self.publish_status[st] += count
         start = 0
         while start < count:
             take = min(count - start, self.capacity)

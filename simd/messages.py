@@ -59,6 +59,8 @@ class Progress:
 class Done:
     worker: int
     sent: int
+    completed: int
+    errors: int
     unsent: int
     rows: int
     stopped_at_ns: int | None  # None: the schedule ran to its end

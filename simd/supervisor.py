@@ -78,6 +78,7 @@ class ProgressLine:
         self.enabled = enabled
         self.tty = sys.stderr.isatty()
         self.last = 0.0
+        self.last_line = ""
 
     def show(self, latest: dict[int, Progress], final: bool = False) -> None:
         if not self.enabled:
@@ -87,13 +88,19 @@ class ProgressLine:
             return
         self.last = now
         sent = sum(p.sent for p in latest.values())
-        t = min((p.t_ns for p in latest.values()), default=0)
+        done = sum(p.completed for p in latest.values())
+        errors = sum(p.errors for p in latest.values())
+        t = max(min((p.t_ns for p in latest.values()), default=0), 0)
         lag = max((p.lag_p99_ns for p in latest.values()), default=0)
         pct = 100.0 * sent / self.total if self.total else 100.0
+        left = max(self.duration - t, 0)
         line = (
-            f"t={max(t, 0) / 1e9:8.1f}s of {self.duration / 1e9:.0f}s  sent {sent:,}/{self.total:,}"
-            f" ({pct:5.1f}%)  lag p99 {lag / 1e6:7.2f} ms  workers {len(latest)}"
+            f"{t / 1e9:7.1f}s elapsed, {left / 1e9:7.1f}s left  sent {sent:,}/{self.total:,}"
+            f" ({pct:5.1f}%)  completed {done:,}  errors {errors:,}  lag p99 {lag / 1e6:6.2f} ms"
         )
+        if line == self.last_line and not self.tty:
+            return
+        self.last_line = line
         if self.tty:
             sys.stderr.write("\r" + line + ("\n" if final else ""))
         else:
@@ -243,15 +250,8 @@ def run(
                     latest[w] = msg
                 elif isinstance(msg, Done):
                     outcome.done[w] = msg
-                    latest[w] = Progress(
-                        w,
-                        scenario.duration_ns if msg.stopped_at_ns is None else msg.stopped_at_ns,
-                        msg.sent,
-                        msg.sent,
-                        0,
-                        0,
-                        msg.rows,
-                    )
+                    end = scenario.duration_ns if msg.stopped_at_ns is None else msg.stopped_at_ns
+                    latest[w] = Progress(w, end, msg.sent, msg.completed, msg.errors, 0, msg.rows)
                 elif isinstance(msg, Failed):
                     outcome.failures[w] = msg.message
             bar.show(latest)

@@ -21,7 +21,7 @@ import trio
 from simd.clock import RunClock, parse_clock, trio_clock
 from simd.errors import SimdError, UserError
 from simd.eventlog import SegmentWriter
-from simd.events import PUBLISH, UNSENT, EventBuffer
+from simd.events import ACKED, DROPPED, FAILED, PUBLISH, SENT, TIMEOUT, UNSENT, EventBuffer
 from simd.messages import Done, Failed, Progress, Ready, Start, Stop, WorkerSpec
 from simd.payloads import PayloadContext, PayloadGenerator, make_generator
 from simd.ragged import Ragged, scatter_rows
@@ -31,7 +31,7 @@ from simd.transports import DeviceSet, PublishBatch, TransportContext, open_tran
 
 TARGET_CHUNK_EVENTS = 32768  # events per schedule chunk: big enough to vectorise, small in memory
 MAX_BATCH = 8192  # publishes handed to a transport per wake-up
-VIRTUAL_WINDOW_NS = 100_000_000  # virtual clock: a wake-up sends what is due in the next 100 ms
+VIRTUAL_WINDOW_NS = 5_000_000_000  # virtual clock: a wake-up sends what is due in the next 5 s
 PROGRESS_EVERY_S = 0.5
 
 
@@ -182,18 +182,18 @@ class SliceRunner:
             return
         lag = 0
         if self.lags:
-            lags = np.concatenate(self.lags)
-            lag = int(np.percentile(lags, 99)) if len(lags) else 0
+            lag = int(np.percentile(np.concatenate(self.lags), 99))
             self.lags = []
+        st = self.log.publish_status
         self.conn.send(
             Progress(
-                self.spec.worker,
-                self.clock.now_ns(),
-                self.sent,
-                self.sent,
-                0,
-                lag,
-                self.log.rows_written + self.log.n,
+                worker=self.spec.worker,
+                t_ns=self.clock.now_ns(),
+                sent=self.sent,
+                completed=int(st[ACKED] + st[SENT]),
+                errors=int(st[TIMEOUT] + st[FAILED] + st[DROPPED]),
+                lag_p99_ns=lag,
+                rows=self.log.rows_written + self.log.n,
             )
         )
 
@@ -273,8 +273,16 @@ class SliceRunner:
         self.log.flush()
         self.writer.close()
         torn = [f"{t.reason} at byte {t.offset}" for t in self.writer.torn_truncated]
+        st = self.log.publish_status
         return Done(
-            self.spec.worker, self.sent, self.unsent, self.log.rows_written, stopped_at, torn
+            worker=self.spec.worker,
+            sent=self.sent,
+            completed=int(st[ACKED] + st[SENT]),
+            errors=int(st[TIMEOUT] + st[FAILED] + st[DROPPED]),
+            unsent=self.unsent,
+            rows=self.log.rows_written,
+            stopped_at_ns=stopped_at,
+            torn_tails=torn,
         )
 
 

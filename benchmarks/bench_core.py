@@ -1,0 +1,259 @@
+"""Core pipeline benchmark: prints figures and ratios against ceilings measured in the same run.
+
+    python benchmarks/bench_core.py [--quick] [--keep DIR]
+
+1. virtual: the 2-hour endurance scenario (2,000 devices at 1 msg/s, 14.4M publishes) on the
+   virtual clock with the sim transport, run and ingested through the CLI (target: < 180 s).
+   Ceiling: the same run on the null transport (the generator alone).
+2. null, real clock: one worker offered 300k publishes/s for 15 s; achieved rate, schedule lag
+   p99 (target <= 5 ms), rows logged vs planned (target: all). Ceiling: the same slice on the
+   virtual clock, i.e. as fast as the generator goes with no clock to wait for.
+3. ingest: `simd ingest` of the endurance run's logs (target >= 5M events/s). Ceiling: DuckDB
+   appending the same rows from memory (no decoding, no histograms).
+4. report: `simd report` over a 100M-event run (target <= 10 s). Ceiling: one DuckDB scan of
+   the 100M rows (count and sum of a latency expression).
+No timing here is asserted anywhere; these machines are noisy, so read the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import duckdb
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def simd(*args: str) -> float:
+    """Run the CLI; return its wall time in seconds (raises if it fails)."""
+    t = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "simd", *args],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - t
+
+
+def one(db: Path, sql: str) -> tuple:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchone()
+    finally:
+        con.close()
+
+
+def scenario(tmp: Path, name: str, body: str) -> Path:
+    p = tmp / f"{name}.toml"
+    p.write_text(textwrap.dedent(body))
+    return p
+
+
+def line(label: str, value: str, note: str = "") -> None:
+    print(f"{label:<44} {value:>22}  {note}")
+
+
+def bench_virtual(tmp: Path, runs: Path) -> Path:
+    endurance = REPO / "scenarios" / "endurance.toml"
+    t_run = simd(
+        "run",
+        str(endurance),
+        "--runs-dir",
+        str(runs),
+        "--run-id",
+        "endurance",
+        "--no-progress",
+        "--no-report",
+    )
+    run = runs / "endurance"
+    n = one(run / "results.duckdb", "SELECT count(*) FROM event_rows WHERE kind = 0")[0]
+    t_null = simd(
+        "run",
+        str(endurance),
+        "--runs-dir",
+        str(runs),
+        "--run-id",
+        "endurance-null",
+        "--target",
+        "null:",
+        "--no-progress",
+        "--no-report",
+    )
+    line("virtual 2h endurance: publishes", f"{n:,}")
+    line(
+        "  run + ingest wall time (sim)",
+        f"{t_run:.1f} s",
+        f"target < 180 s: {t_run / 180:.2f} of it",
+    )
+    line("  events/s, end to end", f"{n / t_run:,.0f}")
+    line(
+        "  ceiling: same run on null:",
+        f"{t_null:.1f} s",
+        f"sim run at {t_null / t_run:.2f} of the ceiling's speed",
+    )
+    return run
+
+
+def bench_null_real(tmp: Path, runs: Path) -> None:
+    body = """
+        name = "null300k"
+        duration = "15s"
+        target = "null:"
+        [[fleet]]
+        name = "g"
+        count = 6000
+        rate = 50.0
+        [run]
+        workers = 1
+    """
+    path = scenario(tmp, "null300k", body)
+    simd(
+        "run",
+        str(path),
+        "--runs-dir",
+        str(runs),
+        "--run-id",
+        "null-real",
+        "--no-progress",
+        "--no-report",
+    )
+    db = runs / "null-real" / "results.duckdb"
+    logged, planned = one(db, "SELECT logged, planned FROM run_summary")
+    lag99, lagmax = one(
+        db, "SELECT lag_p99_ns, lag_max_ns FROM schedule_lag WHERE group_name = '*'"
+    )
+    t_virtual = simd(
+        "run",
+        str(path),
+        "--runs-dir",
+        str(runs),
+        "--run-id",
+        "null-virtual",
+        "--clock",
+        "virtual",
+        "--no-progress",
+        "--no-report",
+    )
+    rate = logged / 15.0
+    ceiling = planned / t_virtual
+    line("null transport, real clock, 1 worker", f"{rate:,.0f} /s", "target >= 300,000/s")
+    line("  logged / planned", f"{logged:,} / {planned:,}", "target: all")
+    line(
+        "  schedule lag p99 / max",
+        f"{lag99 / 1e6:.2f} / {lagmax / 1e6:.2f} ms",
+        "target p99 <= 5 ms",
+    )
+    line(
+        "  ceiling: same slice, virtual clock",
+        f"{ceiling:,.0f} /s",
+        f"(incl. process start) real clock at {rate / ceiling:.2f} of it",
+    )
+
+
+def bench_ingest(run: Path) -> None:
+    from simd.results import _INSERT, _prepare, sql_file  # the same code, for the ceiling
+
+    for f in run.glob("results.duckdb*"):
+        f.unlink()
+    t = simd("ingest", str(run))
+    n = one(run / "results.duckdb", "SELECT count(*) FROM event_rows")[0]
+    import numpy as np
+    import pyarrow as pa
+
+    group_of = np.zeros(2000, dtype=np.int16)
+    q: queue.Queue = queue.Queue()
+    _prepare(run, {}, group_of, q)
+    tables = []
+    while (item := q.get()) is not None:
+        if isinstance(item, pa.Table):
+            tables.append(item)
+    scratch = run / "ceiling.duckdb"
+    con = duckdb.connect(str(scratch))
+    con.execute(sql_file("schema.sql"))
+    con.execute("SET preserve_insertion_order = false")
+    t0 = time.perf_counter()
+    con.execute("BEGIN")
+    for rows in tables:  # noqa: B007 - read by name in the SQL
+        con.execute(_INSERT)
+    con.execute("COMMIT")
+    con.close()
+    t_ceiling = time.perf_counter() - t0
+    scratch.unlink()
+    line(
+        "ingest (simd ingest, incl. process start)",
+        f"{n / t:,.0f} ev/s",
+        f"{n:,} rows in {t:.1f} s; target >= 5,000,000",
+    )
+    line(
+        "  ceiling: DuckDB append from memory",
+        f"{n / t_ceiling:,.0f} ev/s",
+        f"ingest at {t_ceiling / t:.2f} of it",
+    )
+
+
+def bench_report(tmp: Path, runs: Path) -> None:
+    body = """
+        name = "big"
+        duration = "1000s"
+        target = "null:"
+        [[fleet]]
+        name = "g"
+        count = 10000
+        rate = 10.0
+        [run]
+        clock = "virtual"
+    """
+    path = scenario(tmp, "big", body)
+    t_run = simd(
+        "run", str(path), "--runs-dir", str(runs), "--run-id", "big", "--no-progress", "--no-report"
+    )
+    db = runs / "big" / "results.duckdb"
+    n = one(db, "SELECT count(*) FROM event_rows")[0]
+    t_report = simd("report", str(runs / "big"))
+    t0 = time.perf_counter()
+    one(db, "SELECT count(*), sum(t_done_ns - t_intended_ns) FROM event_rows WHERE kind = 0")
+    t_scan = time.perf_counter() - t0
+    line(
+        f"report over {n / 1e6:.0f}M events",
+        f"{t_report:.2f} s",
+        f"target <= 10 s (run + ingest took {t_run:.0f} s)",
+    )
+    line(
+        "  ceiling: one scan of the events",
+        f"{t_scan:.2f} s",
+        f"report = {t_report / t_scan:.2f} scans",
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="skip the 100M-event report run")
+    ap.add_argument("--keep", type=Path, help="keep runs in this folder")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="simd-bench-"))
+    runs = args.keep or (tmp / "runs")
+    runs.mkdir(parents=True, exist_ok=True)
+    print(f"simd core benchmark  ({os.cpu_count()} cores, python {sys.version.split()[0]})")
+    try:
+        run = bench_virtual(tmp, runs)
+        bench_null_real(tmp, runs)
+        bench_ingest(run)
+        if not args.quick:
+            bench_report(tmp, runs)
+    finally:
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
