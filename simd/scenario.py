@@ -33,10 +33,6 @@ def _duration(value: Any) -> int:
     return parse_duration_ns(value)
 
 
-class Duration(int):
-    """Nanoseconds, parsed from `500ms` / `30s` / `2h`."""
-
-
 DurationNs = Annotated[int, Field(json_schema_extra={"type": "string", "examples": ["30s"]})]
 
 
@@ -461,8 +457,6 @@ def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> 
         raise ScenarioError(str(p), [f"not valid TOML: {exc}"]) from None
     if overrides:
         data = {**data, **overrides}
-        if "run" in overrides and isinstance(data.get("run"), dict):
-            pass
     scenario = parse_scenario(data, str(p))
     _check_files(scenario, p.parent, str(p))
     return scenario

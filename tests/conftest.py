@@ -46,6 +46,23 @@ def run_dir_from(proc: subprocess.CompletedProcess[str]) -> Path:
     return Path(proc.stdout.splitlines()[0].strip())
 
 
+def virtual_run(path: Path, runs: Path, *extra: str, check: int = 0) -> Path:
+    """`simd run PATH --clock virtual` quietly into `runs`; return the run folder."""
+    proc = simd(
+        "run",
+        str(path),
+        "--clock",
+        "virtual",
+        "--runs-dir",
+        str(runs),
+        "--no-progress",
+        "--no-report",
+        *extra,
+        check=check,
+    )
+    return run_dir_from(proc)
+
+
 def sql(run_dir: Path, query: str) -> list[tuple]:
     con = duckdb.connect(str(run_dir / "results.duckdb"), read_only=True)
     try:

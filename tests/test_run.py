@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from simd.eventlog import read_segment, segment_paths
-from tests.conftest import run_dir_from, simd, sql, write_scenario
+from tests.conftest import run_dir_from, simd, sql, virtual_run, write_scenario
 
 SHAPED = """
 name = "det"
@@ -80,20 +80,7 @@ def test_virtual_runs_identical_for_1_2_3_workers(tmp_path: Path, runs: Path) ->
     total = _plan_total(path)
     seen = []
     for workers in (1, 2, 3):
-        proc = simd(
-            "run",
-            str(path),
-            "--clock",
-            "virtual",
-            "--workers",
-            str(workers),
-            "--runs-dir",
-            str(runs),
-            "--no-progress",
-            "--no-report",
-            check=0,
-        )
-        run_dir = run_dir_from(proc)
+        run_dir = virtual_run(path, runs, "--workers", str(workers))
         rows = sql(
             run_dir,
             "SELECT device, seq, t_intended_ns, status, t_sent_ns, t_done_ns, "
@@ -145,19 +132,7 @@ def test_report_query_check_and_slo_failure(tmp_path: Path, runs: Path) -> None:
 def test_events_view_has_the_contract_columns(tmp_path: Path, runs: Path) -> None:
     """`events` has the columns and types DESIGN.md promises."""
     path = write_scenario(tmp_path, SHAPED)
-    run_dir = run_dir_from(
-        simd(
-            "run",
-            str(path),
-            "--clock",
-            "virtual",
-            "--runs-dir",
-            str(runs),
-            "--no-progress",
-            "--no-report",
-            check=0,
-        )
-    )
+    run_dir = virtual_run(path, runs)
     cols = dict(
         sql(
             run_dir,
@@ -192,21 +167,7 @@ def test_events_view_has_the_contract_columns(tmp_path: Path, runs: Path) -> Non
 def test_ingest_is_idempotent_and_inspect_reads_logs(tmp_path: Path, runs: Path) -> None:
     """A second ingest adds nothing; inspect lists segments and rows."""
     path = write_scenario(tmp_path, SHAPED)
-    run_dir = run_dir_from(
-        simd(
-            "run",
-            str(path),
-            "--clock",
-            "virtual",
-            "--runs-dir",
-            str(runs),
-            "--no-progress",
-            "--no-report",
-            "--run-id",
-            "fixed",
-            check=0,
-        )
-    )
+    run_dir = virtual_run(path, runs, "--run-id", "fixed")
     assert run_dir.name == "fixed"
     before = sql(run_dir, "SELECT count(*) FROM event_rows")[0][0]
     again = simd("ingest", str(run_dir), check=0)
@@ -254,21 +215,7 @@ def test_sim_capacity_latency_grows_then_fails(tmp_path: Path, runs: Path) -> No
         latency_p99 = "5ms"
     """,
     )
-    run_dir = run_dir_from(
-        simd(
-            "run",
-            str(path),
-            "--clock",
-            "virtual",
-            "--workers",
-            "1",
-            "--runs-dir",
-            str(runs),
-            "--no-progress",
-            "--no-report",
-            check=0,
-        )
-    )
+    run_dir = virtual_run(path, runs, "--workers", "1")
     rows = dict(
         (r[0], r[1:])
         for r in sql(
@@ -415,3 +362,77 @@ def test_kill_9_worker_leaves_a_readable_log(tmp_path: Path, runs: Path) -> None
     assert sql(run_dir, "SELECT count(*) FROM events WHERE kind = 'publish'")[0][0] > 0
     manifest = json.loads((run_dir / "run.json").read_text())
     assert manifest["state"] == "failed"
+
+
+def test_report_percentiles_match_exact_sql(tmp_path: Path, runs: Path) -> None:
+    """The report's histogram percentiles are within 0.05 % of exact nearest-rank quantiles,
+    and its maxima and counts are exact."""
+    run_dir = virtual_run(write_scenario(tmp_path, SHAPED), runs)
+    got = sql(
+        run_dir,
+        "SELECT completed, p50_intended_ns, p99_intended_ns, p999_intended_ns, "
+        "max_intended_ns, p90_sent_ns FROM latency_percentiles WHERE group_name = '*'",
+    )[0]
+    exact = sql(
+        run_dir,
+        """
+        SELECT count(*),
+               quantile_disc(t_done_ns - t_intended_ns, 0.5),
+               quantile_disc(t_done_ns - t_intended_ns, 0.99),
+               quantile_disc(t_done_ns - t_intended_ns, 0.999), max(t_done_ns - t_intended_ns),
+               quantile_disc(t_done_ns - t_sent_ns, 0.9)
+        FROM events WHERE kind = 'publish' AND status IN ('acked', 'sent')""",
+    )[0]
+    assert got[0] == exact[0] and got[4] == exact[4]
+    for g, e in zip(got[1:4] + got[5:], exact[1:4] + exact[5:], strict=True):
+        assert abs(g / e - 1) <= 0.0006, (g, e)
+    counts = sql(run_dir, "SELECT sum(logged), sum(acked) + sum(error) FROM status_counts")[0]
+    assert counts[0] == counts[1] == _plan_total(write_scenario(tmp_path, SHAPED, "again.toml"))
+
+
+def test_scaled_clock_runs_faster_than_wall_time(tmp_path: Path, runs: Path) -> None:
+    """scaled:20 runs 40 s of schedule in about 2 s of wall time, every publish logged, with
+    lag measured in run time."""
+    path = write_scenario(tmp_path, LONG.replace("60s", "40s").replace("20.0", "2.0"))
+    started = time.monotonic()
+    proc = simd(
+        "run",
+        str(path),
+        "--clock",
+        "scaled:20",
+        "--runs-dir",
+        str(runs),
+        "--no-progress",
+        "--no-report",
+        check=0,
+    )
+    elapsed = time.monotonic() - started
+    run_dir = run_dir_from(proc)
+    assert json.loads((run_dir / "run.json").read_text())["clock"] == "scaled:20"
+    n, last = sql(run_dir, "SELECT count(*), max(t_sent_ns) FROM events WHERE kind = 'publish'")[0]
+    assert n == _plan_total(path) == 300 * 2 * 40
+    assert 39e9 < last < 41e9
+    assert elapsed < 38  # not run at wall speed (a bound, not a benchmark)
+
+
+def test_sigterm_stops_like_sigint(tmp_path: Path, runs: Path) -> None:
+    """SIGTERM is a stop too: drained, manifest stopped, report still printed, exit 3."""
+    proc = _start(write_scenario(tmp_path, LONG), runs)
+    run_dir = _wait_running(runs, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3 and "Traceback" not in err
+    assert "run stopped by a signal" in err
+    assert json.loads((run_dir / "run.json").read_text())["state"] == "stopped"
+    unsent_or_done = sql(run_dir, "SELECT count(*) FILTER (WHERE status IS NULL) FROM events")
+    assert unsent_or_done == [(0,)]
+
+
+def test_plan_table_and_json_agree(tmp_path: Path) -> None:
+    """The people's table and the JSON give the same totals."""
+    path = write_scenario(tmp_path, SHAPED)
+    table = simd("plan", str(path), check=0).stdout
+    total = _plan_total(path)
+    assert f"{total:,}" in table
+    for name in ("meters", "trackers", "up", "wave", "spike"):
+        assert name in table
