@@ -258,3 +258,10 @@ def make_generator(
     if isinstance(spec, RandomBytesPayload):
         return RandomBytesGenerator(spec, key)
     return PluginGenerator(spec)
+
+
+def check_plugins(messages: list[Any]) -> None:
+    """Import every plugin a scenario names, so a bad one is a UserError before any worker runs."""
+    for msg in messages:
+        if isinstance(msg.payload, PluginPayload):
+            PluginGenerator(msg.payload)

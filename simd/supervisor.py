@@ -19,11 +19,12 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from simd import __version__
+from simd._version import __version__
 from simd.clock import parse_clock
 from simd.errors import RunError, UserError
 from simd.manifest import scenario_hash, write_manifest
 from simd.messages import Done, Failed, Progress, Ready, Start, Stop, WorkerSpec
+from simd.payloads import check_plugins
 from simd.scenario import Scenario
 from simd.schedule import Plan, plan_counts
 from simd.transports import does_real_io
@@ -127,6 +128,7 @@ def run(
             f"clock virtual: target {scenario.target!r} does real I/O; "
             "the virtual clock works only with null: and sim: (use real or scaled:N)"
         )
+    check_plugins([m for g in scenario.fleet for m in g.resolved_messages()])
     cores = usable_cores()
     n_workers = workers or scenario.run.workers or len(cores)
     n_workers = max(1, min(n_workers, scenario.device_count))
