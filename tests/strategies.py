@@ -60,8 +60,7 @@ def packets(version: int) -> st.SearchStrategy[c.Packet]:
     @st.composite
     def ack(draw: st.DrawFn, cls: type) -> c.Packet:
         reason = draw(code)
-        p = draw(props) if reason or not v5 else draw(props)
-        return cls(draw(pid), reason, p)
+        return cls(draw(pid), reason, draw(props))
 
     @st.composite
     def connect(draw: st.DrawFn) -> c.Connect:

@@ -607,7 +607,7 @@ def _decode_connect(r: _Reader) -> Connect:
 
 
 class Decoder:
-    """Bytes in, packets out. Holds at most one incomplete packet; errored once, errored for good."""
+    """Bytes in, packets out. Holds at most one incomplete packet; once errored, always errored."""
 
     def __init__(self, version: int = V311, max_packet: int = 1 << 20) -> None:
         self.version = version
