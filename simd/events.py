@@ -94,10 +94,16 @@ class EventBuffer:
 
     def append(self, count: int, **values: np.ndarray | int) -> None:
         """Append `count` rows; each column is an array of `count` or a scalar for all of them."""
-        if values.get("kind", PUBLISH) == PUBLISH:
-            st = values.get("status", SENT)
+        kind = values.get("kind", PUBLISH)
+        st = values.get("status", SENT)
+        if isinstance(kind, np.ndarray):
+            pub = kind == PUBLISH
+            st = st[pub] if isinstance(st, np.ndarray) else np.full(int(pub.sum()), st)
+            kind = PUBLISH
+        if kind == PUBLISH:
             if isinstance(st, np.ndarray):
-                self.publish_status += np.bincount(st, minlength=len(STATUSES))[: len(STATUSES)]
+                counts = np.bincount(st.astype(np.int64), minlength=len(STATUSES))
+                self.publish_status += counts[: len(STATUSES)]
             else:
                 self.publish_status[st] += count
         start = 0

@@ -13,7 +13,11 @@ from pathlib import Path
 from typing import Any
 
 MANIFEST = "run.json"
-_SECRET_KEY = re.compile(r"(pass(word)?|secret|token|api[_-]?key|credential)", re.IGNORECASE)
+# keys whose values are secrets (not `password_env` or `token_file`: those name where a
+# secret lives, which a reader of the manifest needs)
+_SECRET_KEY = re.compile(
+    r"^(password|passwd|secret|token|access_token|api[_-]?key|credentials?)$", re.IGNORECASE
+)
 REDACTED = "***"
 
 
@@ -21,7 +25,7 @@ def redact(obj: Any) -> Any:
     """A copy with every value under a secret-looking key replaced by ***."""
     if isinstance(obj, dict):
         return {
-            k: (REDACTED if _SECRET_KEY.search(str(k)) and v not in (None, "") else redact(v))
+            k: (REDACTED if _SECRET_KEY.match(str(k)) and v not in (None, "") else redact(v))
             for k, v in obj.items()
         }
     if isinstance(obj, list):

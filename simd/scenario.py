@@ -134,6 +134,69 @@ def template_names(template: str) -> list[str]:
     return PLACEHOLDER.findall(template)
 
 
+# ---------------------------------------------------------------- mqtt
+
+
+class MqttOptions(_Model):
+    """How a group's devices speak MQTT (ignored by the sim: and null: transports).
+
+    Secrets: give `password_env` (an environment variable's name) or `token_file` (one token per
+    line, device i of the group takes line i; the ThingsBoard convention puts it in the
+    username). A literal `password` works but is redacted from manifests and reports.
+    """
+
+    version: Literal["3.1.1", "5"] = "3.1.1"
+    client_id: str = "{device_id}"
+    keepalive: DurationNs = 60_000_000_000
+    clean_start: bool = True
+    username: str | None = None
+    password: str | None = None
+    password_env: str | None = None
+    token_file: str | None = None
+    token_as: Literal["username", "password"] = "username"
+    publish_timeout: DurationNs = 10_000_000_000
+    connect_timeout: DurationNs = 10_000_000_000
+    inflight: int = Field(1000, ge=1, le=65535)
+    connect_rate: float | None = Field(None, gt=0, description="connections/s for the group")
+    user_properties: dict[str, str] = Field(default_factory=dict)
+    message_expiry: DurationNs | None = None
+    reconnect_min: DurationNs = 500_000_000
+    reconnect_max: DurationNs = 30_000_000_000
+
+    _durs = field_validator(
+        "keepalive",
+        "publish_timeout",
+        "connect_timeout",
+        "reconnect_min",
+        "reconnect_max",
+        mode="before",
+    )(classmethod(lambda cls, v: _duration(v)))
+    _opt = field_validator("message_expiry", mode="before")(classmethod(lambda cls, v: _opt_dur(v)))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MqttOptions:
+        for name in (*template_names(self.client_id), *template_names(self.username or "")):
+            if name not in ("device_id", "index", "group"):
+                raise ValueError(f"placeholder {{{name}}} is not one of device_id, index, group")
+        if self.version == "3.1.1" and (self.user_properties or self.message_expiry):
+            raise ValueError('user_properties and message_expiry need version = "5"')
+        if self.password is not None and self.password_env is not None:
+            raise ValueError("give password or password_env, not both")
+        if self.keepalive > 65_535 * 1_000_000_000:
+            raise ValueError("keepalive must be at most 65535s")
+        return self
+
+
+class TlsOptions(_Model):
+    """For mqtts:// targets. Certificates are verified unless verify = false."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    verify: bool = True
+    server_name: str | None = None
+
+
 # ---------------------------------------------------------------- fleet
 
 
@@ -164,6 +227,7 @@ class FleetGroup(_Model):
         )
     )
     messages: list[Message] = Field(default_factory=list)
+    mqtt: MqttOptions = Field(default_factory=MqttOptions)
 
     _dur = field_validator("interval", mode="before")(classmethod(lambda cls, v: _opt_dur(v)))
 
@@ -358,6 +422,7 @@ class Scenario(_Model):
     fleet: list[FleetGroup] = Field(min_length=1)
     phase: list[Phase] = Field(default_factory=list)
     sim: SimOptions = Field(default_factory=SimOptions)
+    tls: TlsOptions = Field(default_factory=TlsOptions)
     slo: Slo = Field(default_factory=Slo)
     run: RunOptions = Field(default_factory=RunOptions)
 
@@ -466,6 +531,17 @@ def _check_files(scenario: Scenario, base: Path, source: str) -> None:
     """Payload data files are read at plan time; a missing one is a scenario error, not a crash."""
     problems = []
     for gi, group in enumerate(scenario.fleet):
+        if group.mqtt.token_file is not None:
+            f = resolve_path(group.mqtt.token_file, base)
+            if not f.is_file():
+                problems.append(f"fleet[{gi}].mqtt.token_file: {group.mqtt.token_file!r} not found")
+            else:
+                tokens = [t for t in f.read_text().splitlines() if t.strip()]
+                if len(tokens) < group.count:
+                    problems.append(
+                        f"fleet[{gi}].mqtt.token_file: {len(tokens)} tokens for "
+                        f"{group.count} devices"
+                    )
         for mi, msg in enumerate(group.resolved_messages()):
             payload = msg.payload
             if isinstance(payload, JsonLinesPayload):

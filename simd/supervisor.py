@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from simd._version import __version__
+from simd.broker import EmbeddedBroker
 from simd.clock import parse_clock
 from simd.errors import RunError, UserError
 from simd.manifest import scenario_hash, write_manifest
@@ -27,10 +28,12 @@ from simd.messages import Done, Failed, Progress, Ready, Start, Stop, WorkerSpec
 from simd.payloads import check_plugins
 from simd.scenario import Scenario
 from simd.schedule import Plan, plan_counts
-from simd.transports import does_real_io
+from simd.transports import does_real_io, scheme_of
 
 READY_TIMEOUT_S = 120.0
 START_MARGIN_NS = 300_000_000  # t=0 lies this far after the last worker said Ready
+CONNECT_MARGIN_NS = 2_000_000  # plus this per device of the largest slice, for real I/O:
+# workers connect their devices before t=0 (measured: mosquitto on loopback takes ~0.3 ms each)
 
 
 def usable_cores() -> list[int]:
@@ -118,9 +121,54 @@ def run(
     workers: int | None = None,
     clock: str | None = None,
     progress: bool = True,
-    scenario_source: dict[str, Any] | None = None,
 ) -> RunOutcome:
-    """Run a scenario to its end (or until a signal); return how it ended. Logs are the result."""
+    """Run a scenario to its end (or until a signal); return how it ended. Logs are the result.
+
+    `target = "embedded"` starts a broker (simd.broker) for the run's lifetime."""
+    if scheme_of(scenario.target) != "embedded":
+        return _run(
+            scenario,
+            scenario.target,
+            scenario_path=scenario_path,
+            runs_dir=runs_dir,
+            run_id=run_id,
+            workers=workers,
+            clock=clock,
+            progress=progress,
+        )
+    if (clock or scenario.run.clock) == "virtual":
+        raise UserError("clock virtual: target 'embedded' does real I/O (use real or scaled:N)")
+    with EmbeddedBroker() as broker:
+        if not broker.mqtt5 and any(g.mqtt.version == "5" for g in scenario.fleet):
+            raise UserError(
+                f"the embedded broker here is {broker.kind}, which speaks MQTT 3.1.1 only; "
+                'install mosquitto for MQTT 5 or set mqtt.version = "3.1.1"'
+            )
+        return _run(
+            scenario,
+            broker.url,
+            scenario_path=scenario_path,
+            runs_dir=runs_dir,
+            run_id=run_id,
+            workers=workers,
+            clock=clock,
+            progress=progress,
+            broker=broker.kind,
+        )
+
+
+def _run(
+    scenario: Scenario,
+    target_url: str,
+    *,
+    scenario_path: Path,
+    runs_dir: Path,
+    run_id: str | None,
+    workers: int | None,
+    clock: str | None,
+    progress: bool,
+    broker: str | None = None,
+) -> RunOutcome:
     clock_text = clock or scenario.run.clock
     spec = parse_clock(clock_text)
     if spec.kind == "virtual" and does_real_io(scenario.target):
@@ -149,6 +197,8 @@ def run(
         "scenario": scenario_json,
         "seed": scenario.seed,
         "target": scenario.target,
+        "target_url": target_url,
+        "embedded_broker": broker,
         "clock": spec.label,
         "clock_scale": spec.scale,
         "workers": n_workers,
@@ -171,7 +221,7 @@ def run(
             run_dir=str(run_dir),
             scenario=scenario_json,
             scenario_dir=str(scenario_path.parent.resolve()),
-            target=scenario.target,
+            target=target_url,
             clock=clock_text,
             worker=w,
             workers=n_workers,
@@ -218,7 +268,11 @@ def run(
                 raise RunError(
                     f"worker {dead[0]} exited during startup (code {procs[dead[0]].exitcode})"
                 )
-        t0 = time.time_ns() + START_MARGIN_NS
+        margin = START_MARGIN_NS
+        if does_real_io(scenario.target):
+            biggest = max(hi - lo for lo, hi in slices)
+            margin += min(CONNECT_MARGIN_NS * biggest, 120_000_000_000)
+        t0 = time.time_ns() + margin
         manifest.update(state="running", t0_epoch_ns=t0)
         write_manifest(run_dir, manifest)
         for c in conns:

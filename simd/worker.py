@@ -65,7 +65,10 @@ class SliceRunner:
         self.layouts = layout_groups(scenario)
         self._build_messages()
         self.transport = open_transport(
-            spec.target, TransportContext(scenario, spec.worker, spec.workers, self.log, self.clock)
+            spec.target,
+            TransportContext(
+                scenario, spec.worker, spec.workers, self.log, self.clock, Path(spec.scenario_dir)
+            ),
         )
         self.stop_event = trio.Event()
         self.sent = 0
@@ -201,14 +204,15 @@ class SliceRunner:
         async with trio.open_nursery() as nursery:
             if self.conn is not None:
                 nursery.start_soon(self._watch_control)
-            done = await self._run()
+            done = await self._run(nursery)
             nursery.cancel_scope.cancel()
         return done
 
-    async def _run(self) -> Done:
+    async def _run(self, nursery: trio.Nursery) -> Done:
+        # connect before t=0 (the supervisor leaves a margin for it), then wait for t=0
+        await self.transport.connect(self.devices, self.clock.now_ns(), nursery)
         if not self.virtual:
             await self._sleep_until(0)
-        await self.transport.connect(self.devices, max(self.clock.now_ns(), 0))
         span = self._chunk_span_ns()
         horizon = 0
         chunk = self.schedule.chunk_until(0)

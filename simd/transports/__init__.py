@@ -17,7 +17,7 @@ __all__ = [
     "scheme_of",
 ]
 
-_SCHEMES = {"null": "null", "sim": "sim"}
+_SCHEMES = {"null": "null", "sim": "sim", "mqtt": "mqtt", "mqtts": "mqtt", "embedded": "embedded"}
 
 
 def scheme_of(url: str) -> str:
@@ -32,6 +32,12 @@ def scheme_of(url: str) -> str:
 def open_transport(url: str, ctx: TransportContext) -> Transport:
     """Construct the transport for `url` (nothing is connected until `connect`)."""
     scheme = scheme_of(url)
+    if scheme == "embedded":
+        raise UserError("target embedded must be resolved to the broker's URL before workers start")
+    if scheme == "mqtt":
+        from simd.transports.mqtt.transport import MqttTransport
+
+        return MqttTransport(ctx, url)
     if scheme == "null":
         from simd.transports.null import NullTransport
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import trio
 
 from simd.clock import RunClock
 from simd.events import EventBuffer
@@ -22,6 +24,7 @@ class TransportContext:
     workers: int
     log: EventBuffer
     clock: RunClock
+    scenario_dir: Path
 
 
 @dataclass
@@ -69,8 +72,9 @@ class Transport(Protocol):
     Cancellation: `drain` and `close` are safe to call after a cancelled `publish`.
     """
 
-    async def connect(self, devices: DeviceSet, now_ns: int) -> None:
-        """Open a session per device (logging a connect row each)."""
+    async def connect(self, devices: DeviceSet, now_ns: int, nursery: trio.Nursery) -> None:
+        """Open a session per device (logging a connect row each attempt). Background tasks
+        (readers, reconnects) go in `nursery`, which outlives `close`."""
 
     async def publish(self, batch: PublishBatch) -> None:
         """Send a batch; log rows as their final status becomes known."""

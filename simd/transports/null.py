@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import trio
 
 from simd.events import CONNECT, OK, PUBLISH, SENT
 from simd.transports._base import DeviceSet, PublishBatch, TransportContext
@@ -12,7 +13,7 @@ class NullTransport:
     def __init__(self, ctx: TransportContext) -> None:
         self.log = ctx.log
 
-    async def connect(self, devices: DeviceSet, now_ns: int) -> None:
+    async def connect(self, devices: DeviceSet, now_ns: int, nursery: trio.Nursery) -> None:
         n = len(devices.device)
         self.log.append(
             n, device=devices.device, kind=CONNECT, status=OK, t_sent=now_ns, t_done=now_ns

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import trio
 
 from simd.events import ACKED, CONNECT, FAILED, NULL_NS, OK, PUBLISH, TIMEOUT
 from simd.hashing import hash2, stream_key, uniform01
@@ -42,7 +43,7 @@ class SimTransport:
         self.code_injected = self.log.errors.code("injected error")
         self.code_full = self.log.errors.code("overloaded: queue full")
 
-    async def connect(self, devices: DeviceSet, now_ns: int) -> None:
+    async def connect(self, devices: DeviceSet, now_ns: int, nursery: trio.Nursery) -> None:
         n = len(devices.device)
         self.log.append(
             n, device=devices.device, kind=CONNECT, status=OK, t_sent=now_ns, t_done=now_ns

@@ -1,0 +1,649 @@
+"""The MQTT transport: one trio connection per device, on the sans-IO session.
+
+Per connection: a reader task (bytes -> session events -> rows) and a writer task that sends
+whatever the session queued since its last write, so a wake-up of the scheduler costs one
+socket write per connection however many publishes it queued. Rows are staged in Python lists
+and appended to the event buffer a batch at a time.
+
+Final status of every publish: qos 0 `sent` once written to the socket buffer; qos 1/2 `acked`
+(PUBACK / PUBCOMP), `error` (a v5 reason >= 0x80, or the connection lost while in flight),
+`timeout` (no ack within publish_timeout); `dropped` when the device was not connected.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import ssl
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+import trio
+
+from simd.errors import UserError
+from simd.events import (
+    ACKED,
+    CONNECT,
+    DISCONNECT,
+    DROPPED,
+    FAILED,
+    OK,
+    PUBLISH,
+    SENT,
+    TIMEOUT,
+)
+from simd.hashing import hash2, stream_key, uniform01
+from simd.scenario import MqttOptions, Scenario, resolve_path, template_names
+from simd.transports._base import DeviceSet, PublishBatch, TransportContext
+from simd.transports.mqtt import codec as c
+from simd.transports.mqtt.session import (
+    ClientSession,
+    Completed,
+    Connected,
+    Refused,
+    ServerDisconnected,
+    topic_bytes,
+)
+
+CONNECT_CONCURRENCY = 256  # handshakes in flight at once per worker when no connect_rate is set
+SWEEP_S = 0.05  # how often timeouts and keepalives are checked
+
+
+@dataclass
+class Target:
+    host: str
+    port: int
+    tls: bool
+
+
+def parse_target(url: str) -> Target:
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise UserError(f"target {url!r}: expected mqtt://host[:port] or mqtts://host[:port]")
+    tls = parts.scheme == "mqtts"
+    return Target(parts.hostname, parts.port or (8883 if tls else 1883), tls)
+
+
+@dataclass
+class _Conn:
+    index: int
+    device: int
+    group: int
+    client_id: str
+    username: str | None
+    password: bytes | None
+    stream: trio.abc.Stream | None = None
+    session: ClientSession | None = None
+    pending: dict[int, tuple[int, int, int, int, int, int, int]] = field(default_factory=dict)
+    wake: trio.Event = field(default_factory=trio.Event)
+    up: bool = False
+    attempts: int = 0
+    last_out: float = 0.0
+    last_in: float = 0.0
+
+
+class _Stage:
+    """Rows as Python lists, appended to the event buffer in one vector call."""
+
+    NAMES = (
+        "device",
+        "seq",
+        "kind",
+        "status",
+        "phase",
+        "message",
+        "t_intended",
+        "t_sent",
+        "t_done",
+        "bytes",
+        "qos",
+        "error",
+    )
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, ...]] = []
+
+    def add(self, *row: int) -> None:
+        self.rows.append(row)
+
+    def flush(self, log: Any) -> None:
+        if not self.rows:
+            return
+        cols = np.array(self.rows, dtype=np.int64).T
+        self.rows = []
+        log.append(cols.shape[1], **{n: cols[i] for i, n in enumerate(self.NAMES)})
+
+
+class MqttTransport:
+    def __init__(self, ctx: TransportContext, url: str) -> None:
+        self.ctx = ctx
+        self.log = ctx.log
+        self.clock = ctx.clock
+        self.scenario: Scenario = ctx.scenario
+        self.target = parse_target(url)
+        self.ssl_context = _ssl_context(self.scenario) if self.target.tls else None
+        self.stage = _Stage()
+        self.conns: list[_Conn] = []
+        self.lo = 0
+        self.topics: list[list[bytes]] = []
+        self.props: list[bytes] = []
+        self.retain: dict[tuple[int, int], bool] = {}
+        self.nursery: trio.Nursery | None = None
+        self.err: dict[str, int] = {}
+        self.closing = False
+        self.backoff_key = stream_key(self.scenario.seed, "mqtt", "backoff")
+
+    # ------------------------------------------------------------- setup
+
+    def _code(self, text: str) -> int:
+        code = self.err.get(text)
+        if code is None:
+            code = self.err[text] = self.log.errors.code(text)
+        return code
+
+    def _prepare(self, devices: DeviceSet) -> None:
+        base = self.ctx.scenario_dir
+        self.lo = int(devices.device[0]) if len(devices.device) else 0
+        offsets = {}
+        off = 0
+        for gi, g in enumerate(self.scenario.fleet):
+            offsets[gi] = off
+            off += g.count
+        tokens: dict[int, list[str]] = {}
+        for gi, g in enumerate(self.scenario.fleet):
+            opts = g.mqtt
+            if opts.token_file:
+                path = resolve_path(opts.token_file, base)
+                tokens[gi] = [t.strip() for t in path.read_text().splitlines() if t.strip()]
+            v5 = opts.version == "5"
+            props: c.Properties = tuple(
+                ("user_property", kv) for kv in opts.user_properties.items()
+            )
+            if opts.message_expiry is not None:
+                props += (("message_expiry_interval", math.ceil(opts.message_expiry / 1e9)),)
+            self.props.append(c.encode_properties(props) if v5 else b"")
+        for i, (dev, gi, did) in enumerate(
+            zip(devices.device.tolist(), devices.group.tolist(), devices.ids, strict=True)
+        ):
+            g = self.scenario.fleet[gi]
+            opts = g.mqtt
+            local = dev - offsets[gi]
+            fields = {"device_id": did, "index": str(local), "group": g.name}
+            username = _fill(opts.username, fields) if opts.username else None
+            password = _password(opts)
+            if gi in tokens:
+                if opts.token_as == "username":
+                    username = tokens[gi][local]
+                else:
+                    password = tokens[gi][local].encode()
+            self.conns.append(_Conn(i, dev, gi, _fill(opts.client_id, fields), username, password))
+            topics = []
+            for mi, msg in enumerate(g.resolved_messages()):
+                assert msg.topic is not None
+                topics.append(topic_bytes(_fill(msg.topic, {**fields, "message": msg.name})))
+                self.retain[(gi, mi)] = bool(msg.retain)
+            self.topics.append(topics)
+
+    # ------------------------------------------------------------- protocol
+
+    async def connect(self, devices: DeviceSet, now_ns: int, nursery: trio.Nursery) -> None:
+        """Open every device's connection (paced by connect_rate); returns when all tried."""
+        self.nursery = nursery
+        self._prepare(devices)
+        nursery.start_soon(self._sweeper)
+        limiter = trio.CapacityLimiter(CONNECT_CONCURRENCY)
+        by_group: dict[int, list[_Conn]] = {}
+        for conn in self.conns:
+            by_group.setdefault(conn.group, []).append(conn)
+        # groups without a connect_rate connect now, before t=0; ramped groups connect from t=0
+        # on, in the background, while the schedule runs (their early publishes are dropped)
+        async with trio.open_nursery() as now_group:
+            for gi, conns in by_group.items():
+                rate = self.scenario.fleet[gi].mqtt.connect_rate
+                if rate:
+                    nursery.start_soon(self._ramp, conns, rate / self.ctx.workers, limiter)
+                else:
+                    now_group.start_soon(self._ramp, conns, None, limiter)
+        self.stage.flush(self.log)
+
+    async def _ramp(self, conns: list[_Conn], share: float | None, limiter: Any) -> None:
+        """Connect `conns`: all at once (bounded concurrency) or `share` per second from t=0."""
+        async with trio.open_nursery() as n:
+            for k, conn in enumerate(conns):
+                if share:
+                    await self.clock.sleep_until_ns(int(k * 1e9 / share))
+                n.start_soon(self._connect_one, conn, limiter)
+
+    async def _connect_one(self, conn: _Conn, limiter: Any = None) -> bool:
+        opts = self.scenario.fleet[conn.group].mqtt
+        version = c.V5 if opts.version == "5" else c.V311
+        t0 = self.clock.now_ns()
+        session = ClientSession(version)
+        try:
+            if limiter is not None:
+                async with limiter:
+                    ok = await self._handshake(conn, session, opts, version)
+            else:
+                ok = await self._handshake(conn, session, opts, version)
+        except (
+            OSError,
+            trio.BrokenResourceError,
+            trio.ClosedResourceError,
+            c.ProtocolError,
+            ssl.SSLError,
+            trio.TooSlowError,
+        ) as exc:
+            ok = False
+            reason = _reason(exc)
+            self.stage.add(
+                conn.device,
+                -1,
+                CONNECT,
+                FAILED,
+                255,
+                0,
+                _NULL,
+                t0,
+                self.clock.now_ns(),
+                0,
+                0,
+                self._code(f"connect failed: {reason}"),
+            )
+            await self._close_stream(conn)
+        if not ok and not self.closing:
+            assert self.nursery is not None
+            self.nursery.start_soon(self._reconnect_later, conn)
+        return ok
+
+    async def _handshake(
+        self, conn: _Conn, session: ClientSession, opts: MqttOptions, version: int
+    ) -> bool:
+        t0 = self.clock.now_ns()
+        with trio.fail_after(opts.connect_timeout / 1e9):
+            stream: trio.abc.Stream = await trio.open_tcp_stream(self.target.host, self.target.port)
+            if self.ssl_context is not None:
+                server_name = self.scenario.tls.server_name or self.target.host
+                stream = trio.SSLStream(stream, self.ssl_context, server_hostname=server_name)
+                await stream.do_handshake()
+            conn.stream = stream
+            props: c.Properties = ()
+            if version == c.V5:
+                props = (("receive_maximum", 65535),)
+            session.connect(
+                c.Connect(
+                    conn.client_id,
+                    version,
+                    opts.clean_start,
+                    round(opts.keepalive / 1e9),
+                    conn.username,
+                    conn.password,
+                    None,
+                    props,
+                )
+            )
+            await stream.send_all(session.take_outbound())
+            while True:
+                data = await stream.receive_some(65536)
+                if not data:
+                    raise trio.BrokenResourceError("connection closed by the broker")
+                for ev in session.receive(data):
+                    if isinstance(ev, Refused):
+                        self.stage.add(
+                            conn.device,
+                            -1,
+                            CONNECT,
+                            FAILED,
+                            255,
+                            0,
+                            _NULL,
+                            t0,
+                            self.clock.now_ns(),
+                            0,
+                            0,
+                            self._code(f"connect refused: reason {ev.reason_code}"),
+                        )
+                        await self._close_stream(conn)
+                        return False
+                    if isinstance(ev, Connected):
+                        conn.session = session
+                        conn.up = True
+                        conn.attempts = 0
+                        conn.last_in = conn.last_out = trio.current_time()
+                        self.stage.add(
+                            conn.device,
+                            -1,
+                            CONNECT,
+                            OK,
+                            255,
+                            0,
+                            _NULL,
+                            t0,
+                            self.clock.now_ns(),
+                            0,
+                            0,
+                            0,
+                        )
+                        assert self.nursery is not None
+                        conn.wake = trio.Event()
+                        self.nursery.start_soon(self._reader, conn, session, stream)
+                        self.nursery.start_soon(self._writer, conn, session, stream)
+                        return True
+
+    async def _reconnect_later(self, conn: _Conn) -> None:
+        """Jittered exponential backoff (deterministic jitter per device and attempt)."""
+        opts = self.scenario.fleet[conn.group].mqtt
+        conn.attempts += 1
+        base = min(opts.reconnect_max, opts.reconnect_min * 2 ** min(conn.attempts - 1, 20))
+        jitter = float(
+            uniform01(hash2(self.backoff_key, np.array([conn.device]), np.array([conn.attempts])))[
+                0
+            ]
+        )
+        await trio.sleep(base * (0.5 + jitter) / 1e9)  # run time: trio's clock is the run's
+        if not self.closing and not conn.up:
+            await self._connect_one(conn)
+
+    async def _reader(self, conn: _Conn, session: ClientSession, stream: trio.abc.Stream) -> None:
+        try:
+            while True:
+                data = await stream.receive_some(65536)
+                if not data:
+                    raise trio.BrokenResourceError("connection closed by the broker")
+                conn.last_in = trio.current_time()
+                now = self.clock.now_ns()
+                for ev in session.receive(data):
+                    if isinstance(ev, Completed):
+                        row = conn.pending.pop(ev.packet_id, None)
+                        if row is None:
+                            continue
+                        seq, t_int, t_sent, phase, msg, nbytes, qos = row
+                        if ev.reason_code >= 0x80:
+                            self.stage.add(
+                                conn.device,
+                                seq,
+                                PUBLISH,
+                                FAILED,
+                                phase,
+                                msg,
+                                t_int,
+                                t_sent,
+                                now,
+                                nbytes,
+                                qos,
+                                self._code(f"refused: reason {ev.reason_code:#04x}"),
+                            )
+                        else:
+                            self.stage.add(
+                                conn.device,
+                                seq,
+                                PUBLISH,
+                                ACKED,
+                                phase,
+                                msg,
+                                t_int,
+                                t_sent,
+                                now,
+                                nbytes,
+                                qos,
+                                0,
+                            )
+                    elif isinstance(ev, ServerDisconnected):
+                        raise trio.BrokenResourceError(f"broker sent DISCONNECT {ev.reason_code}")
+                if session.outbound:
+                    conn.wake.set()
+        except (
+            OSError,
+            trio.BrokenResourceError,
+            trio.ClosedResourceError,
+            c.ProtocolError,
+        ) as exc:
+            if conn.session is session:
+                await self._lost(conn, _reason(exc))
+
+    async def _writer(self, conn: _Conn, session: ClientSession, stream: trio.abc.Stream) -> None:
+        try:
+            while conn.session is session:
+                await conn.wake.wait()
+                conn.wake = trio.Event()
+                if session.outbound:
+                    conn.last_out = trio.current_time()
+                    await stream.send_all(session.take_outbound())
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            if conn.session is session:
+                await self._lost(conn, _reason(exc))
+
+    async def _lost(self, conn: _Conn, reason: str) -> None:
+        """The connection died: in-flight publishes fail, a disconnect row, then reconnect."""
+        session = conn.session
+        conn.up = False
+        conn.session = None
+        if session is not None:
+            session.lost()
+        now = self.clock.now_ns()
+        code = self._code(f"connection lost: {reason}")
+        for seq, t_int, t_sent, phase, msg, nbytes, qos in conn.pending.values():
+            self.stage.add(
+                conn.device, seq, PUBLISH, FAILED, phase, msg, t_int, t_sent, now, nbytes, qos, code
+            )
+        conn.pending.clear()
+        self.stage.add(conn.device, -1, DISCONNECT, FAILED, 255, 0, _NULL, now, now, 0, 0, code)
+        conn.wake.set()
+        await self._close_stream(conn)
+        if not self.closing:
+            assert self.nursery is not None
+            self.nursery.start_soon(self._reconnect_later, conn)
+
+    async def _close_stream(self, conn: _Conn) -> None:
+        stream, conn.stream = conn.stream, None
+        if stream is not None:
+            with trio.move_on_after(1):
+                await trio.aclose_forcefully(stream)
+
+    async def _sweeper(self) -> None:
+        """Publish timeouts and keepalive pings, every SWEEP_S."""
+        while True:
+            await trio.sleep(SWEEP_S)
+            now_t = trio.current_time()
+            now = self.clock.now_ns()
+            for conn in self.conns:
+                session = conn.session
+                if session is None:
+                    continue
+                opts = self.scenario.fleet[conn.group].mqtt
+                if conn.pending:
+                    limit = now - opts.publish_timeout
+                    late = [pid for pid, row in conn.pending.items() if row[2] < limit]
+                    for pid in late:
+                        seq, t_int, t_sent, phase, msg, nbytes, qos = conn.pending.pop(pid)
+                        session.in_flight.discard(pid)
+                        self.stage.add(
+                            conn.device,
+                            seq,
+                            PUBLISH,
+                            TIMEOUT,
+                            phase,
+                            msg,
+                            t_int,
+                            t_sent,
+                            _NULL,
+                            nbytes,
+                            qos,
+                            self._code("no ack within publish_timeout"),
+                        )
+                keep = opts.keepalive / 1e9
+                if keep > 0:
+                    if now_t - conn.last_in > 1.5 * keep:
+                        # MQTT-3.1.2-24 (the server's side of it): no traffic, presume dead
+                        conn.up = False
+                        assert self.nursery is not None
+                        self.nursery.start_soon(self._lost, conn, "keepalive expired")
+                    elif now_t - conn.last_out > keep / 2 and conn.up:
+                        session.ping()
+                        conn.wake.set()
+            self.stage.flush(self.log)
+
+    async def publish(self, batch: PublishBatch) -> None:
+        buf = batch.payload.data.tobytes()
+        off = batch.payload.offsets.tolist()
+        conns = self.conns
+        lo = self.lo
+        stage = self.stage.add
+        not_connected = None
+        for i, (dev, seq, t_int, t_sent, phase, msg, qos) in enumerate(
+            zip(
+                batch.device.tolist(),
+                batch.seq.tolist(),
+                batch.t_intended.tolist(),
+                batch.t_sent.tolist(),
+                batch.phase.tolist(),
+                batch.message.tolist(),
+                batch.qos.tolist(),
+                strict=True,
+            )
+        ):
+            conn = conns[dev - lo]
+            session = conn.session
+            payload = buf[off[i] : off[i + 1]]
+            if (
+                session is None
+                or not conn.up
+                or session.window_full
+                or (len(conn.pending) >= self.scenario.fleet[conn.group].mqtt.inflight)
+            ):
+                if not_connected is None:
+                    not_connected = self._code("not connected")
+                    full = self._code("in-flight window full")
+                code = not_connected if session is None or not conn.up else full
+                stage(
+                    dev,
+                    seq,
+                    PUBLISH,
+                    DROPPED,
+                    phase,
+                    msg,
+                    t_int,
+                    t_sent,
+                    _NULL,
+                    len(payload),
+                    qos,
+                    code,
+                )
+                continue
+            pid = session.publish(
+                self.topics[conn.index][msg],
+                payload,
+                qos,
+                self.retain[(conn.group, msg)],
+                self.props[conn.group],
+            )
+            if pid is None:
+                stage(
+                    dev, seq, PUBLISH, SENT, phase, msg, t_int, t_sent, t_sent, len(payload), 0, 0
+                )
+            else:
+                conn.pending[pid] = (seq, t_int, t_sent, phase, msg, len(payload), qos)
+            conn.wake.set()
+        self.stage.flush(self.log)
+
+    async def drain(self, deadline_ns: int) -> None:
+        """Wait for outstanding acks until the deadline; the rest time out."""
+        while any(c.pending for c in self.conns) and self.clock.now_ns() < deadline_ns:
+            await trio.sleep(0.01)
+        code = self._code("no ack before the run ended (drain timeout)")
+        for conn in self.conns:
+            for seq, t_int, t_sent, phase, msg, nbytes, qos in conn.pending.values():
+                self.stage.add(
+                    conn.device,
+                    seq,
+                    PUBLISH,
+                    TIMEOUT,
+                    phase,
+                    msg,
+                    t_int,
+                    t_sent,
+                    _NULL,
+                    nbytes,
+                    qos,
+                    code,
+                )
+            conn.pending.clear()
+        self.stage.flush(self.log)
+
+    async def close(self, now_ns: int) -> None:
+        self.closing = True
+        for conn in self.conns:
+            session, stream = conn.session, conn.stream
+            conn.session = None
+            conn.up = False
+            if session is not None and stream is not None:
+                try:
+                    session.disconnect()
+                    with trio.move_on_after(1):
+                        await stream.send_all(session.take_outbound())
+                    self.stage.add(
+                        conn.device,
+                        -1,
+                        DISCONNECT,
+                        OK,
+                        255,
+                        0,
+                        _NULL,
+                        now_ns,
+                        self.clock.now_ns(),
+                        0,
+                        0,
+                        0,
+                    )
+                except (
+                    OSError,
+                    trio.BrokenResourceError,
+                    trio.ClosedResourceError,
+                    c.ProtocolError,
+                ):
+                    pass
+            conn.wake.set()
+            await self._close_stream(conn)
+        self.stage.flush(self.log)
+
+
+_NULL = int(np.iinfo(np.int64).min)
+
+
+def _fill(template: str, fields: dict[str, str]) -> str:
+    out = template
+    for name in template_names(template):
+        out = out.replace("{" + name + "}", fields[name])
+    return out
+
+
+def _password(opts: MqttOptions) -> bytes | None:
+    if opts.password_env is not None:
+        value = os.environ.get(opts.password_env)
+        if value is None:
+            raise UserError(
+                f"mqtt.password_env: environment variable {opts.password_env} is not set"
+            )
+        return value.encode()
+    return opts.password.encode() if opts.password is not None else None
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, trio.TooSlowError):
+        text = "timed out"
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror
+    return text.splitlines()[0][:120]
+
+
+def _ssl_context(scenario: Scenario) -> ssl.SSLContext:
+    tls = scenario.tls
+    ctx = ssl.create_default_context(cafile=tls.ca_file)
+    if not tls.verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if tls.cert_file:
+        ctx.load_cert_chain(tls.cert_file, tls.key_file)
+    return ctx
