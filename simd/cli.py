@@ -25,7 +25,7 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Simulate fleets of IoT devices against real message systems.",
 )
-out = Console(highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_OK, EXIT_SLO, EXIT_INPUT, EXIT_RUN = 0, 1, 2, 3
@@ -110,6 +110,7 @@ def run(
         sys.stderr.write(f"simd: warning: {t}\n")
     if report:
         render_report(outcome.run_dir, out)
+    _fail_if_never_connected(outcome.run_dir)
     if outcome.state == "stopped":
         _fail(
             f"run stopped by a signal before its end (logs and report in {outcome.run_dir})",
@@ -126,6 +127,30 @@ def run(
         for s in failed:
             sys.stderr.write(f"simd: slo failed: {s.describe()}\n")
         raise typer.Exit(EXIT_SLO)
+
+
+def _fail_if_never_connected(run_dir: Path) -> None:
+    """A real target none of whose devices ever connected: the run could not go on (exit 3)."""
+    from simd.manifest import read_manifest
+    from simd.results import query
+    from simd.transports import does_real_io
+
+    manifest = read_manifest(run_dir)
+    if not does_real_io(manifest["target"]):
+        return
+    _, rows = query(
+        run_dir,
+        "SELECT count(*) FILTER (WHERE kind = 1 AND status = 7), "
+        "count(*) FILTER (WHERE kind = 1) FROM status_totals",
+    )
+    ok, attempts = rows[0]
+    if attempts and not ok:
+        _, err = query(run_dir, "SELECT error FROM errors_by_kind WHERE kind = 'connect' LIMIT 1")
+        why = err[0][0] if err else "no connection"
+        _fail(
+            f"no device could connect to {manifest['target_url']}: {why} (logs in {run_dir})",
+            EXIT_RUN,
+        )
 
 
 @app.command()

@@ -71,6 +71,30 @@ def sql(run_dir: Path, query: str) -> list[tuple]:
         con.close()
 
 
+def _broker_kinds() -> list[str]:
+    from simd.broker import available_kinds
+
+    kinds = available_kinds()
+    if os.environ.get("SIMD_REQUIRE_MOSQUITTO") and "mosquitto" not in kinds:
+        # CI installs mosquitto; a skip there would hide a missing install step
+        return ["mosquitto-required-but-missing", *kinds]
+    return kinds or ["none"]
+
+
+@pytest.fixture(params=_broker_kinds())
+def broker(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """A real broker on a free loopback port, for each broker this machine has."""
+    from simd.broker import EmbeddedBroker
+
+    kind = request.param
+    if kind == "mosquitto-required-but-missing":
+        pytest.fail("SIMD_REQUIRE_MOSQUITTO is set but mosquitto is not on PATH")
+    if kind == "none":
+        pytest.fail("no MQTT broker available (mosquitto or the amqtt package)")
+    with EmbeddedBroker(kind) as b:
+        yield b
+
+
 @pytest.fixture
 def runs(tmp_path: Path) -> Path:
     d = tmp_path / "runs"

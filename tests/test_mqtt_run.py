@@ -1,0 +1,276 @@
+"""simd against real MQTT brokers on loopback (every broker this machine has; CI: mosquitto)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from simd.broker import EmbeddedBroker
+from tests.conftest import run_dir_from, simd, sql, write_scenario
+
+FLEET = """
+name = "mq"
+duration = "{duration}"
+target = "embedded"
+[[fleet]]
+name = "g"
+count = {count}
+rate = {rate}
+qos = {qos}
+retain = {retain}
+topic = "simd/{{device_id}}/t"
+payload = {{ kind = "template", template = '{{"d":"{{device_id}}","s":{{seq}}}}' }}
+[fleet.mqtt]
+version = "{version}"
+{extra}
+"""
+
+
+def _scenario(
+    tmp: Path,
+    *,
+    duration: str = "4s",
+    count: int = 20,
+    rate: float = 5.0,
+    qos: int = 1,
+    retain: bool = False,
+    version: str = "3.1.1",
+    extra: str = "",
+) -> Path:
+    return write_scenario(
+        tmp,
+        FLEET.format(
+            duration=duration,
+            count=count,
+            rate=rate,
+            qos=qos,
+            retain=str(retain).lower(),
+            version=version,
+            extra=extra,
+        ),
+    )
+
+
+def _run(path: Path, runs: Path, url: str, *extra: str, check: int = 0) -> Path:
+    proc = simd(
+        "run",
+        str(path),
+        "--target",
+        url,
+        "--runs-dir",
+        str(runs),
+        "--no-progress",
+        "--no-report",
+        *extra,
+        check=check,
+    )
+    return run_dir_from(proc)
+
+
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_every_publish_reaches_a_final_status(
+    broker: EmbeddedBroker, tmp_path: Path, runs: Path, qos: int
+) -> None:
+    """QoS 0/1/2 against a real broker: as many publish rows as planned, all sent or acked,
+    acked ones with an ack latency."""
+    path = _scenario(tmp_path, qos=qos)
+    run_dir = _run(path, runs, broker.url)
+    planned = json.loads(simd("plan", str(path), "--format", "json", check=0).stdout)
+    rows = sql(
+        run_dir,
+        "SELECT status, count(*), min(t_done_ns - t_sent_ns) FROM events "
+        "WHERE kind = 'publish' GROUP BY status",
+    )
+    assert {r[0] for r in rows} == {"sent" if qos == 0 else "acked"}
+    assert sum(r[1] for r in rows) == planned["total_publishes"]
+    if qos:
+        assert rows[0][2] > 0
+    conns = sql(
+        run_dir,
+        "SELECT kind, status, count(*) FROM events WHERE kind <> 'publish' GROUP BY ALL ORDER BY 1",
+    )
+    assert conns == [("connect", "ok", 20), ("disconnect", "ok", 20)]
+
+
+def _subscribe_in_thread(
+    url: str, topic: str, version: str, got: list, ready: threading.Event, stop: threading.Event
+) -> threading.Thread:
+    import aiomqtt
+
+    host, port = url.removeprefix("mqtt://").split(":")
+    proto = aiomqtt.ProtocolVersion.V5 if version == "5" else aiomqtt.ProtocolVersion.V311
+
+    async def main() -> None:
+        async with aiomqtt.Client(host, int(port), identifier="ref-sub", protocol=proto) as c:
+            await c.subscribe(topic, qos=1)
+            ready.set()
+            while not stop.is_set():
+                try:
+                    async with asyncio.timeout(0.2):
+                        msg = await anext(c.messages)
+                except TimeoutError:
+                    continue
+                props = getattr(msg.properties, "UserProperty", None) if msg.properties else None
+                got.append((str(msg.topic), bytes(msg.payload), msg.qos, msg.retain, props))
+
+    t = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
+    t.start()
+    return t
+
+
+@pytest.mark.parametrize("version", ["3.1.1", "5"])
+def test_aiomqtt_receives_what_simd_published(
+    broker: EmbeddedBroker, tmp_path: Path, runs: Path, version: str
+) -> None:
+    """An independent client (aiomqtt) subscribed to the fleet's topics receives every acked
+    publish intact: topic, payload, qos; v5 user properties too."""
+    if version == "5" and not broker.mqtt5:
+        pytest.skip(f"{broker.kind} speaks MQTT 3.1.1 only")
+    extra = 'user_properties = { site = "lab", fw = "1.2" }' if version == "5" else ""
+    path = _scenario(tmp_path, count=10, version=version, extra=extra)
+    got: list = []
+    ready, stop = threading.Event(), threading.Event()
+    t = _subscribe_in_thread(broker.url, "simd/#", version, got, ready, stop)
+    assert ready.wait(10)
+    run_dir = _run(path, runs, broker.url)
+    time.sleep(0.5)
+    stop.set()
+    t.join(5)
+    acked = sql(
+        run_dir,
+        "SELECT device_id, seq FROM events WHERE kind = 'publish' "
+        "AND status = 'acked' ORDER BY 1, 2",
+    )
+    assert len(acked) == 200
+    received = sorted((json.loads(p)["d"], json.loads(p)["s"]) for _, p, _, _, _ in got)
+    assert received == sorted(acked)
+    for topic, payload, qos, retain, props in got:
+        assert topic == f"simd/{json.loads(payload)['d']}/t"
+        assert qos == 1 and not retain
+        if version == "5":
+            assert sorted(props) == [("fw", "1.2"), ("site", "lab")]
+
+
+def test_simd_probe_of_reference_publish(broker: EmbeddedBroker) -> None:
+    """simd's MQTT session receives, intact, what aiomqtt publishes (qos 1, retain)."""
+    import aiomqtt
+    import trio
+
+    from simd.transports.mqtt import codec as c
+    from simd.transports.mqtt.session import ClientSession, Received
+
+    host, port = broker.url.removeprefix("mqtt://").split(":")
+
+    async def publish() -> None:
+        async with aiomqtt.Client(host, int(port), identifier="ref-pub") as cl:
+            await cl.publish("ref/topic", b"\x00\x01binary", qos=1, retain=True)
+
+    asyncio.run(publish())
+
+    async def receive() -> c.Publish:
+        stream = await trio.open_tcp_stream(host, int(port))
+        s = ClientSession()
+        s.connect(c.Connect("probe"))
+        await stream.send_all(s.take_outbound())
+        with trio.fail_after(10):
+            while True:
+                for ev in s.receive(await stream.receive_some(65536)):
+                    if isinstance(ev, Received):
+                        return ev.publish
+                if s.state.value == "connected" and not s.in_flight:
+                    s.subscribe([("ref/#", 1)])
+                if s.outbound:
+                    await stream.send_all(s.take_outbound())
+
+    msg = trio.run(receive)
+    assert (msg.topic, msg.payload, msg.retain) == ("ref/topic", b"\x00\x01binary", True)
+
+
+def test_broker_restart_mid_run(tmp_path: Path, runs: Path) -> None:
+    """The broker restarts mid-run: devices reconnect, every publish row has a final status,
+    and the outage shows (lost connections, dropped publishes, reconnects)."""
+    with EmbeddedBroker() as b:
+        path = _scenario(
+            tmp_path,
+            duration="9s",
+            count=10,
+            rate=10.0,
+            extra='reconnect_min = "200ms"\nreconnect_max = "1s"',
+        )
+        proc = __import__("subprocess").Popen(
+            [
+                __import__("sys").executable,
+                "-m",
+                "simd",
+                "run",
+                str(path),
+                "--target",
+                b.url,
+                "--runs-dir",
+                str(runs),
+                "--run-id",
+                "restart",
+                "--no-progress",
+            ],
+            stdout=__import__("subprocess").PIPE,
+            stderr=__import__("subprocess").PIPE,
+            text=True,
+        )
+        time.sleep(4)
+        b.restart()
+        out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err
+    run_dir = runs / "restart"
+    statuses = dict(
+        sql(run_dir, "SELECT status, count(*) FROM events WHERE kind = 'publish' GROUP BY 1")
+    )
+    total = json.loads(simd("plan", str(path), "--format", "json", check=0).stdout)
+    assert sum(statuses.values()) == total["total_publishes"]
+    assert statuses.get("acked", 0) > 0.5 * total["total_publishes"]
+    assert statuses.get("dropped", 0) + statuses.get("error", 0) > 0
+    lost = sql(
+        run_dir, "SELECT count(*) FROM events WHERE kind = 'disconnect' AND status = 'error'"
+    )
+    reconnected = sql(
+        run_dir, "SELECT count(*) FROM events WHERE kind = 'connect' AND status = 'ok'"
+    )
+    assert lost[0][0] == 10 and reconnected[0][0] >= 20
+    assert "connection lost" in out or "not connected" in out  # the report's errors table
+
+
+def test_unreachable_broker_is_one_line_exit_3(tmp_path: Path, runs: Path) -> None:
+    """Nothing listening: connect errors are logged and the run says where it could not connect."""
+    from simd.broker import free_port
+
+    url = f"mqtt://127.0.0.1:{free_port()}"
+    path = _scenario(tmp_path, duration="2s", count=3)
+    proc = simd(
+        "run",
+        str(path),
+        "--target",
+        url,
+        "--runs-dir",
+        str(runs),
+        "--no-progress",
+        "--no-report",
+        check=3,
+    )
+    assert "Traceback" not in proc.stderr
+    assert f"no device could connect to {url}" in proc.stderr
+    run_dir = run_dir_from(proc)
+    errs = sql(run_dir, "SELECT DISTINCT error FROM events WHERE kind = 'connect'")
+    assert errs and all("connect failed" in e[0] for e in errs)
+    dropped = sql(run_dir, "SELECT count(*) FROM events WHERE status = 'dropped'")
+    assert dropped[0][0] == 3 * 5 * 2
+
+
+def test_virtual_clock_refused_for_real_io(tmp_path: Path, runs: Path) -> None:
+    """The virtual clock with an MQTT target is a clear input error."""
+    path = _scenario(tmp_path)
+    proc = simd("run", str(path), "--clock", "virtual", "--runs-dir", str(runs), check=2)
+    assert "does real I/O" in proc.stderr and "Traceback" not in proc.stderr
