@@ -115,7 +115,7 @@ def format_ints(values: np.ndarray) -> Ragged:
     cols = np.arange(width + 1)[None, :]
     keep = cols > width - nd[:, None]
     keep[:, 0] = neg
-    return _from_mask(mat, keep)
+    return from_mask(mat, keep)
 
 
 def format_fixed(values: np.ndarray, decimals: int) -> Ragged:
@@ -131,12 +131,13 @@ def format_fixed(values: np.ndarray, decimals: int) -> Ragged:
         frac[:, col] = _DIGITS[x % 10]
         x //= 10
     n = len(a)
-    sign = _from_mask(np.full((n, 1), ord("-"), dtype=np.uint8), (scaled < 0)[:, None])
+    sign = from_mask(np.full((n, 1), ord("-"), dtype=np.uint8), (scaled < 0)[:, None])
     frac_r = Ragged(frac.ravel(), np.arange(n + 1, dtype=np.int64) * decimals)
     return concat_columns([sign, format_ints(a // unit), Ragged.constant(b".", n), frac_r])
 
 
-def _from_mask(mat: np.ndarray, keep: np.ndarray) -> Ragged:
+def from_mask(mat: np.ndarray, keep: np.ndarray) -> Ragged:
+    """Row i: the bytes of mat[i] where keep[i] is true, in column order."""
     lengths = keep.sum(axis=1)
     offsets = np.zeros(len(mat) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])

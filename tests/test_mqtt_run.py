@@ -274,3 +274,57 @@ def test_virtual_clock_refused_for_real_io(tmp_path: Path, runs: Path) -> None:
     path = _scenario(tmp_path)
     proc = simd("run", str(path), "--clock", "virtual", "--runs-dir", str(runs), check=2)
     assert "does real I/O" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_publish_timeout_when_the_broker_stalls(tmp_path: Path, runs: Path) -> None:
+    """A broker frozen (SIGSTOP) for 3 s: qos 1 publishes without an ack within publish_timeout
+    end as timeout, the rest are acked; each publish has exactly one row."""
+    import signal
+    import subprocess
+    import sys
+
+    with EmbeddedBroker() as b:
+        path = _scenario(
+            tmp_path,
+            duration="8s",
+            count=5,
+            rate=10.0,
+            extra='publish_timeout = "1s"\nkeepalive = "60s"',
+        )
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "simd",
+                "run",
+                str(path),
+                "--target",
+                b.url,
+                "--runs-dir",
+                str(runs),
+                "--run-id",
+                "stall",
+                "--no-progress",
+                "--no-report",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(3)
+        assert b.proc is not None
+        b.proc.send_signal(signal.SIGSTOP)
+        time.sleep(3)
+        b.proc.send_signal(signal.SIGCONT)
+        _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err
+    run_dir = runs / "stall"
+    statuses = dict(
+        sql(run_dir, "SELECT status, count(*) FROM events WHERE kind = 'publish' GROUP BY 1")
+    )
+    assert statuses.get("timeout", 0) > 0 and statuses.get("acked", 0) > 0
+    assert sql(
+        run_dir, "SELECT count(*), count(DISTINCT (device, seq)) FROM events WHERE kind = 'publish'"
+    ) == [(400, 400)]
+    errs = sql(run_dir, "SELECT DISTINCT error FROM events WHERE status = 'timeout'")
+    assert errs == [("no ack within publish_timeout",)]

@@ -121,3 +121,30 @@ def test_a_broker_sending_connect_is_a_remote_error() -> None:
     s = _connected()
     with pytest.raises(c.RemoteProtocolError):
         s.receive(c.encode(c.Connect("evil")))
+
+
+@pytest.mark.parametrize("version", [c.V311, c.V5])
+def test_fast_ack_path_agrees_with_the_decoder(version: int) -> None:
+    """receive_acks reads plain acks off the bytes and hands the rest to the decoder, with the
+    same outcome as receive: completions, PUBREL answers, other events in order."""
+    a, b = _connected(version), _connected(version)
+    for s in (a, b):
+        for q in (1, 1, 2, 1):
+            s.publish(topic_bytes("t"), b"x", q)
+        s.take_outbound()
+    msg = c.Publish("cmd", b"on", 1, packet_id=9)
+    wire = (
+        c.encode(c.PubAck(1), version)
+        + c.encode(c.PubRec(3), version)
+        + c.encode(c.PubAck(2), version)
+        + c.encode(msg, version)
+        + c.encode(c.PubComp(3), version)
+        + c.encode(c.PubAck(4), version)
+    )
+    slow = a.receive(wire)
+    done, events = b.receive_acks(wire)
+    assert [e.packet_id for e in slow if isinstance(e, Completed)] == [1, 2, 3, 4]
+    assert done + [e.packet_id for e in events if isinstance(e, Completed)] == [1, 2, 3, 4]
+    assert [e for e in events if isinstance(e, Received)] == [Received(msg)]
+    assert a.take_outbound() == b.take_outbound()
+    assert not a.in_flight and not b.in_flight

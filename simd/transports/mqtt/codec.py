@@ -15,6 +15,10 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import numpy as np
+
+from simd.ragged import Ragged, from_mask
+
 V311 = 4
 V5 = 5
 
@@ -222,8 +226,7 @@ _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 
 
-def varint(n: int) -> bytes:
-    """MQTT variable byte integer (1.5.5 / 2.2.3)."""
+def _varint(n: int) -> bytes:
     if not 0 <= n <= MAX_REMAINING:
         raise LocalProtocolError(f"variable byte integer {n} out of range")
     out = bytearray()
@@ -235,6 +238,32 @@ def varint(n: int) -> bytes:
         else:
             out.append(byte)
             return bytes(out)
+
+
+_VARINT_SMALL = [_varint(i) for i in range(16384)]  # every 1- and 2-byte value, precomputed
+
+
+def varint(n: int) -> bytes:
+    """MQTT variable byte integer (1.5.5 / 2.2.3)."""
+    if 0 <= n < 16384:
+        return _VARINT_SMALL[n]
+    return _varint(n)
+
+
+def varint_prefixes(first: np.ndarray, n: np.ndarray) -> Ragged:
+    """`first byte + varint(n)` per row, vectorised (the fixed headers of a batch)."""
+    if len(n) and (n.min() < 0 or n.max() > MAX_REMAINING):
+        raise LocalProtocolError("remaining length out of range")
+    mat = np.zeros((len(n), 5), dtype=np.uint8)
+    mat[:, 0] = first
+    x = n.astype(np.int64)
+    nbytes = 1 + (x >= 128) + (x >= 16384) + (x >= 2097152)
+    for k in range(4):
+        more = nbytes > k + 1
+        mat[:, k + 1] = (x & 0x7F) | np.where(more, 0x80, 0)
+        x = x >> 7
+    keep = np.arange(5)[None, :] <= nbytes[:, None]
+    return from_mask(mat, keep)
 
 
 def _check_str(s: str) -> bytes:

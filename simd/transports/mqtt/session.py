@@ -185,6 +185,33 @@ class ClientSession:
         self.outbound.clear()
         return out
 
+    def receive_acks(self, data: bytes) -> tuple[list[int], list[Event]]:
+        """`receive`, with the common case fast: plain PUBACK / PUBCOMP / PUBREC packets (4
+        bytes, reason 0) are read straight off the bytes. Returns (completed packet ids,
+        other events)."""
+        done: list[int] = []
+        i = 0
+        n = len(data)
+        if not self.decoder._buf:
+            in_flight = self.in_flight
+            while i + 4 <= n and data[i + 1] == 2:
+                head = data[i]
+                if head not in (0x40, 0x70, 0x50):
+                    break
+                pid = (data[i + 2] << 8) | data[i + 3]
+                i += 4
+                if head == 0x50:  # PUBREC: answer PUBREL (MQTT-4.3.3)
+                    self.outbound += b"\x62\x02" + data[i - 2 : i]
+                elif pid in in_flight:
+                    in_flight.discard(pid)
+                    done.append(pid)
+        events = self.receive(data[i:]) if i < n else []
+        return done, events
+
+    def allocate(self, k: int) -> list[int]:
+        """k packet ids at once (for a batch of qos 1/2 publishes to this connection)."""
+        return [self._pid() for _ in range(k)]
+
     def receive(self, data: bytes) -> list[Event]:
         """Decode the broker's bytes; queue the acks MQTT requires; return what happened."""
         events: list[Event] = []

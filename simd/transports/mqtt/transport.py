@@ -24,7 +24,6 @@ import trio
 
 from simd.errors import UserError
 from simd.events import (
-    ACKED,
     CONNECT,
     DISCONNECT,
     DROPPED,
@@ -35,9 +34,11 @@ from simd.events import (
     TIMEOUT,
 )
 from simd.hashing import hash2, stream_key, uniform01
+from simd.ragged import Ragged, concat_columns
 from simd.scenario import MqttOptions, Scenario, resolve_path, template_names
 from simd.transports._base import DeviceSet, PublishBatch, TransportContext
 from simd.transports.mqtt import codec as c
+from simd.transports.mqtt.inflight import InFlight
 from simd.transports.mqtt.session import (
     ClientSession,
     Completed,
@@ -76,9 +77,12 @@ class _Conn:
     password: bytes | None
     stream: trio.abc.Stream | None = None
     session: ClientSession | None = None
-    pending: dict[int, tuple[int, int, int, int, int, int, int]] = field(default_factory=dict)
+    pending: dict[int, int] = field(default_factory=dict)  # packet id -> InFlight key
     wake: trio.Event = field(default_factory=trio.Event)
     up: bool = False
+    fd: int | None = None  # plain TCP: written directly, no task switch
+    writing: bool = False  # the writer task is inside send_all
+    window: int = 1000
     attempts: int = 0
     last_out: float = 0.0
     last_in: float = 0.0
@@ -125,12 +129,14 @@ class MqttTransport:
         self.target = parse_target(url)
         self.ssl_context = _ssl_context(self.scenario) if self.target.tls else None
         self.stage = _Stage()
+        self.inflight = InFlight()
         self.conns: list[_Conn] = []
         self.lo = 0
         self.topics: list[list[bytes]] = []
         self.props: list[bytes] = []
         self.retain: dict[tuple[int, int], bool] = {}
         self.nursery: trio.Nursery | None = None
+        self.up = np.zeros(0, dtype=bool)  # per connection: can publish now
         self.err: dict[str, int] = {}
         self.closing = False
         self.backoff_key = stream_key(self.scenario.seed, "mqtt", "backoff")
@@ -185,6 +191,17 @@ class MqttTransport:
                 topics.append(topic_bytes(_fill(msg.topic, {**fields, "message": msg.name})))
                 self.retain[(gi, mi)] = bool(msg.retain)
             self.topics.append(topics)
+        # tables for the vectorised qos 0 path
+        self.max_msgs = max(len(g.resolved_messages()) for g in self.scenario.fleet)
+        self.topic_table = Ragged.from_list(
+            [t for ts in self.topics for t in ts + [b""] * (self.max_msgs - len(ts))]
+        )
+        self.group_of = np.array([cn.group for cn in self.conns], dtype=np.int64)
+        self.props_table = Ragged.from_list(self.props)
+        self.first_byte = np.zeros((len(self.scenario.fleet), self.max_msgs), dtype=np.uint8)
+        for (gi, mi), retain in self.retain.items():
+            self.first_byte[gi, mi] = 0x30 | int(retain)
+        self.up = np.zeros(len(self.conns), dtype=bool)
 
     # ------------------------------------------------------------- protocol
 
@@ -309,6 +326,10 @@ class MqttTransport:
                     if isinstance(ev, Connected):
                         conn.session = session
                         conn.up = True
+                        self.up[conn.index] = True
+                        sock = getattr(stream, "socket", None)
+                        conn.fd = sock.fileno() if sock is not None else None
+                        conn.window = min(opts.inflight, session.receive_maximum)
                         conn.attempts = 0
                         conn.last_in = conn.last_out = trio.current_time()
                         self.stage.add(
@@ -353,42 +374,25 @@ class MqttTransport:
                     raise trio.BrokenResourceError("connection closed by the broker")
                 conn.last_in = trio.current_time()
                 now = self.clock.now_ns()
-                for ev in session.receive(data):
+                done, events = session.receive_acks(data)
+                if done:
+                    pending = conn.pending
+                    self.inflight.acked([pending.pop(p) for p in done if p in pending], now)
+                for ev in events:
                     if isinstance(ev, Completed):
-                        row = conn.pending.pop(ev.packet_id, None)
-                        if row is None:
+                        key = conn.pending.pop(ev.packet_id, None)
+                        if key is None:
                             continue
-                        seq, t_int, t_sent, phase, msg, nbytes, qos = row
                         if ev.reason_code >= 0x80:
-                            self.stage.add(
-                                conn.device,
-                                seq,
-                                PUBLISH,
+                            self.inflight.finish(
+                                [key],
                                 FAILED,
-                                phase,
-                                msg,
-                                t_int,
-                                t_sent,
                                 now,
-                                nbytes,
-                                qos,
                                 self._code(f"refused: reason {ev.reason_code:#04x}"),
+                                self.log,
                             )
                         else:
-                            self.stage.add(
-                                conn.device,
-                                seq,
-                                PUBLISH,
-                                ACKED,
-                                phase,
-                                msg,
-                                t_int,
-                                t_sent,
-                                now,
-                                nbytes,
-                                qos,
-                                0,
-                            )
+                            self.inflight.acked([key], now)
                     elif isinstance(ev, ServerDisconnected):
                         raise trio.BrokenResourceError(f"broker sent DISCONNECT {ev.reason_code}")
                 if session.outbound:
@@ -409,7 +413,11 @@ class MqttTransport:
                 conn.wake = trio.Event()
                 if session.outbound:
                     conn.last_out = trio.current_time()
-                    await stream.send_all(session.take_outbound())
+                    conn.writing = True
+                    try:
+                        await stream.send_all(session.take_outbound())
+                    finally:
+                        conn.writing = False
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             if conn.session is session:
                 await self._lost(conn, _reason(exc))
@@ -418,15 +426,15 @@ class MqttTransport:
         """The connection died: in-flight publishes fail, a disconnect row, then reconnect."""
         session = conn.session
         conn.up = False
+        self.up[conn.index] = False
         conn.session = None
+        conn.fd = None
         if session is not None:
             session.lost()
         now = self.clock.now_ns()
         code = self._code(f"connection lost: {reason}")
-        for seq, t_int, t_sent, phase, msg, nbytes, qos in conn.pending.values():
-            self.stage.add(
-                conn.device, seq, PUBLISH, FAILED, phase, msg, t_int, t_sent, now, nbytes, qos, code
-            )
+        self.inflight.flush(self.log)
+        self.inflight.finish(list(conn.pending.values()), FAILED, now, code, self.log)
         conn.pending.clear()
         self.stage.add(conn.device, -1, DISCONNECT, FAILED, 255, 0, _NULL, now, now, 0, 0, code)
         conn.wake.set()
@@ -441,42 +449,47 @@ class MqttTransport:
             with trio.move_on_after(1):
                 await trio.aclose_forcefully(stream)
 
+    def _expire(self, now: int) -> None:
+        """Publishes without an ack within their group's publish_timeout: status timeout."""
+        self.inflight.flush(self.log)
+        timeouts = [g.mqtt.publish_timeout for g in self.scenario.fleet]
+        keys, conns, pids, sent = self.inflight.older_than(now - min(timeouts))
+        if not len(keys):
+            return
+        expired = []
+        for key, ci, pid, t_sent in zip(
+            keys.tolist(), conns.tolist(), pids.tolist(), sent.tolist(), strict=True
+        ):
+            conn = self.conns[ci]
+            if t_sent >= now - timeouts[conn.group]:
+                continue
+            if conn.pending.get(pid) == key:
+                del conn.pending[pid]
+                if conn.session is not None:
+                    conn.session.in_flight.discard(pid)
+            expired.append(key)
+        self.inflight.finish(
+            expired, TIMEOUT, _NULL, self._code("no ack within publish_timeout"), self.log
+        )
+
     async def _sweeper(self) -> None:
         """Publish timeouts and keepalive pings, every SWEEP_S."""
         while True:
             await trio.sleep(SWEEP_S)
             now_t = trio.current_time()
             now = self.clock.now_ns()
+            self._expire(now)
             for conn in self.conns:
                 session = conn.session
                 if session is None:
                     continue
                 opts = self.scenario.fleet[conn.group].mqtt
-                if conn.pending:
-                    limit = now - opts.publish_timeout
-                    late = [pid for pid, row in conn.pending.items() if row[2] < limit]
-                    for pid in late:
-                        seq, t_int, t_sent, phase, msg, nbytes, qos = conn.pending.pop(pid)
-                        session.in_flight.discard(pid)
-                        self.stage.add(
-                            conn.device,
-                            seq,
-                            PUBLISH,
-                            TIMEOUT,
-                            phase,
-                            msg,
-                            t_int,
-                            t_sent,
-                            _NULL,
-                            nbytes,
-                            qos,
-                            self._code("no ack within publish_timeout"),
-                        )
                 keep = opts.keepalive / 1e9
                 if keep > 0:
                     if now_t - conn.last_in > 1.5 * keep:
                         # MQTT-3.1.2-24 (the server's side of it): no traffic, presume dead
                         conn.up = False
+                        self.up[conn.index] = False
                         assert self.nursery is not None
                         self.nursery.start_soon(self._lost, conn, "keepalive expired")
                     elif now_t - conn.last_out > keep / 2 and conn.up:
@@ -485,89 +498,178 @@ class MqttTransport:
             self.stage.flush(self.log)
 
     async def publish(self, batch: PublishBatch) -> None:
-        buf = batch.payload.data.tobytes()
-        off = batch.payload.offsets.tolist()
-        conns = self.conns
-        lo = self.lo
-        stage = self.stage.add
-        not_connected = None
-        for i, (dev, seq, t_int, t_sent, phase, msg, qos) in enumerate(
-            zip(
-                batch.device.tolist(),
-                batch.seq.tolist(),
-                batch.t_intended.tolist(),
-                batch.t_sent.tolist(),
-                batch.phase.tolist(),
-                batch.message.tolist(),
-                batch.qos.tolist(),
-                strict=True,
-            )
-        ):
-            conn = conns[dev - lo]
-            session = conn.session
-            payload = buf[off[i] : off[i + 1]]
-            if (
-                session is None
-                or not conn.up
-                or session.window_full
-                or (len(conn.pending) >= self.scenario.fleet[conn.group].mqtt.inflight)
-            ):
-                if not_connected is None:
-                    not_connected = self._code("not connected")
-                    full = self._code("in-flight window full")
-                code = not_connected if session is None or not conn.up else full
-                stage(
-                    dev,
-                    seq,
-                    PUBLISH,
-                    DROPPED,
-                    phase,
-                    msg,
-                    t_int,
-                    t_sent,
-                    _NULL,
-                    len(payload),
-                    qos,
-                    code,
-                )
-                continue
-            pid = session.publish(
-                self.topics[conn.index][msg],
-                payload,
-                qos,
-                self.retain[(conn.group, msg)],
-                self.props[conn.group],
-            )
-            if pid is None:
-                stage(
-                    dev, seq, PUBLISH, SENT, phase, msg, t_int, t_sent, t_sent, len(payload), 0, 0
-                )
-            else:
-                conn.pending[pid] = (seq, t_int, t_sent, phase, msg, len(payload), qos)
-            conn.wake.set()
+        """Queue a batch: qos 0 rows are encoded vectorised, qos 1/2 rows one by one (they take
+        packet ids); then one write per touched connection."""
+        idx = batch.device - self.lo
+        up = self.up[idx]
+        if not up.all():
+            down = ~up
+            self._log_dropped(batch, down, self._code("not connected"))
+        qos0 = up & (batch.qos == 0)
+        touched: set[int] = set()
+        if qos0.any():
+            self._publish_qos0(batch, np.nonzero(qos0)[0], touched)
+        rest = up & (batch.qos > 0)
+        if rest.any():
+            self._publish_acked(batch, np.nonzero(rest)[0], touched)
+        for i in touched:
+            self._flush(self.conns[i])
         self.stage.flush(self.log)
+        self.inflight.flush(self.log)
+
+    def _log_dropped(self, batch: PublishBatch, sel: np.ndarray, code: int) -> None:
+        k = int(sel.sum()) if sel.dtype == bool else len(sel)
+        self.log.append(
+            k,
+            device=batch.device[sel],
+            seq=batch.seq[sel],
+            kind=PUBLISH,
+            status=DROPPED,
+            phase=batch.phase[sel],
+            message=batch.message[sel],
+            t_intended=batch.t_intended[sel],
+            t_sent=batch.t_sent[sel],
+            bytes=np.diff(batch.payload.offsets)[sel],
+            qos=batch.qos[sel],
+            error=code,
+        )
+
+    def _publish_qos0(self, batch: PublishBatch, rows: np.ndarray, touched: set[int]) -> None:
+        conn_idx = batch.device[rows] - self.lo
+        # group the batch's rows by connection (stable: each device keeps its send order)
+        order = np.argsort(conn_idx, kind="stable")
+        rows = rows[order]
+        conn_idx = conn_idx[order]
+        msg = batch.message[rows].astype(np.int64)
+        topics = self.topic_table.take(conn_idx * self.max_msgs + msg)
+        groups = self.group_of[conn_idx]
+        props = self.props_table.take(groups)
+        payload = batch.payload.take(rows)
+        rem = topics.lengths + props.lengths + payload.lengths
+        first = self.first_byte[groups, msg]
+        packets = concat_columns([c.varint_prefixes(first, rem), topics, props, payload])
+        data = packets.data.tobytes()
+        off = packets.offsets
+        bounds = np.nonzero(np.diff(conn_idx))[0] + 1
+        starts = np.r_[0, bounds].tolist()
+        ends = np.r_[bounds, len(rows)].tolist()
+        for a, b in zip(starts, ends, strict=True):
+            ci = int(conn_idx[a])
+            session = self.conns[ci].session
+            assert session is not None
+            session.outbound += data[off[a] : off[b]]
+            touched.add(ci)
+        self.log.append(
+            len(rows),
+            device=batch.device[rows],
+            seq=batch.seq[rows],
+            kind=PUBLISH,
+            status=SENT,
+            phase=batch.phase[rows],
+            message=batch.message[rows],
+            t_intended=batch.t_intended[rows],
+            t_sent=batch.t_sent[rows],
+            t_done=batch.t_sent[rows],
+            bytes=payload.lengths,
+            qos=0,
+        )
+
+    def _publish_acked(self, batch: PublishBatch, rows: np.ndarray, touched: set[int]) -> None:
+        """qos 1/2: packet ids are taken per connection, then packets are built vectorised."""
+        conn_idx = batch.device[rows] - self.lo
+        order = np.argsort(conn_idx, kind="stable")
+        rows = rows[order]
+        conn_idx = conn_idx[order]
+        bounds = np.nonzero(np.diff(conn_idx))[0] + 1
+        starts = np.r_[0, bounds].tolist()
+        ends = np.r_[bounds, len(rows)].tolist()
+        pids = np.zeros(len(rows), dtype=np.int64)
+        keep = np.ones(len(rows), dtype=bool)
+        for a, b in zip(starts, ends, strict=True):
+            conn = self.conns[int(conn_idx[a])]
+            session = conn.session
+            assert session is not None
+            room = max(0, min(conn.window, session.receive_maximum) - len(conn.pending))
+            take = min(room, b - a)
+            pids[a : a + take] = session.allocate(take)
+            keep[a + take : b] = False
+        if not keep.all():
+            self._log_dropped(batch, rows[~keep], self._code("in-flight window full"))
+            rows, conn_idx, pids = rows[keep], conn_idx[keep], pids[keep]
+            bounds = np.nonzero(np.diff(conn_idx))[0] + 1
+            starts = np.r_[0, bounds].tolist()
+            ends = np.r_[bounds, len(rows)].tolist()
+        if not len(rows):
+            return
+        msg = batch.message[rows].astype(np.int64)
+        qos = batch.qos[rows]
+        topics = self.topic_table.take(conn_idx * self.max_msgs + msg)
+        groups = self.group_of[conn_idx]
+        props = self.props_table.take(groups)
+        payload = batch.payload.take(rows)
+        rem = topics.lengths + 2 + props.lengths + payload.lengths
+        first = self.first_byte[groups, msg] | (qos.astype(np.uint8) << 1)
+        pid_bytes = Ragged(
+            pids.astype(">u2").view(np.uint8).copy(), np.arange(len(rows) + 1, dtype=np.int64) * 2
+        )
+        packets = concat_columns([c.varint_prefixes(first, rem), topics, pid_bytes, props, payload])
+        data = packets.data.tobytes()
+        off = packets.offsets
+        keys = self.inflight.add(
+            {
+                "device": batch.device[rows],
+                "seq": batch.seq[rows],
+                "t_intended": batch.t_intended[rows],
+                "t_sent": batch.t_sent[rows],
+                "phase": batch.phase[rows],
+                "message": batch.message[rows],
+                "bytes": payload.lengths,
+                "qos": qos,
+                "conn": conn_idx,
+                "pid": pids,
+            }
+        ).tolist()
+        pid_list = pids.tolist()
+        for a, b in zip(starts, ends, strict=True):
+            ci = int(conn_idx[a])
+            conn = self.conns[ci]
+            conn.pending.update(zip(pid_list[a:b], keys[a:b], strict=True))
+            session = conn.session
+            assert session is not None
+            session.outbound += data[off[a] : off[b]]
+            touched.add(ci)
+
+    def _flush(self, conn: _Conn) -> None:
+        """One write of everything queued: straight to the socket when it takes it (plain TCP,
+        no write in progress); otherwise the connection's writer task sends it."""
+        session = conn.session
+        if session is None or not session.outbound:
+            return
+        if conn.fd is not None and not conn.writing:
+            data = session.take_outbound()
+            try:
+                n = os.write(conn.fd, data)
+            except BlockingIOError:
+                n = 0
+            except OSError:
+                session.outbound[:0] = data  # the reader or writer will notice the loss
+                conn.wake.set()
+                return
+            conn.last_out = trio.current_time()
+            if n < len(data):
+                session.outbound[:0] = data[n:]
+                conn.wake.set()
+            return
+        conn.wake.set()
 
     async def drain(self, deadline_ns: int) -> None:
         """Wait for outstanding acks until the deadline; the rest time out."""
         while any(c.pending for c in self.conns) and self.clock.now_ns() < deadline_ns:
             await trio.sleep(0.01)
+        self.inflight.flush(self.log)
         code = self._code("no ack before the run ended (drain timeout)")
         for conn in self.conns:
-            for seq, t_int, t_sent, phase, msg, nbytes, qos in conn.pending.values():
-                self.stage.add(
-                    conn.device,
-                    seq,
-                    PUBLISH,
-                    TIMEOUT,
-                    phase,
-                    msg,
-                    t_int,
-                    t_sent,
-                    _NULL,
-                    nbytes,
-                    qos,
-                    code,
-                )
+            self.inflight.finish(list(conn.pending.values()), TIMEOUT, _NULL, code, self.log)
             conn.pending.clear()
         self.stage.flush(self.log)
 
@@ -577,6 +679,8 @@ class MqttTransport:
             session, stream = conn.session, conn.stream
             conn.session = None
             conn.up = False
+            self.up[conn.index] = False
+            conn.fd = None
             if session is not None and stream is not None:
                 try:
                     session.disconnect()
