@@ -6,6 +6,8 @@ machine needs no system package; MQTT 3.1.1 only). `target = "embedded"` and `si
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -46,6 +48,7 @@ class EmbeddedBroker:
 
     kind: str | None = None  # mosquitto | amqtt | None (the best available)
     port: int = 0
+    extra_conf: str = ""  # appended to mosquitto.conf (tests: password_file, allow_anonymous)
     host: str = "127.0.0.1"
     proc: subprocess.Popen[bytes] | None = None
     _dir: Path | None = field(default=None, repr=False)
@@ -71,14 +74,18 @@ class EmbeddedBroker:
         log = open(self._dir / "broker.log", "wb")  # noqa: SIM115 - closed with the process
         if self.kind == "mosquitto":
             conf = self._dir / "mosquitto.conf"
+            anonymous = "" if "allow_anonymous" in self.extra_conf else "allow_anonymous true\n"
             conf.write_text(
                 f"listener {self.port} {self.host}\n"
-                "allow_anonymous true\n"
+                f"{anonymous}"
                 "persistence false\n"
                 "max_connections -1\n"
                 "max_inflight_messages 0\n"
                 "max_queued_messages 100000\n"
                 "log_type error\n"
+                # stay the invoking user: as root, mosquitto would switch to its own user and
+                # lose access to files the test or the user names (password files, certificates)
+                f"user {pwd.getpwuid(os.getuid()).pw_name}\n" + self.extra_conf
             )
             cmd = [shutil.which("mosquitto") or "mosquitto", "-c", str(conf)]
         else:

@@ -39,6 +39,19 @@ class GroupLayout:
     arrival_key: int
     mix_key: int
     mix_cdf: np.ndarray  # cumulative weights, last == 1.0
+    spawn_rate: float | None = None  # devices/s: device i of the group starts at i / spawn_rate
+
+    def start_ns(self, local: np.ndarray) -> np.ndarray:
+        """When each device starts (connects, then publishes): 0, or its place in the ramp."""
+        if not self.spawn_rate:
+            return np.zeros(len(local), dtype=np.int64)
+        return np.rint(local * (1e9 / self.spawn_rate)).astype(np.int64)
+
+    def start_work(self, shape: Shape, local: np.ndarray) -> np.ndarray:
+        """Work already done by the shape when each device starts (0 without a ramp)."""
+        if not self.spawn_rate:
+            return np.zeros(len(local), dtype=np.float64)
+        return self.rate * shape.m_at_many(self.start_ns(local))
 
     def phases(self, local: np.ndarray) -> np.ndarray:
         """Each device's periodic phase in [0, 1)."""
@@ -71,6 +84,7 @@ def layout_groups(scenario: Scenario) -> list[GroupLayout]:
                 arrival_key=stream_key(scenario.seed, "arrival", g.name),
                 mix_key=stream_key(scenario.seed, "mix", g.name),
                 mix_cdf=cdf,
+                spawn_rate=g.mqtt.connect_rate,
             )
         )
         offset += g.count
@@ -83,7 +97,8 @@ def device_ids(group: FleetGroup, local: range | np.ndarray) -> list[str]:
 
 
 def periodic_count(x: float | np.ndarray, phi: np.ndarray) -> np.ndarray:
-    """#{k >= 0 : fl(k + phi) < x} per device, exactly as the event test computes it."""
+    """#{k >= 0 : fl(k + phi) < x} per device, exactly as the event test computes it (phi is
+    the device's phase plus the work done before it started, so it may exceed 1)."""
     c = np.maximum(np.ceil(x - phi), 0.0)
     c = np.where(c + phi < x, c + 1.0, c)
     c = np.where((c > 0) & ((c - 1.0) + phi >= x), c - 1.0, c)
@@ -98,9 +113,10 @@ class PoissonStreams:
     devices share the array, so a point's value depends on (seed, group, device, k) only.
     """
 
-    def __init__(self, key: int, local: np.ndarray) -> None:
+    def __init__(self, key: int, local: np.ndarray, start: np.ndarray | None = None) -> None:
         self.key = key
         self.local = local.astype(np.uint64)
+        self.start = np.zeros(len(local)) if start is None else start  # work at the device's start
         self.block = np.full(len(local), -1, dtype=np.int64)
         self.values = np.zeros((len(local), POISSON_BLOCK), dtype=np.float64)
         self._advance(np.arange(len(local)))
@@ -108,7 +124,7 @@ class PoissonStreams:
     def _advance(self, rows: np.ndarray) -> None:
         if len(rows) == 0:
             return
-        carry = np.where(self.block[rows] >= 0, self.values[rows, -1], 0.0)
+        carry = np.where(self.block[rows] >= 0, self.values[rows, -1], self.start[rows])
         nxt = self.block[rows] + 1
         k = nxt[:, None] * POISSON_BLOCK + np.arange(POISSON_BLOCK)[None, :]
         dev = np.broadcast_to(self.local[rows][:, None], k.shape)
@@ -160,12 +176,14 @@ class GroupCursor:
         self.shape = shape
         self.local = local
         self.wknots = layout.rate * shape.knots  # work at each segment start, then the end
+        start = layout.start_work(shape, local)
         if layout.arrival == "periodic":
-            self.phi = layout.phases(local)
+            # v_k = (start + phi) + k: the device's k-th publish, in work space
+            self.phi = start + layout.phases(local)
             self.poisson = None
         else:
             self.phi = None
-            self.poisson = PoissonStreams(layout.arrival_key, local)
+            self.poisson = PoissonStreams(layout.arrival_key, local, start)
 
     def events(self, w_lo: float, w_hi: float) -> Chunk:
         """Events with work in [w_lo, w_hi); w_hi is clamped to the work at the run's end."""
@@ -306,12 +324,12 @@ def plan_counts(scenario: Scenario, chunk_devices: int = 65536) -> Plan:
         for start in range(0, layout.count, chunk_devices):
             local = np.arange(start, min(layout.count, start + chunk_devices), dtype=np.int64)
             if layout.arrival == "periodic":
-                phi = layout.phases(local)
+                phi = layout.start_work(shape, local) + layout.phases(local)
                 at_knots = np.stack([periodic_count(w, phi) for w in wknots])
                 per_seg = (at_knots[1:] - at_knots[:-1]).sum(axis=1)
                 np.add.at(per_phase, shape.phase.astype(np.int64), per_seg)
             else:
-                streams = PoissonStreams(layout.arrival_key, local)
+                streams = PoissonStreams(layout.arrival_key, local, layout.start_work(shape, local))
                 _rows, _k, v = streams.take(0.0, float(wknots[-1]))
                 seg = np.maximum(np.searchsorted(wknots[:-1], v, side="right") - 1, 0)
                 np.add.at(per_phase, shape.phase[seg].astype(np.int64), 1)

@@ -54,6 +54,15 @@ class Shape:
         u = (t_ns - int(self.t0[j])) / NS
         return float(self.m0[j] + self.a[j] * u + self.b[j] * u * u / 2.0)
 
+    def m_at_many(self, t_ns: np.ndarray) -> np.ndarray:
+        """M(t) per instant (device start times), by the same formula as m_at."""
+        t = np.asarray(t_ns, dtype=np.int64)
+        j = np.clip(np.searchsorted(self.t0, t, side="right") - 1, 0, len(self.t0) - 1)
+        u = (t - self.t0[j]) / NS
+        m = self.m0[j] + self.a[j] * u + self.b[j] * u * u / 2.0
+        m = np.where(t >= self.duration_ns, self.m_end, m)
+        return np.where(t <= 0, 0.0, m)
+
     def level_at(self, t_ns: int) -> float:
         j = max(0, int(np.searchsorted(self.t0, t_ns, side="right")) - 1)
         return float(self.a[j] + self.b[j] * (t_ns - int(self.t0[j])) / NS)

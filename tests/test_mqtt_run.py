@@ -328,3 +328,53 @@ def test_publish_timeout_when_the_broker_stalls(tmp_path: Path, runs: Path) -> N
     ) == [(400, 400)]
     errs = sql(run_dir, "SELECT DISTINCT error FROM events WHERE status = 'timeout'")
     assert errs == [("no ack within publish_timeout",)]
+
+
+def test_token_file_and_password_env_authenticate_and_stay_secret(
+    tmp_path: Path, runs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mosquitto that knows only some device tokens (as usernames, ThingsBoard style) with a
+    password from the environment: known devices connect, the unknown one is refused with the
+    broker's reason; the password appears in no manifest, log or report."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("mosquitto_passwd"):
+        pytest.skip("mosquitto_passwd not installed")
+    secret = "pw-Zq81-never-logged"
+    tokens = [f"tok-{i:03d}-abc" for i in range(4)]
+    (tmp_path / "tokens.txt").write_text("\n".join(tokens) + "\n")
+    pwfile = tmp_path / "passwd"
+    for i, tok in enumerate(tokens[:3]):
+        flags = ["-c"] if i == 0 else []
+        subprocess.run(["mosquitto_passwd", *flags, "-b", str(pwfile), tok, secret], check=True)
+    monkeypatch.setenv("SIMD_TEST_MQTT_PASSWORD", secret)
+    extra = 'token_file = "tokens.txt"\npassword_env = "SIMD_TEST_MQTT_PASSWORD"'
+    path = _scenario(tmp_path, duration="2s", count=4, rate=2.0, extra=extra)
+    conf = f"allow_anonymous false\npassword_file {pwfile}\n"
+    with EmbeddedBroker("mosquitto", extra_conf=conf) as b:
+        proc = simd(
+            "run",
+            str(path),
+            "--target",
+            b.url,
+            "--runs-dir",
+            str(runs),
+            "--run-id",
+            "auth",
+            "--no-progress",
+            check=0,
+        )
+    run_dir = runs / "auth"
+    rows = sql(
+        run_dir,
+        "SELECT device_id, status, error FROM events WHERE kind = 'connect' ORDER BY device_id",
+    )
+    ok = {r[0] for r in rows if r[1] == "ok"}
+    assert ok == {"g-00000", "g-00001", "g-00002"}
+    refused = [r for r in rows if r[0] == "g-00003"]
+    assert refused and refused[0][1] == "error" and "refused: reason 5" in refused[0][2]
+    for f in [*run_dir.rglob("*")]:
+        if f.is_file():
+            assert secret.encode() not in f.read_bytes(), f
+    assert secret not in proc.stdout + proc.stderr

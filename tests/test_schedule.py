@@ -24,6 +24,14 @@ SHAPED = {
             "messages": [{"name": "a", "weight": 3}, {"name": "b", "weight": 1, "qos": 1}],
         },
         {"name": "odd", "count": 7, "rate": 0.37},
+        {"name": "ramped", "count": 9, "rate": 3.0, "mqtt": {"connect_rate": 0.5}},
+        {
+            "name": "ramped-poisson",
+            "count": 6,
+            "rate": 2.0,
+            "arrival": "poisson",
+            "mqtt": {"connect_rate": 0.25},
+        },
     ],
     "phase": [
         {"name": "ramp", "duration": "20s", "shape": "ramp", "start": 0.0, "end": 1.0},
@@ -87,7 +95,7 @@ def test_worker_count_and_chunking_do_not_change_the_schedule() -> None:
     shape = compile_shape(s)
     got: dict[tuple[int, str], int] = {}
     for dev, _, _, ph, _ in one:
-        gi = 0 if dev < 40 else (1 if dev < 65 else 2)
+        gi = 0 if dev < 40 else (1 if dev < 65 else (2 if dev < 72 else (3 if dev < 81 else 4)))
         got[(gi, shape.phase_names[ph])] = got.get((gi, shape.phase_names[ph]), 0) + 1
     for gi, g in enumerate(plan.groups):
         for ph, n in g.per_phase.items():
@@ -218,3 +226,19 @@ def test_every_shape_compiles_to_its_integral(shape: str) -> None:
         shape
     ]
     assert compile_shape(s).m_end == pytest.approx(expected, rel=1e-3)
+
+
+def test_a_connect_ramp_starts_each_device_at_its_place() -> None:
+    """With connect_rate r, device i of the group publishes nothing before i / r seconds, and
+    starts at its own pace then; the plan counts exactly that."""
+    s = parse_scenario(SHAPED)
+    rows = walk(s, 3, 1_500_000_000)
+    first: dict[int, int] = {}
+    for dev, _, t, _, _ in rows:
+        first[dev] = min(first.get(dev, t), t)
+    for dev in range(72, 81):
+        start = (dev - 72) * 2_000_000_000
+        assert first[dev] >= start
+        assert first[dev] < start + 2 * 333_333_334 + 20_000_000_000  # within its first periods
+    for dev in range(81, 87):
+        assert first[dev] >= (dev - 81) * 4_000_000_000

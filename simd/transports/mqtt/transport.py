@@ -50,6 +50,7 @@ from simd.transports.mqtt.session import (
 
 CONNECT_CONCURRENCY = 256  # handshakes in flight at once per worker when no connect_rate is set
 SWEEP_S = 0.05  # how often timeouts and keepalives are checked
+CONNECT_LEAD_NS = 20_000_000  # a ramped device connects this long before its start
 
 
 @dataclass
@@ -72,6 +73,7 @@ class _Conn:
     index: int
     device: int
     group: int
+    local: int  # index within its group
     client_id: str
     username: str | None
     password: bytes | None
@@ -184,7 +186,9 @@ class MqttTransport:
                     username = tokens[gi][local]
                 else:
                     password = tokens[gi][local].encode()
-            self.conns.append(_Conn(i, dev, gi, _fill(opts.client_id, fields), username, password))
+            self.conns.append(
+                _Conn(i, dev, gi, local, _fill(opts.client_id, fields), username, password)
+            )
             topics = []
             for mi, msg in enumerate(g.resolved_messages()):
                 assert msg.topic is not None
@@ -220,17 +224,20 @@ class MqttTransport:
             for gi, conns in by_group.items():
                 rate = self.scenario.fleet[gi].mqtt.connect_rate
                 if rate:
-                    nursery.start_soon(self._ramp, conns, rate / self.ctx.workers, limiter)
+                    nursery.start_soon(self._ramp, conns, rate, limiter)
                 else:
                     now_group.start_soon(self._ramp, conns, None, limiter)
         self.stage.flush(self.log)
 
-    async def _ramp(self, conns: list[_Conn], share: float | None, limiter: Any) -> None:
-        """Connect `conns`: all at once (bounded concurrency) or `share` per second from t=0."""
+    async def _ramp(self, conns: list[_Conn], rate: float | None, limiter: Any) -> None:
+        """Connect `conns`: all at once (bounded concurrency), or each at its place in the
+        group's ramp (device i at i / rate, the schedule's start for it; simd.schedule), a
+        little ahead so the handshake is done when its first publish is due."""
         async with trio.open_nursery() as n:
-            for k, conn in enumerate(conns):
-                if share:
-                    await self.clock.sleep_until_ns(int(k * 1e9 / share))
+            for conn in conns:
+                if rate:
+                    start = int(conn.local * 1e9 / rate)
+                    await self.clock.sleep_until_ns(max(0, start - CONNECT_LEAD_NS))
                 n.start_soon(self._connect_one, conn, limiter)
 
     async def _connect_one(self, conn: _Conn, limiter: Any = None) -> bool:
