@@ -265,17 +265,19 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=0)
     ap.add_argument("--skip-aiomqtt", action="store_true")
+    ap.add_argument("--only-connections", action="store_true", help="just the --connections run")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="simd-bench-mqtt-"))
     with EmbeddedBroker("mosquitto") as broker:
         host, port = broker.host, broker.port
         print(f"simd MQTT benchmark against mosquitto at {broker.url} ({os.cpu_count()} cores)")
         ceilings = {}
-        for qos in (0, 1):
+        for qos in () if args.only_connections else (0, 1):
             ceilings[qos] = trio.run(_ceiling, host, port, qos, float(args.seconds))
             line(f"ceiling qos {qos}: trio, pre-encoded, batches", f"{ceilings[qos]:,.0f} msg/s")
-        bench_simd(tmp, broker.url, args.seconds, ceilings)
-        if not args.skip_aiomqtt:
+        if not args.only_connections:
+            bench_simd(tmp, broker.url, args.seconds, ceilings)
+        if not args.skip_aiomqtt and not args.only_connections:
             bench_aiomqtt(host, port, float(min(args.seconds, 5)))
         if args.connections:
             bench_connections(tmp, broker.url, args.connections)

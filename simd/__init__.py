@@ -9,14 +9,51 @@ The public API, for scripts and notebooks (the CLI is a thin layer over the same
     simd.query(outcome.run_dir, "SELECT * FROM latency_percentiles")
 """
 
+from typing import TYPE_CHECKING, Any
+
 from simd._version import __version__
-from simd.errors import LogFormatError, RunError, ScenarioError, SimdError, UserError
-from simd.eventlog import read_segment
-from simd.report import check
-from simd.results import ingest, query
-from simd.scenario import Scenario, load_scenario, parse_scenario
-from simd.schedule import Plan, plan_counts
-from simd.supervisor import RunOutcome, run
+
+# Public names -> the module that defines them. Imported on first use (PEP 562), so a worker
+# process, which imports simd.worker, does not load DuckDB, pyarrow and rich (~60 MiB each time).
+_EXPORTS = {
+    "LogFormatError": "simd.errors",
+    "RunError": "simd.errors",
+    "ScenarioError": "simd.errors",
+    "SimdError": "simd.errors",
+    "UserError": "simd.errors",
+    "read_segment": "simd.eventlog",
+    "check": "simd.report",
+    "ingest": "simd.results",
+    "query": "simd.results",
+    "Scenario": "simd.scenario",
+    "load_scenario": "simd.scenario",
+    "parse_scenario": "simd.scenario",
+    "Plan": "simd.schedule",
+    "plan_counts": "simd.schedule",
+    "RunOutcome": "simd.supervisor",
+    "run": "simd.supervisor",
+}
+
+if TYPE_CHECKING:
+    from simd.errors import LogFormatError, RunError, ScenarioError, SimdError, UserError
+    from simd.eventlog import read_segment
+    from simd.report import check
+    from simd.results import ingest, query
+    from simd.scenario import Scenario, load_scenario, parse_scenario
+    from simd.schedule import Plan, plan_counts
+    from simd.supervisor import RunOutcome, run
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'simd' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "LogFormatError",

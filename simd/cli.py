@@ -184,6 +184,37 @@ def plan(
 
 
 @app.command()
+@guarded
+def broker(
+    kind: Annotated[
+        str | None, typer.Option(help="mosquitto | amqtt (default: the best here)")
+    ] = None,
+    port: Annotated[int, typer.Option(help="loopback port (0: a free one)")] = 0,
+) -> None:
+    """Run the embedded MQTT broker on loopback until Ctrl-C; prints its URL first."""
+    import signal
+    import time
+
+    from simd.broker import EmbeddedBroker
+
+    stop = False
+
+    def _stop(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    with EmbeddedBroker(kind, port=port) as b:
+        print(b.url, flush=True)
+        sys.stderr.write(f"simd: {b.kind} listening on {b.url}; Ctrl-C stops it\n")
+        while not stop:
+            if b.proc is not None and b.proc.poll() is not None:
+                raise RunError(f"broker exited: {b.log_tail()}")
+            time.sleep(0.2)
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of scenario files (for editors)."""
     from simd.scenario import json_schema

@@ -23,6 +23,7 @@ from simd.scenario import FleetGroup, Scenario
 from simd.shape import Shape, compile_shape
 
 POISSON_BLOCK = 64  # draws per block; the cumulative sum restarts from the carry at each block
+_RANKS: dict[tuple[int, int], np.ndarray] = {}  # spawn ranks per (key, group size), computed once
 
 
 @dataclass(frozen=True)
@@ -39,13 +40,26 @@ class GroupLayout:
     arrival_key: int
     mix_key: int
     mix_cdf: np.ndarray  # cumulative weights, last == 1.0
-    spawn_rate: float | None = None  # devices/s: device i of the group starts at i / spawn_rate
+    spawn_rate: float | None = None  # devices/s: the group's connect ramp
+    spawn_key: int = 0
+
+    def spawn_rank(self) -> np.ndarray:
+        """Each device's place in the ramp: a seeded shuffle of the group, so that every
+        worker's contiguous slice ramps at its share of the rate the whole time."""
+        cached = _RANKS.get((self.spawn_key, self.count))
+        if cached is None:
+            order = np.argsort(hash2(self.spawn_key, np.arange(self.count)), kind="stable")
+            cached = np.empty(self.count, dtype=np.int64)
+            cached[order] = np.arange(self.count)
+            _RANKS[(self.spawn_key, self.count)] = cached
+        return cached
 
     def start_ns(self, local: np.ndarray) -> np.ndarray:
         """When each device starts (connects, then publishes): 0, or its place in the ramp."""
         if not self.spawn_rate:
             return np.zeros(len(local), dtype=np.int64)
-        return np.rint(local * (1e9 / self.spawn_rate)).astype(np.int64)
+        rank = self.spawn_rank()[np.asarray(local, dtype=np.int64)]
+        return np.rint(rank * (1e9 / self.spawn_rate)).astype(np.int64)
 
     def start_work(self, shape: Shape, local: np.ndarray) -> np.ndarray:
         """Work already done by the shape when each device starts (0 without a ramp)."""
@@ -85,6 +99,7 @@ def layout_groups(scenario: Scenario) -> list[GroupLayout]:
                 mix_key=stream_key(scenario.seed, "mix", g.name),
                 mix_cdf=cdf,
                 spawn_rate=g.mqtt.connect_rate,
+                spawn_key=stream_key(scenario.seed, "spawn", g.name),
             )
         )
         offset += g.count

@@ -10,12 +10,26 @@ from simd.manifest import read_manifest, redact, write_manifest
 
 
 def test_exports_are_importable_and_listed() -> None:
-    """Every name in simd.__all__ exists, and nothing public is exported by accident."""
+    """Every name in simd.__all__ resolves, and nothing public is exported by accident."""
     for name in simd.__all__:
-        assert hasattr(simd, name), name
+        assert getattr(simd, name) is not None, name
     public = {n for n in vars(simd) if not n.startswith("_")}
+    helpers = {"TYPE_CHECKING", "Any"}
     submodules = {n for n in public if type(getattr(simd, n)).__name__ == "module"}
-    assert public - submodules <= set(simd.__all__)
+    assert public - submodules - helpers <= set(simd.__all__)
+
+
+def test_a_worker_does_not_load_the_results_stack() -> None:
+    """Importing the worker leaves DuckDB, pyarrow and rich unloaded (memory per worker)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, simd.worker; "
+        "print(sorted(m for m in ('duckdb', 'pyarrow', 'rich') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_redaction_of_secret_keys(tmp_path: Path) -> None:

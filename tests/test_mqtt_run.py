@@ -378,3 +378,44 @@ def test_token_file_and_password_env_authenticate_and_stay_secret(
         if f.is_file():
             assert secret.encode() not in f.read_bytes(), f
     assert secret not in proc.stdout + proc.stderr
+
+
+def test_simd_broker_command(tmp_path: Path) -> None:
+    """`simd broker` prints a URL that accepts MQTT connections and stops cleanly on SIGINT."""
+    import signal
+    import subprocess
+    import sys
+
+    import trio
+
+    from simd.transports.mqtt import codec as c
+    from simd.transports.mqtt.session import ClientSession, Connected
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simd", "broker"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        host, port = url.removeprefix("mqtt://").split(":")
+
+        async def connect() -> bool:
+            stream = await trio.open_tcp_stream(host, int(port))
+            s = ClientSession()
+            s.connect(c.Connect("cli-check"))
+            await stream.send_all(s.take_outbound())
+            with trio.fail_after(10):
+                while True:
+                    if any(
+                        isinstance(e, Connected) for e in s.receive(await stream.receive_some(64))
+                    ):
+                        return True
+
+        assert trio.run(connect)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "Traceback" not in err

@@ -229,16 +229,19 @@ def test_every_shape_compiles_to_its_integral(shape: str) -> None:
 
 
 def test_a_connect_ramp_starts_each_device_at_its_place() -> None:
-    """With connect_rate r, device i of the group publishes nothing before i / r seconds, and
-    starts at its own pace then; the plan counts exactly that."""
+    """With connect_rate r, the group's devices start one every 1/r seconds in a seeded order
+    (so every worker's slice ramps the whole time); none publishes before its start."""
+    from simd.schedule import layout_groups
+
     s = parse_scenario(SHAPED)
     rows = walk(s, 3, 1_500_000_000)
     first: dict[int, int] = {}
     for dev, _, t, _, _ in rows:
         first[dev] = min(first.get(dev, t), t)
-    for dev in range(72, 81):
-        start = (dev - 72) * 2_000_000_000
-        assert first[dev] >= start
-        assert first[dev] < start + 2 * 333_333_334 + 20_000_000_000  # within its first periods
-    for dev in range(81, 87):
-        assert first[dev] >= (dev - 81) * 4_000_000_000
+    for gi, lo, period in ((3, 72, 2_000_000_000), (4, 81, 4_000_000_000)):
+        layout = layout_groups(s)[gi]
+        starts = layout.start_ns(np.arange(layout.count))
+        assert sorted(starts.tolist()) == [k * period for k in range(layout.count)]
+        assert starts.tolist() != sorted(starts.tolist())  # shuffled, not by index
+        for local, start in enumerate(starts.tolist()):
+            assert first[lo + local] >= start

@@ -36,6 +36,7 @@ from simd.events import (
 from simd.hashing import hash2, stream_key, uniform01
 from simd.ragged import Ragged, concat_columns
 from simd.scenario import MqttOptions, Scenario, resolve_path, template_names
+from simd.schedule import layout_groups
 from simd.transports._base import DeviceSet, PublishBatch, TransportContext
 from simd.transports.mqtt import codec as c
 from simd.transports.mqtt.inflight import InFlight
@@ -84,6 +85,7 @@ class _Conn:
     up: bool = False
     fd: int | None = None  # plain TCP: written directly, no task switch
     writing: bool = False  # the writer task is inside send_all
+    writer: bool = False  # a writer task runs for this connection
     window: int = 1000
     attempts: int = 0
     last_out: float = 0.0
@@ -231,12 +233,15 @@ class MqttTransport:
 
     async def _ramp(self, conns: list[_Conn], rate: float | None, limiter: Any) -> None:
         """Connect `conns`: all at once (bounded concurrency), or each at its place in the
-        group's ramp (device i at i / rate, the schedule's start for it; simd.schedule), a
+        group's ramp (the schedule's start for it: simd.schedule.GroupLayout.start_ns), a
         little ahead so the handshake is done when its first publish is due."""
+        starts = [0] * len(conns)
+        if rate:
+            layout = layout_groups(self.scenario)[conns[0].group]
+            starts = layout.start_ns(np.array([cn.local for cn in conns])).tolist()
         async with trio.open_nursery() as n:
-            for conn in conns:
+            for start, conn in sorted(zip(starts, conns, strict=True), key=lambda x: x[0]):
                 if rate:
-                    start = int(conn.local * 1e9 / rate)
                     await self.clock.sleep_until_ns(max(0, start - CONNECT_LEAD_NS))
                 n.start_soon(self._connect_one, conn, limiter)
 
@@ -355,8 +360,10 @@ class MqttTransport:
                         )
                         assert self.nursery is not None
                         conn.wake = trio.Event()
+                        conn.writer = False
                         self.nursery.start_soon(self._reader, conn, session, stream)
-                        self.nursery.start_soon(self._writer, conn, session, stream)
+                        if conn.fd is None:  # TLS: every write goes through the writer task
+                            self._start_writer(conn)
                         return True
 
     async def _reconnect_later(self, conn: _Conn) -> None:
@@ -403,7 +410,7 @@ class MqttTransport:
                     elif isinstance(ev, ServerDisconnected):
                         raise trio.BrokenResourceError(f"broker sent DISCONNECT {ev.reason_code}")
                 if session.outbound:
-                    conn.wake.set()
+                    self._flush(conn)
         except (
             OSError,
             trio.BrokenResourceError,
@@ -412,6 +419,15 @@ class MqttTransport:
         ) as exc:
             if conn.session is session:
                 await self._lost(conn, _reason(exc))
+
+    def _start_writer(self, conn: _Conn) -> None:
+        """A writer task for this connection, started the first time a write cannot be direct
+        (socket buffer full, or TLS): most plain connections never need one (memory per device)."""
+        if conn.writer or conn.session is None or conn.stream is None:
+            return
+        conn.writer = True
+        assert self.nursery is not None
+        self.nursery.start_soon(self._writer, conn, conn.session, conn.stream)
 
     async def _writer(self, conn: _Conn, session: ClientSession, stream: trio.abc.Stream) -> None:
         try:
@@ -501,7 +517,7 @@ class MqttTransport:
                         self.nursery.start_soon(self._lost, conn, "keepalive expired")
                     elif now_t - conn.last_out > keep / 2 and conn.up:
                         session.ping()
-                        conn.wake.set()
+                        self._flush(conn)
             self.stage.flush(self.log)
 
     async def publish(self, batch: PublishBatch) -> None:
@@ -660,13 +676,16 @@ class MqttTransport:
                 n = 0
             except OSError:
                 session.outbound[:0] = data  # the reader or writer will notice the loss
+                self._start_writer(conn)
                 conn.wake.set()
                 return
             conn.last_out = trio.current_time()
             if n < len(data):
                 session.outbound[:0] = data[n:]
+                self._start_writer(conn)
                 conn.wake.set()
             return
+        self._start_writer(conn)
         conn.wake.set()
 
     async def drain(self, deadline_ns: int) -> None:
