@@ -52,6 +52,7 @@ from simd.transports.mqtt.session import (
 CONNECT_CONCURRENCY = 256  # handshakes in flight at once per worker when no connect_rate is set
 SWEEP_S = 0.05  # how often timeouts and keepalives are checked
 CONNECT_LEAD_NS = 20_000_000  # a ramped device connects this long before its start
+KEEPALIVE_SWEEP_S = 1.0  # keepalive checks; keepalives are seconds to minutes
 
 
 @dataclass
@@ -496,12 +497,19 @@ class MqttTransport:
         )
 
     async def _sweeper(self) -> None:
-        """Publish timeouts and keepalive pings, every SWEEP_S."""
+        """Publish timeouts every SWEEP_S (a look at the oldest in-flight batches); keepalive
+        pings and dead-connection checks every KEEPALIVE_SWEEP_S (a pass over every connection,
+        so not more often: with 19k connections it would cost a core)."""
+        next_keepalive = 0.0
         while True:
             await trio.sleep(SWEEP_S)
             now_t = trio.current_time()
             now = self.clock.now_ns()
             self._expire(now)
+            self.stage.flush(self.log)
+            if now_t < next_keepalive:
+                continue
+            next_keepalive = now_t + KEEPALIVE_SWEEP_S
             for conn in self.conns:
                 session = conn.session
                 if session is None:
