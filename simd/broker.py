@@ -130,6 +130,11 @@ class EmbeddedBroker:
         self.stop()
         raise RunError(f"embedded broker ({self.kind}) did not listen on {self.url} in time")
 
+    def log_text(self) -> str:
+        if self._dir is None or not (self._dir / "broker.log").exists():
+            return ""
+        return (self._dir / "broker.log").read_text(errors="replace")
+
     def log_tail(self) -> str:
         if self._dir is None or not (self._dir / "broker.log").exists():
             return ""

@@ -408,6 +408,23 @@ class RunOptions(_Model):
     drain_timeout: DurationNs = 5_000_000_000
     fsync: Literal["never", "segment", "frame"] = "segment"
     segment_bytes: int = Field(256 * 1024 * 1024, ge=64 * 1024)
+    source_addresses: list[str] = Field(
+        default_factory=list,
+        description="local addresses to connect from, device i using [i % n]: each address "
+        "has its own ephemeral-port range, so one run can hold more connections to one target",
+    )
+
+    @field_validator("source_addresses")
+    @classmethod
+    def _addresses(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for a in v:
+            try:
+                ipaddress.ip_address(a)
+            except ValueError:
+                raise ValueError(f"{a!r} is not an IP address") from None
+        return v
 
     _durs = field_validator("flush_interval", "drain_timeout", mode="before")(
         classmethod(lambda cls, v: _duration(v))

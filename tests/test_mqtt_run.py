@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from simd.broker import EmbeddedBroker
-from tests.conftest import run_dir_from, simd, sql, write_scenario
+from tests.conftest import need_mosquitto, run_dir_from, simd, sql, write_scenario
 
 FLEET = """
 name = "mq"
@@ -336,11 +336,9 @@ def test_token_file_and_password_env_authenticate_and_stay_secret(
     """A mosquitto that knows only some device tokens (as usernames, ThingsBoard style) with a
     password from the environment: known devices connect, the unknown one is refused with the
     broker's reason; the password appears in no manifest, log or report."""
-    import shutil
     import subprocess
 
-    if not shutil.which("mosquitto_passwd"):
-        pytest.skip("mosquitto_passwd not installed")
+    need_mosquitto()
     secret = "pw-Zq81-never-logged"
     tokens = [f"tok-{i:03d}-abc" for i in range(4)]
     (tmp_path / "tokens.txt").write_text("\n".join(tokens) + "\n")
@@ -419,3 +417,15 @@ def test_simd_broker_command(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0 and "Traceback" not in err
+
+
+def test_source_addresses_spread_connections(tmp_path: Path, runs: Path) -> None:
+    """run.source_addresses: device i connects from address i % n (the broker sees both)."""
+    need_mosquitto()
+    path = _scenario(tmp_path, duration="1s", count=6, rate=1.0)
+    path.write_text(path.read_text() + '\n[run]\nsource_addresses = ["127.0.0.2", "127.0.0.3"]\n')
+    with EmbeddedBroker("mosquitto", extra_conf="log_type notice\n") as b:
+        _run(path, runs, b.url)
+        log = b.log_text()
+    assert log.count("New connection from 127.0.0.2") == 3
+    assert log.count("New connection from 127.0.0.3") == 3

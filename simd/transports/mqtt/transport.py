@@ -292,7 +292,11 @@ class MqttTransport:
     ) -> bool:
         t0 = self.clock.now_ns()
         with trio.fail_after(opts.connect_timeout / 1e9):
-            stream: trio.abc.Stream = await trio.open_tcp_stream(self.target.host, self.target.port)
+            sources = self.scenario.run.source_addresses
+            local = sources[conn.device % len(sources)] if sources else None
+            stream: trio.abc.Stream = await trio.open_tcp_stream(
+                self.target.host, self.target.port, local_address=local
+            )
             if self.ssl_context is not None:
                 server_name = self.scenario.tls.server_name or self.target.host
                 stream = trio.SSLStream(stream, self.ssl_context, server_hostname=server_name)
