@@ -212,3 +212,19 @@ SELECT s.name, s.unit, s.threshold, o.observed,
 FROM slo s
 LEFT JOIN observed o ON o.name = s.name
 ORDER BY s.name;
+
+-- what probes received through the broker: end-to-end latency from the intended send time
+-- (rows whose publisher is known: MQTT 5 simd-trace, or a payload timestamp)
+CREATE OR REPLACE VIEW end_to_end AS
+SELECT coalesce(g.group_name, '?') AS group_name,
+       count(*) AS received,
+       count(*) FILTER (WHERE r.t_intended_ns IS NOT NULL) AS traced,
+       quantile_cont(r.t_done_ns - r.t_intended_ns, 0.5) AS p50_ns,
+       quantile_cont(r.t_done_ns - r.t_intended_ns, 0.99) AS p99_ns,
+       max(r.t_done_ns - r.t_intended_ns) AS max_ns
+FROM event_rows r
+LEFT JOIN devices d ON d.device = r.device
+LEFT JOIN groups g ON g.group_index = d.group_index
+WHERE r.kind = 3
+GROUP BY ALL
+ORDER BY 1;

@@ -125,6 +125,17 @@ def render_report(run: str | Path, console: Console) -> None:
             t.add_row(r[0], r[1], f"{r[2]:,}", *[_ms(v).removesuffix(" ms") for v in r[3:]])
         console.print(t)
 
+        e2e = con.execute("SELECT * FROM end_to_end").fetchall()
+        if e2e:
+            t = Table(title="end to end (probes): intended send time -> received by a probe, ms")
+            for n in ("group", "received", "traced", "p50", "p99", "max"):
+                t.add_column(n, justify="left" if n == "group" else "right")
+            for r in e2e:
+                t.add_row(
+                    r[0], f"{r[1]:,}", f"{r[2]:,}", *[_ms(v).removesuffix(" ms") for v in r[3:]]
+                )
+            console.print(t)
+
         errs = con.execute("SELECT * FROM errors_by_kind LIMIT 20").fetchall()
         if errs:
             t = Table(title="errors by kind")

@@ -162,6 +162,11 @@ class MqttOptions(_Model):
     message_expiry: DurationNs | None = None
     reconnect_min: DurationNs = 500_000_000
     reconnect_max: DurationNs = 30_000_000_000
+    trace: bool = Field(
+        False,
+        description="MQTT 5: add a user property simd-trace = '<device> <seq> <intended ns>' to "
+        "each publish, so probes log end-to-end latency from the intended send time",
+    )
 
     _durs = field_validator(
         "keepalive",
@@ -178,8 +183,8 @@ class MqttOptions(_Model):
         for name in (*template_names(self.client_id), *template_names(self.username or "")):
             if name not in ("device_id", "index", "group"):
                 raise ValueError(f"placeholder {{{name}}} is not one of device_id, index, group")
-        if self.version == "3.1.1" and (self.user_properties or self.message_expiry):
-            raise ValueError('user_properties and message_expiry need version = "5"')
+        if self.version == "3.1.1" and (self.user_properties or self.message_expiry or self.trace):
+            raise ValueError('user_properties, message_expiry and trace need version = "5"')
         if self.password is not None and self.password_env is not None:
             raise ValueError("give password or password_env, not both")
         if self.keepalive > 65_535 * 1_000_000_000:
@@ -195,6 +200,19 @@ class TlsOptions(_Model):
     key_file: str | None = None
     verify: bool = True
     server_name: str | None = None
+
+
+class Probe(_Model):
+    """A subscriber that receives the fleet's messages through the broker and logs a `receive`
+    row per message, with end-to-end latency from the intended send time when it can tell it:
+    from the publisher's `simd-trace` user property (mqtt.trace), or from a JSON payload field
+    holding the intended time in epoch milliseconds (`timestamp_field`, e.g. "ts")."""
+
+    name: str = Field(pattern=r"^[\w.-]+$")
+    topic: str = "#"
+    qos: Literal[0, 1, 2] = 1
+    version: Literal["3.1.1", "5"] = "5"
+    timestamp_field: str | None = None
 
 
 # ---------------------------------------------------------------- fleet
@@ -438,6 +456,7 @@ class Scenario(_Model):
     target: str = "sim:"
     fleet: list[FleetGroup] = Field(min_length=1)
     phase: list[Phase] = Field(default_factory=list)
+    probe: list[Probe] = Field(default_factory=list)
     sim: SimOptions = Field(default_factory=SimOptions)
     tls: TlsOptions = Field(default_factory=TlsOptions)
     slo: Slo = Field(default_factory=Slo)

@@ -429,3 +429,42 @@ def test_source_addresses_spread_connections(tmp_path: Path, runs: Path) -> None
         log = b.log_text()
     assert log.count("New connection from 127.0.0.2") == 3
     assert log.count("New connection from 127.0.0.3") == 3
+
+
+def test_probe_logs_end_to_end_latency(tmp_path: Path, runs: Path) -> None:
+    """A probe subscribed through the broker logs one receive row per delivered message, with
+    end-to-end latency from the intended send time (MQTT 5 simd-trace), shown in the report."""
+    need_mosquitto()
+    path = _scenario(tmp_path, duration="3s", count=8, rate=5.0, version="5", extra="trace = true")
+    path.write_text(path.read_text() + '\n[[probe]]\nname = "e2e"\ntopic = "simd/#"\nqos = 1\n')
+    with EmbeddedBroker("mosquitto") as b:
+        proc = simd(
+            "run",
+            str(path),
+            "--target",
+            b.url,
+            "--runs-dir",
+            str(runs),
+            "--run-id",
+            "probe",
+            "--no-progress",
+            check=0,
+        )
+    run_dir = runs / "probe"
+    acked = sql(run_dir, "SELECT count(*) FROM events WHERE kind = 'publish' AND status = 'acked'")
+    got = sql(
+        run_dir,
+        "SELECT count(*), count(DISTINCT (device, seq)), "
+        "min(t_done_ns - t_intended_ns), max(t_done_ns - t_intended_ns) "
+        "FROM events WHERE kind = 'receive'",
+    )[0]
+    assert got[0] == got[1] == acked[0][0] == 120
+    assert 0 < got[2] <= got[3] < 2_000_000_000
+    pairs = sql(
+        run_dir,
+        "SELECT count(*) FROM events r JOIN events p USING (device, seq) "
+        "WHERE r.kind = 'receive' AND p.kind = 'publish' "
+        "AND r.t_intended_ns = p.t_intended_ns",
+    )
+    assert pairs == [(120,)]
+    assert "end to end (probes)" in proc.stdout

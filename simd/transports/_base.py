@@ -25,6 +25,7 @@ class TransportContext:
     log: EventBuffer
     clock: RunClock
     scenario_dir: Path
+    t0_epoch_ns: int = 0  # wall-clock epoch of the run's t=0
 
 
 @dataclass

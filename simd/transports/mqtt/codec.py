@@ -266,6 +266,17 @@ def varint_prefixes(first: np.ndarray, n: np.ndarray) -> Ragged:
     return from_mask(mat, keep)
 
 
+def varints(n: np.ndarray) -> Ragged:
+    """varint(n) per row, vectorised."""
+    with_first = varint_prefixes(np.zeros(len(n), dtype=np.uint8), n)
+    lengths = with_first.lengths - 1
+    offsets = np.zeros(len(n) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    keep = np.ones(len(with_first.data), dtype=bool)
+    keep[with_first.offsets[:-1]] = False
+    return Ragged(with_first.data[keep], offsets)
+
+
 def _check_str(s: str) -> bytes:
     b = s.encode("utf-8", "surrogatepass")
     try:

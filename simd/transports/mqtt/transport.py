@@ -12,6 +12,8 @@ Final status of every publish: qos 0 `sent` once written to the socket buffer; q
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import os
 import ssl
@@ -30,12 +32,13 @@ from simd.events import (
     FAILED,
     OK,
     PUBLISH,
+    RECEIVE,
     SENT,
     TIMEOUT,
 )
 from simd.hashing import hash2, stream_key, uniform01
-from simd.ragged import Ragged, concat_columns
-from simd.scenario import MqttOptions, Scenario, resolve_path, template_names
+from simd.ragged import Ragged, concat_columns, format_ints, scatter_rows
+from simd.scenario import MqttOptions, Probe, Scenario, resolve_path, template_names
 from simd.schedule import layout_groups
 from simd.transports._base import DeviceSet, PublishBatch, TransportContext
 from simd.transports.mqtt import codec as c
@@ -44,8 +47,10 @@ from simd.transports.mqtt.session import (
     ClientSession,
     Completed,
     Connected,
+    Received,
     Refused,
     ServerDisconnected,
+    Subscribed,
     topic_bytes,
 )
 
@@ -53,6 +58,7 @@ CONNECT_CONCURRENCY = 256  # handshakes in flight at once per worker when no con
 SWEEP_S = 0.05  # how often timeouts and keepalives are checked
 CONNECT_LEAD_NS = 20_000_000  # a ramped device connects this long before its start
 KEEPALIVE_SWEEP_S = 1.0  # keepalive checks; keepalives are seconds to minutes
+PROBE_GRACE_S = 0.5  # at close, how long probes keep listening for messages still in transit
 
 
 @dataclass
@@ -144,6 +150,7 @@ class MqttTransport:
         self.up = np.zeros(0, dtype=bool)  # per connection: can publish now
         self.err: dict[str, int] = {}
         self.closing = False
+        self.probes_done = False
         self.backoff_key = stream_key(self.scenario.seed, "mqtt", "backoff")
 
     # ------------------------------------------------------------- setup
@@ -205,6 +212,9 @@ class MqttTransport:
         )
         self.group_of = np.array([cn.group for cn in self.conns], dtype=np.int64)
         self.props_table = Ragged.from_list(self.props)
+        # groups whose publishes carry simd-trace (their properties are built per row)
+        self.trace = np.array([g.mqtt.trace for g in self.scenario.fleet], dtype=bool)
+        self.props_inner = [p[len(c.varint(_props_len(p))) :] if p else b"" for p in self.props]
         self.first_byte = np.zeros((len(self.scenario.fleet), self.max_msgs), dtype=np.uint8)
         for (gi, mi), retain in self.retain.items():
             self.first_byte[gi, mi] = 0x30 | int(retain)
@@ -217,6 +227,12 @@ class MqttTransport:
         self.nursery = nursery
         self._prepare(devices)
         nursery.start_soon(self._sweeper)
+        if self.ctx.worker == 0:  # probes run once per run, in the first worker
+            for probe in self.scenario.probe:
+                ready = trio.Event()
+                nursery.start_soon(self._probe, probe, ready)
+                with trio.move_on_after(10):
+                    await ready.wait()
         limiter = trio.CapacityLimiter(CONNECT_CONCURRENCY)
         by_group: dict[int, list[_Conn]] = {}
         for conn in self.conns:
@@ -578,7 +594,7 @@ class MqttTransport:
         msg = batch.message[rows].astype(np.int64)
         topics = self.topic_table.take(conn_idx * self.max_msgs + msg)
         groups = self.group_of[conn_idx]
-        props = self.props_table.take(groups)
+        props = self._properties(batch, rows, groups)
         payload = batch.payload.take(rows)
         rem = topics.lengths + props.lengths + payload.lengths
         first = self.first_byte[groups, msg]
@@ -640,7 +656,7 @@ class MqttTransport:
         qos = batch.qos[rows]
         topics = self.topic_table.take(conn_idx * self.max_msgs + msg)
         groups = self.group_of[conn_idx]
-        props = self.props_table.take(groups)
+        props = self._properties(batch, rows, groups)
         payload = batch.payload.take(rows)
         rem = topics.lengths + 2 + props.lengths + payload.lengths
         first = self.first_byte[groups, msg] | (qos.astype(np.uint8) << 1)
@@ -673,6 +689,37 @@ class MqttTransport:
             assert session is not None
             session.outbound += data[off[a] : off[b]]
             touched.add(ci)
+
+    def _properties(self, batch: PublishBatch, rows: np.ndarray, groups: np.ndarray) -> Ragged:
+        """Each row's encoded MQTT 5 properties (b"" for 3.1.1): the group's constant ones, plus
+        simd-trace for groups that trace."""
+        props = self.props_table.take(groups)
+        traced = self.trace[groups]
+        if not traced.any():
+            return props
+        n = len(rows)
+        sp = Ragged.constant(b" ", n)
+        value = concat_columns(
+            [
+                format_ints(batch.device[rows]),
+                sp,
+                format_ints(batch.seq[rows]),
+                sp,
+                format_ints(batch.t_intended[rows]),
+            ]
+        )
+        inner_const = Ragged.from_list(self.props_inner).take(groups)
+        value_len = Ragged(
+            value.lengths.astype(">u2").view(np.uint8).copy(), np.arange(n + 1, dtype=np.int64) * 2
+        )
+        inner = concat_columns([inner_const, Ragged.constant(_TRACE_KEY, n), value_len, value])
+        built = concat_columns([c.varints(inner.lengths), inner])
+        if traced.all():
+            return built
+        idx = np.arange(n)
+        return scatter_rows(
+            n, [(idx[traced], built.take(idx[traced])), (idx[~traced], props.take(idx[~traced]))]
+        )
 
     def _flush(self, conn: _Conn) -> None:
         """One write of everything queued: straight to the socket when it takes it (plain TCP,
@@ -711,7 +758,90 @@ class MqttTransport:
             conn.pending.clear()
         self.stage.flush(self.log)
 
+    async def _probe(self, probe: Probe, ready: trio.Event) -> None:
+        """Subscribe and log a receive row per message (see scenario.Probe)."""
+        version = c.V5 if probe.version == "5" else c.V311
+        client_id = f"simd-probe-{probe.name}-{os.getpid()}"
+        t0 = self.clock.now_ns()
+        try:
+            stream = await trio.open_tcp_stream(self.target.host, self.target.port)
+            if self.ssl_context is not None:
+                stream = trio.SSLStream(
+                    stream,
+                    self.ssl_context,
+                    server_hostname=self.scenario.tls.server_name or self.target.host,
+                )
+            session = ClientSession(version)
+            session.connect(c.Connect(client_id, version, True, 60))
+            await stream.send_all(session.take_outbound())
+            while not self.probes_done:
+                with trio.move_on_after(0.2):
+                    data = await stream.receive_some(65536)
+                    if not data:
+                        raise trio.BrokenResourceError("connection closed by the broker")
+                    now = self.clock.now_ns()
+                    for ev in session.receive(data):
+                        if isinstance(ev, Connected):
+                            session.subscribe([(probe.topic, probe.qos)])
+                        elif isinstance(ev, Subscribed):
+                            ready.set()
+                            self.stage.add(-1, -1, CONNECT, OK, 255, 0, _NULL, t0, now, 0, 0, 0)
+                        elif isinstance(ev, Received):
+                            self._received(probe, ev.publish, now)
+                        elif isinstance(ev, Refused):
+                            raise trio.BrokenResourceError(f"refused: reason {ev.reason_code}")
+                if session.outbound:
+                    await stream.send_all(session.take_outbound())
+            with trio.move_on_after(1):
+                session.disconnect()
+                await stream.send_all(session.take_outbound())
+                await stream.aclose()
+        except (
+            OSError,
+            trio.BrokenResourceError,
+            trio.ClosedResourceError,
+            c.ProtocolError,
+            ssl.SSLError,
+        ) as exc:
+            self.stage.add(
+                -1,
+                -1,
+                CONNECT,
+                FAILED,
+                255,
+                0,
+                _NULL,
+                t0,
+                self.clock.now_ns(),
+                0,
+                0,
+                self._code(f"probe {probe.name}: {_reason(exc)}"),
+            )
+        finally:
+            ready.set()
+
+    def _received(self, probe: Probe, p: c.Publish, now: int) -> None:
+        device, seq, t_int = -1, -1, _NULL
+        trace = next(
+            (v for k, v in p.properties if k == "user_property" and v[0] == "simd-trace"), None
+        )
+        if trace is not None:
+            with contextlib.suppress(ValueError):
+                device, seq, t_int = (int(x) for x in trace[1].split())
+        elif probe.timestamp_field is not None:
+            try:
+                ms = json.loads(p.payload)[probe.timestamp_field]
+                t_int = int(ms * 1_000_000) - self.ctx.t0_epoch_ns
+            except (ValueError, KeyError, TypeError):
+                pass
+        self.stage.add(
+            device, seq, RECEIVE, OK, 255, 0, t_int, _NULL, now, len(p.payload), p.qos, 0
+        )
+
     async def close(self, now_ns: int) -> None:
+        if self.scenario.probe and self.ctx.worker == 0:
+            await trio.sleep(PROBE_GRACE_S)  # messages still on their way to the probes
+        self.probes_done = True
         self.closing = True
         for conn in self.conns:
             session, stream = conn.session, conn.stream
@@ -751,6 +881,19 @@ class MqttTransport:
 
 
 _NULL = int(np.iinfo(np.int64).min)
+# user property 0x26, key "simd-trace" (length-prefixed); the value's length and text follow
+_TRACE_KEY = b"\x26" + c.utf8("simd-trace")
+
+
+def _props_len(encoded: bytes) -> int:
+    """The length a pre-encoded property block announces (its leading varint)."""
+    value, shift = 0, 0
+    for b in encoded:
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value
+        shift += 7
+    return value
 
 
 def _fill(template: str, fields: dict[str, str]) -> str:
