@@ -49,13 +49,14 @@ class EmbeddedBroker:
     kind: str | None = None  # mosquitto | amqtt | None (the best available)
     port: int = 0
     extra_conf: str = ""  # appended to mosquitto.conf (tests: password_file, allow_anonymous)
+    tls: tuple[str, str, str] | None = None  # (ca, cert, key) files: the listener speaks TLS
     host: str = "127.0.0.1"
     proc: subprocess.Popen[bytes] | None = None
     _dir: Path | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
     @property
     def mqtt5(self) -> bool:
@@ -75,9 +76,13 @@ class EmbeddedBroker:
         if self.kind == "mosquitto":
             conf = self._dir / "mosquitto.conf"
             anonymous = "" if "allow_anonymous" in self.extra_conf else "allow_anonymous true\n"
+            tls = ""
+            if self.tls:
+                ca, cert, key = self.tls
+                tls = f"cafile {ca}\ncertfile {cert}\nkeyfile {key}\n"
             conf.write_text(
                 f"listener {self.port} {self.host}\n"
-                f"{anonymous}"
+                f"{tls}{anonymous}"
                 "persistence false\n"
                 "max_connections -1\n"
                 "max_inflight_messages 0\n"

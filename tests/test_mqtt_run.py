@@ -468,3 +468,96 @@ def test_probe_logs_end_to_end_latency(tmp_path: Path, runs: Path) -> None:
     )
     assert pairs == [(120,)]
     assert "end to end (probes)" in proc.stdout
+
+
+def _certificates(tmp: Path) -> tuple[str, str, str]:
+    """A throwaway CA and a server certificate for 127.0.0.1, made with the openssl CLI."""
+    import subprocess
+
+    def ssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=tmp)
+
+    ssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=simd test CA",
+    )
+    ssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    )
+    (tmp / "san.ext").write_text("subjectAltName = IP:127.0.0.1\n")
+    ssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "san.ext",
+    )
+    return str(tmp / "ca.pem"), str(tmp / "server.pem"), str(tmp / "server.key")
+
+
+def test_tls_verifies_certificates_by_default(tmp_path: Path, runs: Path) -> None:
+    """mqtts://: with the CA named, every device connects over TLS and publishes are acked;
+    without it, verification fails and each connect error says so."""
+    import shutil
+
+    need_mosquitto()
+    if not shutil.which("openssl"):
+        pytest.skip("openssl CLI not installed")
+    ca, cert, key = _certificates(tmp_path)
+    path = _scenario(tmp_path, duration="2s", count=3, rate=2.0)
+    with EmbeddedBroker("mosquitto", tls=(ca, cert, key)) as b:
+        assert b.url.startswith("mqtts://")
+        path.write_text(path.read_text() + f'\n[tls]\nca_file = "{ca}"\n')
+        good = _run(path, runs, b.url, "--run-id", "tls-ok")
+        path.write_text(path.read_text().replace(f'ca_file = "{ca}"', "verify = true"))
+        bad = simd(
+            "run",
+            str(path),
+            "--target",
+            b.url,
+            "--runs-dir",
+            str(runs),
+            "--run-id",
+            "tls-bad",
+            "--no-progress",
+            "--no-report",
+            check=3,
+        )
+    assert sql(good, "SELECT status, count(*) FROM events WHERE kind = 'publish' GROUP BY 1") == [
+        ("acked", 12)
+    ]
+    errs = sql(runs / "tls-bad", "SELECT DISTINCT error FROM events WHERE kind = 'connect'")
+    assert errs and all(
+        "CERTIFICATE_VERIFY_FAILED" in e[0] or "verify failed" in e[0] for e in errs
+    )
+    assert "no device could connect" in bad.stderr

@@ -915,6 +915,12 @@ def _password(opts: MqttOptions) -> bytes | None:
 
 
 def _reason(exc: BaseException) -> str:
+    """One line saying why, from the most specific exception in the chain (trio wraps TLS
+    failures such as CERTIFICATE_VERIFY_FAILED in BrokenResourceError)."""
+    while isinstance(exc, trio.BrokenResourceError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS: {exc.reason or exc}"[:120]
     text = str(exc) or type(exc).__name__
     if isinstance(exc, trio.TooSlowError):
         text = "timed out"
