@@ -8,6 +8,7 @@ logs stay readable up to the last whole frame).
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing as mp
 import os
 import secrets
@@ -125,35 +126,34 @@ def run(
     """Run a scenario to its end (or until a signal); return how it ended. Logs are the result.
 
     `target = "embedded"` starts a broker (simd.broker) for the run's lifetime."""
+    go = functools.partial(
+        _run,
+        scenario,
+        scenario_path=scenario_path,
+        runs_dir=runs_dir,
+        run_id=run_id,
+        workers=workers,
+        clock=clock,
+        progress=progress,
+    )
+    check_clock(clock or scenario.run.clock, scenario.target)
     if scheme_of(scenario.target) != "embedded":
-        return _run(
-            scenario,
-            scenario.target,
-            scenario_path=scenario_path,
-            runs_dir=runs_dir,
-            run_id=run_id,
-            workers=workers,
-            clock=clock,
-            progress=progress,
-        )
-    if (clock or scenario.run.clock) == "virtual":
-        raise UserError("clock virtual: target 'embedded' does real I/O (use real or scaled:N)")
+        return go(scenario.target)
     with EmbeddedBroker() as broker:
         if not broker.mqtt5 and any(g.mqtt.version == "5" for g in scenario.fleet):
             raise UserError(
                 f"the embedded broker here is {broker.kind}, which speaks MQTT 3.1.1 only; "
                 'install mosquitto for MQTT 5 or set mqtt.version = "3.1.1"'
             )
-        return _run(
-            scenario,
-            broker.url,
-            scenario_path=scenario_path,
-            runs_dir=runs_dir,
-            run_id=run_id,
-            workers=workers,
-            clock=clock,
-            progress=progress,
-            broker=broker.kind,
+        return go(broker.url, broker=broker.kind)
+
+
+def check_clock(clock: str, target: str) -> None:
+    """UserError for a clock the target cannot run on (virtual needs a target without real I/O)."""
+    if parse_clock(clock).kind == "virtual" and does_real_io(target):
+        raise UserError(
+            f"clock virtual: target {target!r} does real I/O; "
+            "the virtual clock works only with null: and sim: (use real or scaled:N)"
         )
 
 
@@ -171,11 +171,6 @@ def _run(
 ) -> RunOutcome:
     clock_text = clock or scenario.run.clock
     spec = parse_clock(clock_text)
-    if spec.kind == "virtual" and does_real_io(scenario.target):
-        raise UserError(
-            f"clock virtual: target {scenario.target!r} does real I/O; "
-            "the virtual clock works only with null: and sim: (use real or scaled:N)"
-        )
     check_plugins([m for g in scenario.fleet for m in g.resolved_messages()])
     cores = usable_cores()
     n_workers = workers or scenario.run.workers or len(cores)

@@ -283,18 +283,12 @@ class MqttTransport:
         ) as exc:
             ok = False
             reason = _reason(exc)
-            self.stage.add(
-                conn.device,
-                -1,
+            self._conn_row(
+                conn,
                 CONNECT,
                 FAILED,
-                255,
-                0,
-                _NULL,
                 t0,
                 self.clock.now_ns(),
-                0,
-                0,
                 self._code(f"connect failed: {reason}"),
             )
             await self._close_stream(conn)
@@ -340,18 +334,12 @@ class MqttTransport:
                     raise trio.BrokenResourceError("connection closed by the broker")
                 for ev in session.receive(data):
                     if isinstance(ev, Refused):
-                        self.stage.add(
-                            conn.device,
-                            -1,
+                        self._conn_row(
+                            conn,
                             CONNECT,
                             FAILED,
-                            255,
-                            0,
-                            _NULL,
                             t0,
                             self.clock.now_ns(),
-                            0,
-                            0,
                             self._code(f"connect refused: reason {ev.reason_code}"),
                         )
                         await self._close_stream(conn)
@@ -365,20 +353,7 @@ class MqttTransport:
                         conn.window = min(opts.inflight, session.receive_maximum)
                         conn.attempts = 0
                         conn.last_in = conn.last_out = trio.current_time()
-                        self.stage.add(
-                            conn.device,
-                            -1,
-                            CONNECT,
-                            OK,
-                            255,
-                            0,
-                            _NULL,
-                            t0,
-                            self.clock.now_ns(),
-                            0,
-                            0,
-                            0,
-                        )
+                        self._conn_row(conn, CONNECT, OK, t0, self.clock.now_ns(), 0)
                         assert self.nursery is not None
                         conn.wake = trio.Event()
                         conn.writer = False
@@ -386,6 +361,12 @@ class MqttTransport:
                         if conn.fd is None:  # TLS: every write goes through the writer task
                             self._start_writer(conn)
                         return True
+
+    def _conn_row(
+        self, conn: _Conn, kind: int, status: int, t_sent: int, t_done: int, error: int
+    ) -> None:
+        """A connect or disconnect row for one device's connection."""
+        self.stage.add(conn.device, -1, kind, status, 255, 0, _NULL, t_sent, t_done, 0, 0, error)
 
     async def _reconnect_later(self, conn: _Conn) -> None:
         """Jittered exponential backoff (deterministic jitter per device and attempt)."""
@@ -480,7 +461,7 @@ class MqttTransport:
         self.inflight.flush(self.log)
         self.inflight.finish(list(conn.pending.values()), FAILED, now, code, self.log)
         conn.pending.clear()
-        self.stage.add(conn.device, -1, DISCONNECT, FAILED, 255, 0, _NULL, now, now, 0, 0, code)
+        self._conn_row(conn, DISCONNECT, FAILED, now, now, code)
         conn.wake.set()
         await self._close_stream(conn)
         if not self.closing:
@@ -854,20 +835,7 @@ class MqttTransport:
                     session.disconnect()
                     with trio.move_on_after(1):
                         await stream.send_all(session.take_outbound())
-                    self.stage.add(
-                        conn.device,
-                        -1,
-                        DISCONNECT,
-                        OK,
-                        255,
-                        0,
-                        _NULL,
-                        now_ns,
-                        self.clock.now_ns(),
-                        0,
-                        0,
-                        0,
-                    )
+                    self._conn_row(conn, DISCONNECT, OK, now_ns, self.clock.now_ns(), 0)
                 except (
                     OSError,
                     trio.BrokenResourceError,
