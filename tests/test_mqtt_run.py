@@ -561,3 +561,62 @@ def test_tls_verifies_certificates_by_default(tmp_path: Path, runs: Path) -> Non
         "CERTIFICATE_VERIFY_FAILED" in e[0] or "verify failed" in e[0] for e in errs
     )
     assert "no device could connect" in bad.stderr
+
+
+def test_session_resume_resends_in_flight(tmp_path: Path, runs: Path) -> None:
+    """clean_start = false: the broker freezes, simd's keepalive declares the connections dead
+    with publishes in flight; when the broker thaws, devices reconnect to their kept sessions and
+    re-send those publishes (DUP), which are then acked: none ends as 'connection lost'."""
+    import signal
+    import subprocess
+    import sys
+
+    need_mosquitto()
+    extra = (
+        'clean_start = false\nkeepalive = "2s"\npublish_timeout = "30s"\n'
+        'reconnect_min = "200ms"\nreconnect_max = "500ms"\nconnect_timeout = "20s"'
+    )
+    path = _scenario(tmp_path, duration="12s", count=4, rate=10.0, extra=extra)
+    with EmbeddedBroker("mosquitto") as b:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "simd",
+                "run",
+                str(path),
+                "--target",
+                b.url,
+                "--runs-dir",
+                str(runs),
+                "--run-id",
+                "resume",
+                "--no-progress",
+                "--no-report",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(3)
+        assert b.proc is not None
+        b.proc.send_signal(signal.SIGSTOP)
+        time.sleep(5)  # > 1.5 x keepalive: simd gives the connections up
+        b.proc.send_signal(signal.SIGCONT)
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    run_dir = runs / "resume"
+    lost = sql(
+        run_dir, "SELECT count(*) FROM events WHERE kind = 'disconnect' AND status = 'error'"
+    )
+    assert lost[0][0] >= 4  # the keepalive gave every connection up
+    statuses = dict(
+        sql(run_dir, "SELECT status, count(*) FROM events WHERE kind = 'publish' GROUP BY 1")
+    )
+    assert set(statuses) <= {"acked", "dropped"}, statuses
+    resent = sql(
+        run_dir,
+        "SELECT count(*) FROM events WHERE kind = 'publish' AND status = 'acked' "
+        "AND t_done_ns - t_sent_ns > 3000000000",
+    )
+    assert resent[0][0] > 0  # in flight across the outage, acked after the resume

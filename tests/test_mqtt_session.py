@@ -148,3 +148,29 @@ def test_fast_ack_path_agrees_with_the_decoder(version: int) -> None:
     assert [e for e in events if isinstance(e, Received)] == [Received(msg)]
     assert a.take_outbound() == b.take_outbound()
     assert not a.in_flight and not b.in_flight
+
+
+def test_resume_resends_in_flight_with_dup_or_pubrel() -> None:
+    """A session resumed after a loss re-sends unacked publishes with DUP and the same ids, and
+    PUBREL for a qos 2 exchange already past PUBREC (MQTT-4.4.0-1)."""
+    old = _connected()
+    p1 = old.publish(topic_bytes("t"), b"a", 1)
+    p2 = old.publish(topic_bytes("t"), b"b", 2)
+    wire = old.take_outbound()
+    assert p1 is not None and p2 is not None
+    old.receive(c.encode(c.PubRec(p2)))
+    assert old.released == {p2}
+    packets = dict(zip([p1, p2], [wire[: len(wire) // 2], wire[len(wire) // 2 :]], strict=True))
+    released = set(old.released)
+    old.lost()
+    new = _connected()
+    new.resume(packets, released)
+    assert c.Decoder().feed(new.take_outbound()) == [
+        c.Publish("t", b"a", 1, dup=True, packet_id=p1),
+        c.PubRel(p2),
+    ]
+    assert new.in_flight == {p1, p2}
+    assert new.receive(c.encode(c.PubAck(p1)) + c.encode(c.PubComp(p2))) == [
+        Completed(p1, 0),
+        Completed(p2, 0),
+    ]

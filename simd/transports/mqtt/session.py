@@ -98,6 +98,7 @@ class ClientSession:
         self.outbound = bytearray()
         self.decoder = c.Decoder(version, max_packet)
         self.in_flight: set[int] = set()
+        self.released: set[int] = set()  # qos 2 ids past PUBREC: a resume re-sends PUBREL
         self.receive_maximum = 65535
         self._next_pid = 1
 
@@ -174,6 +175,21 @@ class ClientSession:
         self.outbound += c.encode(c.Disconnect(), self.version)
         self.state = State.CLOSED
 
+    def resume(self, packets: dict[int, bytes], released: set[int]) -> None:
+        """After a CONNACK with session present: re-send what was in flight on the lost
+        connection, PUBLISH with DUP set, or PUBREL for qos 2 ids already past PUBREC
+        (MQTT-4.4.0-1: in the original order, with the original packet ids)."""
+        if self.state is not State.CONNECTED:
+            self._require("publish")
+        for pid, packet in packets.items():
+            self.in_flight.add(pid)
+            if pid in released:
+                self.released.add(pid)
+                self.outbound += c.encode(c.PubRel(pid), self.version)
+            else:
+                self.outbound.append(packet[0] | 0x08)  # DUP (MQTT-3.3.1-1)
+                self.outbound += packet[1:]
+
     def lost(self) -> set[int]:
         """The connection is gone: CLOSED; return the packet ids that were in flight."""
         self.state = State.CLOSED
@@ -202,8 +218,10 @@ class ClientSession:
                 i += 4
                 if head == 0x50:  # PUBREC: answer PUBREL (MQTT-4.3.3)
                     self.outbound += b"\x62\x02" + data[i - 2 : i]
+                    self.released.add(pid)
                 elif pid in in_flight:
                     in_flight.discard(pid)
+                    self.released.discard(pid)
                     done.append(pid)
         events = self.receive(data[i:]) if i < n else []
         return done, events
@@ -219,6 +237,7 @@ class ClientSession:
             if isinstance(p, c.PubAck | c.PubComp):
                 if p.packet_id in self.in_flight:
                     self.in_flight.discard(p.packet_id)
+                    self.released.discard(p.packet_id)
                     events.append(Completed(p.packet_id, p.reason_code))
             elif isinstance(p, c.PubRec):
                 if p.reason_code >= 0x80:  # v5: refused at PUBREC, the exchange ends here
@@ -226,6 +245,7 @@ class ClientSession:
                     events.append(Completed(p.packet_id, p.reason_code))
                 else:
                     self.outbound += c.encode(c.PubRel(p.packet_id), self.version)
+                    self.released.add(p.packet_id)
             elif isinstance(p, c.Publish):
                 events.append(Received(p))
                 if p.qos == 1:

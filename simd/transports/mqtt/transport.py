@@ -93,6 +93,8 @@ class _Conn:
     fd: int | None = None  # plain TCP: written directly, no task switch
     writing: bool = False  # the writer task is inside send_all
     writer: bool = False  # a writer task runs for this connection
+    packets: dict[int, bytes] = field(default_factory=dict)  # clean_start = false: for resume
+    released: set[int] = field(default_factory=set)
     window: int = 1000
     attempts: int = 0
     last_out: float = 0.0
@@ -214,6 +216,7 @@ class MqttTransport:
         self.props_table = Ragged.from_list(self.props)
         # groups whose publishes carry simd-trace (their properties are built per row)
         self.trace = np.array([g.mqtt.trace for g in self.scenario.fleet], dtype=bool)
+        self.keep_session = np.array([not g.mqtt.clean_start for g in self.scenario.fleet])
         self.props_inner = [p[len(c.varint(_props_len(p))) :] if p else b"" for p in self.props]
         self.first_byte = np.zeros((len(self.scenario.fleet), self.max_msgs), dtype=np.uint8)
         for (gi, mi), retain in self.retain.items():
@@ -360,7 +363,26 @@ class MqttTransport:
                         self.nursery.start_soon(self._reader, conn, session, stream)
                         if conn.fd is None:  # TLS: every write goes through the writer task
                             self._start_writer(conn)
+                        if conn.pending:  # kept from a lost connection (clean_start = false)
+                            self._resume(conn, session, ev.session_present)
                         return True
+
+    def _resume(self, conn: _Conn, session: ClientSession, present: bool) -> None:
+        """Re-send what was in flight when the connection was lost, if the broker kept the
+        session; otherwise those publishes end as errors."""
+        if present:
+            session.resume(
+                {p: conn.packets[p] for p in conn.pending if p in conn.packets}, conn.released
+            )
+            self._flush(conn)
+            return
+        code = self._code("connection lost and the broker did not resume the session")
+        self.inflight.flush(self.log)
+        self.inflight.finish(
+            list(conn.pending.values()), FAILED, self.clock.now_ns(), code, self.log
+        )
+        conn.pending.clear()
+        conn.packets.clear()
 
     def _conn_row(
         self, conn: _Conn, kind: int, status: int, t_sent: int, t_done: int, error: int
@@ -394,8 +416,12 @@ class MqttTransport:
                 if done:
                     pending = conn.pending
                     self.inflight.acked([pending.pop(p) for p in done if p in pending], now)
+                    if conn.packets:
+                        for p in done:
+                            conn.packets.pop(p, None)
                 for ev in events:
                     if isinstance(ev, Completed):
+                        conn.packets.pop(ev.packet_id, None)
                         key = conn.pending.pop(ev.packet_id, None)
                         if key is None:
                             continue
@@ -458,9 +484,12 @@ class MqttTransport:
             session.lost()
         now = self.clock.now_ns()
         code = self._code(f"connection lost: {reason}")
-        self.inflight.flush(self.log)
-        self.inflight.finish(list(conn.pending.values()), FAILED, now, code, self.log)
-        conn.pending.clear()
+        if self.scenario.fleet[conn.group].mqtt.clean_start:
+            self.inflight.flush(self.log)
+            self.inflight.finish(list(conn.pending.values()), FAILED, now, code, self.log)
+            conn.pending.clear()
+        elif session is not None:  # kept for a resumed session (or the sweeper's timeout)
+            conn.released = set(session.released)
         self._conn_row(conn, DISCONNECT, FAILED, now, now, code)
         conn.wake.set()
         await self._close_stream(conn)
@@ -490,6 +519,7 @@ class MqttTransport:
                 continue
             if conn.pending.get(pid) == key:
                 del conn.pending[pid]
+                conn.packets.pop(pid, None)
                 if conn.session is not None:
                     conn.session.in_flight.discard(pid)
             expired.append(key)
@@ -662,10 +692,13 @@ class MqttTransport:
             }
         ).tolist()
         pid_list = pids.tolist()
+        keep = self.keep_session[groups]
         for a, b in zip(starts, ends, strict=True):
             ci = int(conn_idx[a])
             conn = self.conns[ci]
             conn.pending.update(zip(pid_list[a:b], keys[a:b], strict=True))
+            if keep[a]:  # clean_start = false: keep each packet to re-send after a loss
+                conn.packets.update((pid_list[i], data[off[i] : off[i + 1]]) for i in range(a, b))
             session = conn.session
             assert session is not None
             session.outbound += data[off[a] : off[b]]
