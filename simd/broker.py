@@ -50,12 +50,15 @@ class EmbeddedBroker:
     port: int = 0
     extra_conf: str = ""  # appended to mosquitto.conf (tests: password_file, allow_anonymous)
     tls: tuple[str, str, str] | None = None  # (ca, cert, key) files: the listener speaks TLS
+    websockets: bool = False  # the listener speaks MQTT over WebSocket
     host: str = "127.0.0.1"
     proc: subprocess.Popen[bytes] | None = None
     _dir: Path | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
+        if self.websockets:
+            return f"{'wss' if self.tls else 'ws'}://{self.host}:{self.port}/mqtt"
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
     @property
@@ -82,7 +85,8 @@ class EmbeddedBroker:
                 tls = f"cafile {ca}\ncertfile {cert}\nkeyfile {key}\n"
             conf.write_text(
                 f"listener {self.port} {self.host}\n"
-                f"{tls}{anonymous}"
+                + ("protocol websockets\n" if self.websockets else "")
+                + f"{tls}{anonymous}"
                 "persistence false\n"
                 "max_connections -1\n"
                 "max_inflight_messages 0\n"
@@ -98,7 +102,7 @@ class EmbeddedBroker:
             conf.write_text(
                 "listeners:\n"
                 "  default:\n"
-                "    type: tcp\n"
+                f"    type: {'ws' if self.websockets else 'tcp'}\n"
                 f"    bind: {self.host}:{self.port}\n"
                 "    max_connections: 100000\n"
                 "sys_interval: 0\n"

@@ -620,3 +620,19 @@ def test_session_resume_resends_in_flight(tmp_path: Path, runs: Path) -> None:
         "AND t_done_ns - t_sent_ns > 3000000000",
     )
     assert resent[0][0] > 0  # in flight across the outage, acked after the resume
+
+
+def test_mqtt_over_websocket(tmp_path: Path, runs: Path) -> None:
+    """ws:// targets: the same fleet over WebSocket (subprotocol mqtt), all acked. The broker is
+    amqtt's WebSocket listener (Debian's mosquitto here cannot open one: libwebsockets fails to
+    listen in this sandbox)."""
+    path = _scenario(tmp_path, duration="2s", count=4, rate=5.0, qos=1)
+    with EmbeddedBroker("amqtt", websockets=True) as b:
+        assert b.url.startswith("ws://")
+        run_dir = _run(path, runs, b.url)
+    assert sql(
+        run_dir, "SELECT status, count(*) FROM events WHERE kind = 'publish' GROUP BY 1"
+    ) == [("acked", 40)]
+    assert sql(run_dir, "SELECT count(*) FROM events WHERE kind = 'connect' AND status = 'ok'") == [
+        (4,)
+    ]

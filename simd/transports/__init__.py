@@ -17,7 +17,15 @@ __all__ = [
     "scheme_of",
 ]
 
-_SCHEMES = {"null": "null", "sim": "sim", "mqtt": "mqtt", "mqtts": "mqtt", "embedded": "embedded"}
+_SCHEMES = {
+    "null": "null",
+    "sim": "sim",
+    "mqtt": "mqtt",
+    "mqtts": "mqtt",
+    "ws": "mqtt",
+    "wss": "mqtt",
+    "embedded": "embedded",
+}
 
 
 def scheme_of(url: str) -> str:

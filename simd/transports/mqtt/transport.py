@@ -53,6 +53,7 @@ from simd.transports.mqtt.session import (
     Subscribed,
     topic_bytes,
 )
+from simd.transports.mqtt.websocket import open_websocket
 
 CONNECT_CONCURRENCY = 256  # handshakes in flight at once per worker when no connect_rate is set
 SWEEP_S = 0.05  # how often timeouts and keepalives are checked
@@ -66,13 +67,19 @@ class Target:
     host: str
     port: int
     tls: bool
+    websocket_url: str | None = None  # ws:// or wss://: MQTT over WebSocket
 
 
 def parse_target(url: str) -> Target:
     parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise UserError(f"target {url!r}: expected mqtt://host[:port] or mqtts://host[:port]")
-    tls = parts.scheme == "mqtts"
+    if parts.scheme not in ("mqtt", "mqtts", "ws", "wss") or not parts.hostname:
+        raise UserError(f"target {url!r}: expected mqtt://, mqtts://, ws:// or wss:// with a host")
+    tls = parts.scheme in ("mqtts", "wss")
+    if parts.scheme in ("ws", "wss"):
+        port = parts.port or (443 if tls else 80)
+        path = parts.path or "/mqtt"
+        ws_url = f"{parts.scheme}://{parts.hostname}:{port}{path}"
+        return Target(parts.hostname, port, tls, ws_url)
     return Target(parts.hostname, parts.port or (8883 if tls else 1883), tls)
 
 
@@ -307,10 +314,17 @@ class MqttTransport:
         with trio.fail_after(opts.connect_timeout / 1e9):
             sources = self.scenario.run.source_addresses
             local = sources[conn.device % len(sources)] if sources else None
-            stream: trio.abc.Stream = await trio.open_tcp_stream(
-                self.target.host, self.target.port, local_address=local
-            )
-            if self.ssl_context is not None:
+            stream: trio.abc.Stream
+            if self.target.websocket_url is not None:
+                assert self.nursery is not None
+                stream = await open_websocket(
+                    self.nursery, self.target.websocket_url, self.ssl_context
+                )
+            else:
+                stream = await trio.open_tcp_stream(
+                    self.target.host, self.target.port, local_address=local
+                )
+            if self.ssl_context is not None and self.target.websocket_url is None:
                 server_name = self.scenario.tls.server_name or self.target.host
                 stream = trio.SSLStream(stream, self.ssl_context, server_hostname=server_name)
                 await stream.do_handshake()
