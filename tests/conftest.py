@@ -35,6 +35,28 @@ def simd(
     return proc
 
 
+def start_run(path: Path, runs: Path, run_id: str, *extra: str) -> subprocess.Popen[str]:
+    """`simd run PATH` in the background (for tests that act on a run while it is on)."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "simd",
+            "run",
+            str(path),
+            "--runs-dir",
+            str(runs),
+            "--run-id",
+            run_id,
+            "--no-progress",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def write_scenario(tmp: Path, body: str, name: str = "scenario.toml") -> Path:
     p = tmp / name
     p.write_text(textwrap.dedent(body))

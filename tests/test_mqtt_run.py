@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from simd.broker import EmbeddedBroker
-from tests.conftest import need_mosquitto, run_dir_from, simd, sql, write_scenario
+from tests.conftest import need_mosquitto, run_dir_from, simd, sql, start_run, write_scenario
 
 FLEET = """
 name = "mq"
@@ -204,25 +204,7 @@ def test_broker_restart_mid_run(tmp_path: Path, runs: Path) -> None:
             rate=10.0,
             extra='reconnect_min = "200ms"\nreconnect_max = "1s"',
         )
-        proc = __import__("subprocess").Popen(
-            [
-                __import__("sys").executable,
-                "-m",
-                "simd",
-                "run",
-                str(path),
-                "--target",
-                b.url,
-                "--runs-dir",
-                str(runs),
-                "--run-id",
-                "restart",
-                "--no-progress",
-            ],
-            stdout=__import__("subprocess").PIPE,
-            stderr=__import__("subprocess").PIPE,
-            text=True,
-        )
+        proc = start_run(path, runs, "restart", "--target", b.url)
         time.sleep(4)
         b.restart()
         out, err = proc.communicate(timeout=90)
@@ -282,8 +264,6 @@ def test_publish_timeout_when_the_broker_stalls(tmp_path: Path, runs: Path) -> N
     """A broker frozen (SIGSTOP) for 3 s: qos 1 publishes without an ack within publish_timeout
     end as timeout, the rest are acked; each publish has exactly one row."""
     import signal
-    import subprocess
-    import sys
 
     with EmbeddedBroker() as b:
         path = _scenario(
@@ -293,26 +273,7 @@ def test_publish_timeout_when_the_broker_stalls(tmp_path: Path, runs: Path) -> N
             rate=10.0,
             extra='publish_timeout = "1s"\nkeepalive = "60s"',
         )
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "simd",
-                "run",
-                str(path),
-                "--target",
-                b.url,
-                "--runs-dir",
-                str(runs),
-                "--run-id",
-                "stall",
-                "--no-progress",
-                "--no-report",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = start_run(path, runs, "stall", "--target", b.url, "--no-report")
         time.sleep(3)
         assert b.proc is not None
         b.proc.send_signal(signal.SIGSTOP)
@@ -570,8 +531,6 @@ def test_session_resume_resends_in_flight(tmp_path: Path, runs: Path) -> None:
     with publishes in flight; when the broker thaws, devices reconnect to their kept sessions and
     re-send those publishes (DUP), which are then acked: none ends as 'connection lost'."""
     import signal
-    import subprocess
-    import sys
 
     need_mosquitto()
     extra = (
@@ -580,26 +539,7 @@ def test_session_resume_resends_in_flight(tmp_path: Path, runs: Path) -> None:
     )
     path = _scenario(tmp_path, duration="12s", count=4, rate=10.0, extra=extra)
     with EmbeddedBroker("mosquitto") as b:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "simd",
-                "run",
-                str(path),
-                "--target",
-                b.url,
-                "--runs-dir",
-                str(runs),
-                "--run-id",
-                "resume",
-                "--no-progress",
-                "--no-report",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = start_run(path, runs, "resume", "--target", b.url, "--no-report")
         time.sleep(3)
         assert b.proc is not None
         b.proc.send_signal(signal.SIGSTOP)

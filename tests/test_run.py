@@ -6,12 +6,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from simd.eventlog import read_segment, segment_paths
-from tests.conftest import run_dir_from, simd, sql, virtual_run, write_scenario
+from tests.conftest import run_dir_from, simd, sql, start_run, virtual_run, write_scenario
 
 SHAPED = """
 name = "det"
@@ -249,24 +248,7 @@ def _workers_of(pid: int) -> list[int]:
 
 
 def _start(path: Path, runs: Path, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "simd",
-            "run",
-            str(path),
-            "--runs-dir",
-            str(runs),
-            "--run-id",
-            "live",
-            "--no-report",
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_run(path, runs, "live", "--no-report", *extra)
 
 
 def _wait_running(runs: Path, proc: subprocess.Popen[str], frames: int = 2) -> Path:
