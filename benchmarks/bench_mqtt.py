@@ -74,27 +74,32 @@ async def _ceiling(host: str, port: int, qos: int, seconds: float, conns: int = 
     return count / seconds
 
 
+def simd_argv(path: Path, url: str, runs: Path, run_id: str, *extra: str) -> list[str]:
+    """`python -m simd run` for one benchmark scenario, quiet."""
+    return [
+        sys.executable,
+        "-m",
+        "simd",
+        "run",
+        str(path),
+        "--target",
+        url,
+        "--runs-dir",
+        str(runs),
+        "--run-id",
+        run_id,
+        "--no-progress",
+        "--no-report",
+        *extra,
+    ]
+
+
 def run_simd(tmp: Path, url: str, name: str, body: str, *extra: str) -> Path:
     path = tmp / f"{name}.toml"
     path.write_text(textwrap.dedent(body))
     runs = tmp / "runs"
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "simd",
-            "run",
-            str(path),
-            "--target",
-            url,
-            "--runs-dir",
-            str(runs),
-            "--run-id",
-            name,
-            "--no-progress",
-            "--no-report",
-            *extra,
-        ],
+        simd_argv(path, url, runs, name, *extra),
         check=False,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -214,21 +219,7 @@ def bench_connections(tmp: Path, url: str, n: int) -> None:
     path = tmp / "conns.toml"
     path.write_text(textwrap.dedent(body))
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "simd",
-            "run",
-            str(path),
-            "--target",
-            url,
-            "--runs-dir",
-            str(tmp / "runs"),
-            "--run-id",
-            "conns",
-            "--no-progress",
-            "--no-report",
-        ],
+        simd_argv(path, url, tmp / "runs", "conns"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

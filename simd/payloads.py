@@ -78,7 +78,9 @@ class TemplateGenerator:
         self.key = key
         self.ids = ids
         self.group = _json_inner(group)
-        self.walk_pos: dict[str, dict[int, int]] = {}
+        # a walk's position per device of the group (int steps), advanced batch by batch
+        self.walk_pos: dict[str, np.ndarray] = {}
+        self.field_keys = {name: stream_key(key, name) for name in spec.fields}
         self.choices: dict[str, Ragged] = {}
 
     def _values(self, name: str, ctx: PayloadContext) -> np.ndarray | Ragged | bytes:
@@ -94,7 +96,7 @@ class TemplateGenerator:
         if name == "group":
             return self.group
         f = self.fields[name]
-        fkey = stream_key(self.key, name)
+        fkey = self.field_keys[name]
         if isinstance(f, UniformField):
             u = uniform01(hash2(fkey, ctx.local, ctx.seq))
             return f.min + (f.max - f.min) * u
@@ -116,19 +118,19 @@ class TemplateGenerator:
         steps = np.where(hash2(fkey, ctx.local, ctx.seq) & np.uint64(1), 1, -1).astype(np.int64)
         order = np.lexsort((ctx.seq, ctx.local))
         dev = ctx.local[order]
-        pos = self.walk_pos.setdefault(name, {})
+        pos = self.walk_pos.get(name)
+        if pos is None:
+            pos = self.walk_pos[name] = np.zeros(len(self.ids), dtype=np.int64)
         out = np.empty(len(ctx), dtype=np.int64)
         csum = np.cumsum(steps[order])
         first = np.r_[True, dev[1:] != dev[:-1]]
         starts = np.nonzero(first)[0]
         base = csum[starts] - steps[order][starts]
         seg = np.cumsum(first) - 1
-        carry = np.array([pos.get(d, 0) for d in dev[starts].tolist()], dtype=np.int64)
-        walked = csum - base[seg] + carry[seg]
+        walked = csum - base[seg] + pos[dev[starts]][seg]
         out[order] = walked
         last = np.r_[starts[1:] - 1, len(dev) - 1]
-        for d, w in zip(dev[starts].tolist(), walked[last].tolist(), strict=True):
-            pos[d] = w
+        pos[dev[starts]] = walked[last]
         value = f.start + f.step * out
         span = f.max - f.min
         if span <= 0:

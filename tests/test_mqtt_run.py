@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -56,8 +57,12 @@ def _scenario(
     )
 
 
-def _run(path: Path, runs: Path, url: str, *extra: str, check: int = 0) -> Path:
-    proc = simd(
+def _run_proc(
+    path: Path, runs: Path, url: str, *extra: str, check: int = 0, report: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """`simd run PATH --target URL` into `runs`; the finished process (stdout, stderr)."""
+    quiet = () if report else ("--no-report",)
+    return simd(
         "run",
         str(path),
         "--target",
@@ -65,11 +70,15 @@ def _run(path: Path, runs: Path, url: str, *extra: str, check: int = 0) -> Path:
         "--runs-dir",
         str(runs),
         "--no-progress",
-        "--no-report",
+        *quiet,
         *extra,
         check=check,
     )
-    return run_dir_from(proc)
+
+
+def _run(path: Path, runs: Path, url: str, *extra: str, check: int = 0) -> Path:
+    """As _run_proc, returning the run folder."""
+    return run_dir_from(_run_proc(path, runs, url, *extra, check=check))
 
 
 @pytest.mark.parametrize("qos", [0, 1, 2])
@@ -233,17 +242,7 @@ def test_unreachable_broker_is_one_line_exit_3(tmp_path: Path, runs: Path) -> No
 
     url = f"mqtt://127.0.0.1:{free_port()}"
     path = _scenario(tmp_path, duration="2s", count=3)
-    proc = simd(
-        "run",
-        str(path),
-        "--target",
-        url,
-        "--runs-dir",
-        str(runs),
-        "--no-progress",
-        "--no-report",
-        check=3,
-    )
+    proc = _run_proc(path, runs, url, check=3)
     assert "Traceback" not in proc.stderr
     assert f"no device could connect to {url}" in proc.stderr
     run_dir = run_dir_from(proc)
@@ -299,7 +298,6 @@ def test_token_file_and_password_env_authenticate_and_stay_secret(
     """A mosquitto that knows only some device tokens (as usernames, ThingsBoard style) with a
     password from the environment: known devices connect, the unknown one is refused with the
     broker's reason; the password appears in no manifest, log or report."""
-    import subprocess
 
     need_mosquitto()
     secret = "pw-Zq81-never-logged"
@@ -314,18 +312,7 @@ def test_token_file_and_password_env_authenticate_and_stay_secret(
     path = _scenario(tmp_path, duration="2s", count=4, rate=2.0, extra=extra)
     conf = f"allow_anonymous false\npassword_file {pwfile}\n"
     with EmbeddedBroker("mosquitto", extra_conf=conf) as b:
-        proc = simd(
-            "run",
-            str(path),
-            "--target",
-            b.url,
-            "--runs-dir",
-            str(runs),
-            "--run-id",
-            "auth",
-            "--no-progress",
-            check=0,
-        )
+        proc = _run_proc(path, runs, b.url, "--run-id", "auth", check=0, report=True)
     run_dir = runs / "auth"
     rows = sql(
         run_dir,
@@ -344,7 +331,6 @@ def test_token_file_and_password_env_authenticate_and_stay_secret(
 def test_simd_broker_command(tmp_path: Path) -> None:
     """`simd broker` prints a URL that accepts MQTT connections and stops cleanly on SIGINT."""
     import signal
-    import subprocess
     import sys
 
     import trio
@@ -401,18 +387,7 @@ def test_probe_logs_end_to_end_latency(tmp_path: Path, runs: Path) -> None:
     path = _scenario(tmp_path, duration="3s", count=8, rate=5.0, version="5", extra="trace = true")
     path.write_text(path.read_text() + '\n[[probe]]\nname = "e2e"\ntopic = "simd/#"\nqos = 1\n')
     with EmbeddedBroker("mosquitto") as b:
-        proc = simd(
-            "run",
-            str(path),
-            "--target",
-            b.url,
-            "--runs-dir",
-            str(runs),
-            "--run-id",
-            "probe",
-            "--no-progress",
-            check=0,
-        )
+        proc = _run_proc(path, runs, b.url, "--run-id", "probe", check=0, report=True)
     run_dir = runs / "probe"
     acked = sql(run_dir, "SELECT count(*) FROM events WHERE kind = 'publish' AND status = 'acked'")
     got = sql(
@@ -435,7 +410,6 @@ def test_probe_logs_end_to_end_latency(tmp_path: Path, runs: Path) -> None:
 
 def _certificates(tmp: Path) -> tuple[str, str, str]:
     """A throwaway CA and a server certificate for 127.0.0.1, made with the openssl CLI."""
-    import subprocess
 
     def ssl(*args: str) -> None:
         subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=tmp)
@@ -503,19 +477,7 @@ def test_tls_verifies_certificates_by_default(tmp_path: Path, runs: Path) -> Non
         path.write_text(path.read_text() + f'\n[tls]\nca_file = "{ca}"\n')
         good = _run(path, runs, b.url, "--run-id", "tls-ok")
         path.write_text(path.read_text().replace(f'ca_file = "{ca}"', "verify = true"))
-        bad = simd(
-            "run",
-            str(path),
-            "--target",
-            b.url,
-            "--runs-dir",
-            str(runs),
-            "--run-id",
-            "tls-bad",
-            "--no-progress",
-            "--no-report",
-            check=3,
-        )
+        bad = _run_proc(path, runs, b.url, "--run-id", "tls-bad", check=3)
     assert sql(good, "SELECT status, count(*) FROM events WHERE kind = 'publish' GROUP BY 1") == [
         ("acked", 12)
     ]

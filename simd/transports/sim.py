@@ -150,6 +150,3 @@ class SimTransport:
 
     async def close(self, now_ns: int) -> None:
         return None
-
-
-__all__ = ["NULL_NS", "SimTransport"]

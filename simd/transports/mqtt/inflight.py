@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simd.events import NULL_NS, PUBLISH
+from simd.events import ACKED, PUBLISH
 
 _ROW = 0xFFFFFFFF
 
@@ -58,8 +58,6 @@ class InFlight:
         if self._done_keys:
             keys, times = self._done_keys, self._done_t
             self._done_keys, self._done_t = [], []
-            from simd.events import ACKED
-
             self.finish(keys, ACKED, np.array(times, dtype=np.int64), 0, log)
 
     def finish(
@@ -120,6 +118,3 @@ class InFlight:
             z = np.zeros(0, dtype=np.int64)
             return z, z, z, z
         return tuple(np.concatenate(x) for x in (keys, conns, pids, sent))
-
-
-__all__ = ["NULL_NS", "InFlight"]

@@ -224,7 +224,9 @@ class MqttTransport:
         # groups whose publishes carry simd-trace (their properties are built per row)
         self.trace = np.array([g.mqtt.trace for g in self.scenario.fleet], dtype=bool)
         self.keep_session = np.array([not g.mqtt.clean_start for g in self.scenario.fleet])
-        self.props_inner = [p[len(c.varint(_props_len(p))) :] if p else b"" for p in self.props]
+        self.props_inner = Ragged.from_list(
+            [p[len(c.varint(_props_len(p))) :] if p else b"" for p in self.props]
+        )
         self.first_byte = np.zeros((len(self.scenario.fleet), self.max_msgs), dtype=np.uint8)
         for (gi, mi), retain in self.retain.items():
             self.first_byte[gi, mi] = 0x30 | int(retain)
@@ -736,7 +738,7 @@ class MqttTransport:
                 format_ints(batch.t_intended[rows]),
             ]
         )
-        inner_const = Ragged.from_list(self.props_inner).take(groups)
+        inner_const = self.props_inner.take(groups)
         value_len = Ragged(
             value.lengths.astype(">u2").view(np.uint8).copy(), np.arange(n + 1, dtype=np.int64) * 2
         )
