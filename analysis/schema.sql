@@ -1,6 +1,9 @@
 -- simd results: tables. Loaded by `simd ingest`; runnable as-is in the duckdb CLI.
 -- Rows of event_rows come from the workers' event logs; everything else from run.json.
 
+-- the layout of this file; an older results.duckdb is rebuilt from the logs by `simd ingest`
+CREATE TABLE IF NOT EXISTS schema_info (version INTEGER);
+
 CREATE TABLE IF NOT EXISTS runs (
     run_id VARCHAR, scenario VARCHAR, scenario_hash VARCHAR, seed BIGINT, target VARCHAR,
     clock VARCHAR, workers INTEGER, t0_epoch_ns BIGINT, duration_ns BIGINT, state VARCHAR,
@@ -42,6 +45,18 @@ CREATE TABLE IF NOT EXISTS latency_hist (
 CREATE TABLE IF NOT EXISTS latency_max (grp SMALLINT, phase UTINYINT, metric UTINYINT, max_ns BIGINT);
 CREATE TABLE IF NOT EXISTS status_totals (
     grp SMALLINT, phase UTINYINT, kind UTINYINT, status UTINYINT, count BIGINT
+);
+-- the time axis of the series views: window width (from the run's duration, at most 720
+-- windows), and the error rate above which a window counts as part of an error burst
+CREATE TABLE IF NOT EXISTS analysis_settings (window_ns BIGINT, burst_error_rate DOUBLE);
+-- expected publishes per window from the scenario's rate shape (the planned rate line)
+CREATE TABLE IF NOT EXISTS planned_series ("window" BIGINT, planned DOUBLE);
+-- per window of intended send time: coarse log buckets (64 per power of two) for percentiles
+-- over time; metrics as in latency_hist
+CREATE TABLE IF NOT EXISTS series_hist ("window" BIGINT, metric UTINYINT, bucket INTEGER, count BIGINT);
+-- each worker's own resources every [run] resource_samples: resident memory, CPU time, fds
+CREATE TABLE IF NOT EXISTS samples (
+    worker INTEGER, t_ns BIGINT, rss_bytes BIGINT, cpu_ns BIGINT, open_fds INTEGER
 );
 -- how far each segment has been read (ingest is incremental and idempotent)
 CREATE TABLE IF NOT EXISTS ingested (

@@ -155,7 +155,7 @@ FROM f
 LEFT JOIN devices d ON d.device = f.device
 LEFT JOIN error_texts e ON e.worker = d.worker AND e.code = f.error
 GROUP BY ALL
-ORDER BY count DESC;
+ORDER BY count DESC, status, kind, error;
 
 CREATE OR REPLACE VIEW device_stats AS
 SELECT r.device, d.device_id, g.group_name,
@@ -194,25 +194,6 @@ FROM runs r, c
 LEFT JOIN latency_percentiles lp ON lp.group_name = '*'
 LEFT JOIN schedule_lag sl ON sl.group_name = '*';
 
-CREATE OR REPLACE VIEW slo_results AS
-WITH observed AS (
-    UNPIVOT (
-        SELECT latency_p50_ns::DOUBLE AS latency_p50, latency_p90_ns::DOUBLE AS latency_p90,
-               latency_p99_ns::DOUBLE AS latency_p99, latency_p999_ns::DOUBLE AS latency_p999,
-               error_rate::DOUBLE AS error_rate, throughput_ratio::DOUBLE AS throughput_ratio,
-               schedule_lag_p99_ns::DOUBLE AS schedule_lag_p99
-        FROM run_summary
-    ) ON COLUMNS(*) INTO NAME name VALUE observed
-)
-SELECT s.name, s.unit, s.threshold, o.observed,
-       CASE WHEN o.observed IS NULL THEN FALSE
-            WHEN s.higher_is_better THEN o.observed >= s.threshold
-            ELSE o.observed <= s.threshold END AS passed,
-       o.observed - s.threshold AS margin
-FROM slo s
-LEFT JOIN observed o ON o.name = s.name
-ORDER BY s.name;
-
 -- what probes received through the broker: end-to-end latency from the intended send time
 -- (rows whose publisher is known: MQTT 5 simd-trace, or a payload timestamp)
 CREATE OR REPLACE VIEW end_to_end AS
@@ -227,4 +208,351 @@ LEFT JOIN devices d ON d.device = r.device
 LEFT JOIN groups g ON g.group_index = d.group_index
 WHERE r.kind = 3
 GROUP BY ALL
+ORDER BY 1;
+
+-- ---------------------------------------------------------------- over time
+-- The time axis: windows of intended send time, analysis_settings.window_ns wide (1 s for runs
+-- up to 12 minutes; at most 720 windows a run). Rates are per second.
+
+CREATE OR REPLACE MACRO window_ns() AS (SELECT max(window_ns) FROM analysis_settings);
+
+-- per window: planned (the scenario's rate shape), then what the log holds (exact counts),
+-- exact maxima of latency and lag
+CREATE OR REPLACE VIEW series AS
+WITH c AS (
+    SELECT t_intended_ns // window_ns() AS "window",
+           count(*) AS scheduled,
+           count(*) FILTER (WHERE status NOT IN (5, 6)) AS sent,
+           count(*) FILTER (WHERE status = 0) AS acked,
+           count(*) FILTER (WHERE status IN (0, 1)) AS completed,
+           count(*) FILTER (WHERE status IN (2, 3, 4, 5, 6)) AS failed,
+           sum(bytes)::BIGINT AS bytes,
+           max(t_done_ns - t_intended_ns) FILTER (WHERE status IN (0, 1)) AS latency_max_ns,
+           max(t_done_ns - t_sent_ns) FILTER (WHERE status IN (0, 1)) AS latency_sent_max_ns,
+           max(t_sent_ns - t_intended_ns) FILTER (WHERE status NOT IN (5, 6)) AS lag_max_ns
+    FROM event_rows
+    WHERE kind = 0 AND t_intended_ns IS NOT NULL
+    GROUP BY ALL
+)
+SELECT "window",
+       "window" * window_ns() AS start_ns,
+       coalesce(p.planned, 0) / (window_ns() / 1e9) AS planned_per_s,
+       coalesce(c.scheduled, 0) / (window_ns() / 1e9) AS scheduled_per_s,
+       coalesce(c.sent, 0) / (window_ns() / 1e9) AS sent_per_s,
+       coalesce(c.acked, 0) / (window_ns() / 1e9) AS acked_per_s,
+       coalesce(c.completed, 0) / (window_ns() / 1e9) AS completed_per_s,
+       coalesce(c.failed, 0) / (window_ns() / 1e9) AS failed_per_s,
+       coalesce(c.scheduled, 0) AS scheduled, coalesce(c.sent, 0) AS sent,
+       coalesce(c.completed, 0) AS completed, coalesce(c.failed, 0) AS failed,
+       coalesce(c.failed / nullif(c.scheduled, 0), 0) AS error_rate,
+       coalesce(c.bytes, 0) AS bytes,
+       c.latency_max_ns, c.latency_sent_max_ns, c.lag_max_ns
+FROM planned_series p
+FULL JOIN c USING ("window")
+ORDER BY "window";
+
+-- a series bucket's midpoint: 64 buckets per power of two (simd/histogram.py SERIES_SUB_BITS)
+CREATE OR REPLACE MACRO series_bucket_mid(b) AS
+    CASE WHEN b = 0 THEN 0.0
+         ELSE pow(2, (b - 1) // 64) * (1 + (((b - 1) % 64) + 0.5) / 64) END;
+
+-- per window: latency percentiles from intended and from actual send time, and schedule lag
+-- percentiles (nearest rank over 1.6 %-wide buckets: within 0.8 %), maxima exact from `series`
+CREATE OR REPLACE VIEW series_latency AS
+WITH h AS (
+    SELECT "window", metric, bucket, sum(count) AS n FROM series_hist GROUP BY ALL
+),
+cum AS (
+    SELECT *, sum(n) OVER (PARTITION BY "window", metric ORDER BY bucket
+                           ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS c,
+              sum(n) OVER (PARTITION BY "window", metric) AS total
+    FROM h
+),
+q AS (
+    SELECT "window", metric, any_value(total) AS n,
+           series_bucket_mid(min(bucket) FILTER (WHERE c >= ceil(0.5 * total))) AS p50,
+           series_bucket_mid(min(bucket) FILTER (WHERE c >= ceil(0.95 * total))) AS p95,
+           series_bucket_mid(min(bucket) FILTER (WHERE c >= ceil(0.99 * total))) AS p99
+    FROM cum GROUP BY ALL
+)
+SELECT q."window", q."window" * window_ns() AS start_ns,
+       max(n) FILTER (WHERE metric = 0) AS completed,
+       max(p50) FILTER (WHERE metric = 0) AS p50_ns,
+       max(p95) FILTER (WHERE metric = 0) AS p95_ns,
+       max(p99) FILTER (WHERE metric = 0) AS p99_ns,
+       any_value(s.latency_max_ns) AS max_ns,
+       max(p50) FILTER (WHERE metric = 1) AS p50_sent_ns,
+       max(p95) FILTER (WHERE metric = 1) AS p95_sent_ns,
+       max(p99) FILTER (WHERE metric = 1) AS p99_sent_ns,
+       any_value(s.latency_sent_max_ns) AS max_sent_ns,
+       max(p50) FILTER (WHERE metric = 2) AS lag_p50_ns,
+       max(p99) FILTER (WHERE metric = 2) AS lag_p99_ns,
+       any_value(s.lag_max_ns) AS lag_max_ns
+FROM q
+LEFT JOIN series s ON s."window" = q."window"
+GROUP BY q."window"
+ORDER BY q."window";
+
+-- failed publishes per window by status and error text
+CREATE OR REPLACE VIEW series_errors AS
+SELECT f.t_intended_ns // window_ns() AS "window",
+       (f.t_intended_ns // window_ns()) * window_ns() AS start_ns,
+       (['acked', 'sent', 'timeout', 'error', 'dropped', 'missed', 'unsent', 'ok'])[f.status + 1] AS status,
+       coalesce(e.text, '') AS error,
+       count(*) AS count
+FROM event_rows f
+LEFT JOIN devices d ON d.device = f.device
+LEFT JOIN error_texts e ON e.worker = d.worker AND e.code = f.error AND f.error > 0
+WHERE f.kind = 0 AND f.status IN (2, 3, 4, 5, 6) AND f.t_intended_ns IS NOT NULL
+GROUP BY ALL
+ORDER BY 1, count DESC, status, error;
+
+-- the whole run's latency distribution as a percentile curve (HdrHistogram's plot): value at
+-- each percentile, from intended and from actual send time
+CREATE OR REPLACE VIEW latency_distribution AS
+WITH qs AS (
+    SELECT unnest([0.0, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999, 0.99999,
+                   0.999999]) AS q
+),
+h AS (SELECT * FROM hist_cumulative WHERE grp IS NULL AND phase IS NULL AND metric IN (0, 1)),
+mx AS (SELECT metric, max(max_ns) AS max_ns FROM latency_max GROUP BY metric)
+SELECT qs.q AS quantile,
+       least(bucket_mid(min(h.bucket) FILTER (WHERE h.metric = 0 AND h.cum >= greatest(1, ceil(qs.q * h.total)))),
+             any_value(mx0.max_ns)) AS intended_ns,
+       least(bucket_mid(min(h.bucket) FILTER (WHERE h.metric = 1 AND h.cum >= greatest(1, ceil(qs.q * h.total)))),
+             any_value(mx1.max_ns)) AS sent_ns
+FROM qs, h
+LEFT JOIN mx mx0 ON mx0.metric = 0
+LEFT JOIN mx mx1 ON mx1.metric = 1
+GROUP BY qs.q
+UNION ALL
+SELECT 1.0, (SELECT max_ns FROM mx WHERE metric = 0), (SELECT max_ns FROM mx WHERE metric = 1)
+ORDER BY quantile;
+
+-- per group and topic template: counts and latency (approximate quantiles, exact max)
+CREATE OR REPLACE VIEW topic_stats AS
+SELECT g.group_name, m.message_name AS message, m.topic, m.qos,
+       count(*) AS publishes,
+       count(*) FILTER (WHERE r.status IN (0, 1)) AS completed,
+       count(*) FILTER (WHERE r.status IN (2, 3, 4, 5, 6)) AS failed,
+       sum(r.bytes)::BIGINT AS bytes,
+       approx_quantile(r.t_done_ns - r.t_intended_ns, 0.5) FILTER (WHERE r.status IN (0, 1)) AS p50_ns,
+       approx_quantile(r.t_done_ns - r.t_intended_ns, 0.99) FILTER (WHERE r.status IN (0, 1)) AS p99_ns,
+       max(r.t_done_ns - r.t_intended_ns) FILTER (WHERE r.status IN (0, 1)) AS max_ns
+FROM event_rows r
+JOIN devices d ON d.device = r.device
+JOIN groups g ON g.group_index = d.group_index
+LEFT JOIN messages m ON m.group_index = d.group_index AND m.message = r.message
+WHERE r.kind = 0
+GROUP BY ALL
+ORDER BY g.group_name, m.message_name;
+
+-- ---------------------------------------------------------------- endurance
+-- Trends are least-squares lines over the windows, x in hours; `ci95` is the half-width of a
+-- 95 % confidence interval of the slope (Student t by Cornish-Fisher; n-2 degrees of freedom).
+-- Growth is the slope relative to the mean (0.05 = +5 % per hour).
+
+CREATE OR REPLACE MACRO t95(df) AS
+    1.959964 + (1.959964 ^ 3 + 1.959964) / (4 * df)
+    + (5 * 1.959964 ^ 5 + 16 * 1.959964 ^ 3 + 3 * 1.959964) / (96 * df * df);
+
+CREATE OR REPLACE MACRO slope_ci95(n, sxx, syy, sxy) AS
+    CASE WHEN n > 2 AND sxx > 0
+         THEN t95(n - 2) * sqrt(greatest(syy - sxy * sxy / sxx, 0) / (n - 2) / sxx) END;
+
+-- p99 latency (from intended and from sent) and throughput over the run
+CREATE OR REPLACE VIEW trends AS
+WITH pts AS (
+    SELECT l.start_ns / 3.6e12 AS h, l.p99_ns::DOUBLE AS p99, l.p99_sent_ns::DOUBLE AS p99s,
+           s.completed_per_s / nullif(s.planned_per_s, 0) AS ratio
+    FROM series_latency l JOIN series s USING ("window")
+    WHERE l.completed > 0
+),
+f AS (
+    SELECT 'latency_p99' AS metric, regr_count(p99, h) AS n, regr_slope(p99, h) AS slope,
+           avg(p99) AS mean, regr_sxx(p99, h) AS sxx, regr_syy(p99, h) AS syy,
+           regr_sxy(p99, h) AS sxy, regr_r2(p99, h) AS r2 FROM pts
+    UNION ALL
+    SELECT 'latency_p99_sent', regr_count(p99s, h), regr_slope(p99s, h), avg(p99s),
+           regr_sxx(p99s, h), regr_syy(p99s, h), regr_sxy(p99s, h), regr_r2(p99s, h) FROM pts
+    UNION ALL
+    SELECT 'throughput_ratio', regr_count(ratio, h), regr_slope(ratio, h), avg(ratio),
+           regr_sxx(ratio, h), regr_syy(ratio, h), regr_sxy(ratio, h), regr_r2(ratio, h) FROM pts
+)
+SELECT metric, n AS points, mean, slope AS slope_per_h,
+       slope_ci95(n, sxx, syy, sxy) AS slope_ci95_per_h,
+       slope / nullif(mean, 0) AS growth_per_h,
+       slope_ci95(n, sxx, syy, sxy) / nullif(abs(mean), 0) AS growth_ci95_per_h,
+       r2
+FROM f;
+
+-- runs of consecutive windows whose error rate passes analysis_settings.burst_error_rate
+CREATE OR REPLACE VIEW error_bursts AS
+WITH w AS (
+    SELECT "window", start_ns, scheduled, failed, error_rate
+    FROM series
+    WHERE scheduled > 0 AND error_rate > (SELECT max(burst_error_rate) FROM analysis_settings)
+),
+g AS (SELECT *, "window" - row_number() OVER (ORDER BY "window") AS island FROM w)
+SELECT row_number() OVER (ORDER BY min("window")) AS burst,
+       min(start_ns) AS start_ns, max(start_ns) + window_ns() AS end_ns,
+       count(*) AS windows, sum(failed) AS failed, sum(scheduled) AS scheduled,
+       sum(failed) / sum(scheduled) AS error_rate, max(error_rate) AS peak_error_rate
+FROM g
+GROUP BY island
+ORDER BY start_ns;
+
+-- the generator's own resources, per worker: RSS growth per hour, CPU use, open fds
+CREATE OR REPLACE VIEW resource_growth AS
+WITH s AS (
+    SELECT worker, t_ns / 3.6e12 AS h, rss_bytes::DOUBLE AS rss, open_fds::DOUBLE AS fds,
+           (cpu_ns - lag(cpu_ns) OVER w) / nullif(t_ns - lag(t_ns) OVER w, 0) AS cpu
+    FROM samples
+    WINDOW w AS (PARTITION BY worker ORDER BY t_ns)
+)
+SELECT worker, count(*) AS samples,
+       min(h) * 3600 AS first_s, max(h) * 3600 AS last_s,
+       avg(rss) AS rss_mean_bytes, max(rss) AS rss_max_bytes,
+       regr_slope(rss, h) AS rss_slope_bytes_per_h,
+       regr_slope(rss, h) / nullif(avg(rss), 0) AS rss_growth_per_h,
+       slope_ci95(regr_count(rss, h), regr_sxx(rss, h), regr_syy(rss, h), regr_sxy(rss, h))
+           / nullif(avg(rss), 0) AS rss_growth_ci95_per_h,
+       avg(cpu) AS cpu_mean, max(cpu) AS cpu_max,
+       avg(fds) AS fds_mean, max(fds) AS fds_max,
+       regr_slope(fds, h) AS fds_slope_per_h
+FROM s
+GROUP BY worker
+ORDER BY worker;
+
+-- ---------------------------------------------------------------- SLOs
+-- every [slo] of the scenario against what the run observed (endurance ones from the trends)
+CREATE OR REPLACE VIEW slo_results AS
+WITH observed AS (
+    UNPIVOT (
+        SELECT latency_p50_ns::DOUBLE AS latency_p50, latency_p90_ns::DOUBLE AS latency_p90,
+               latency_p99_ns::DOUBLE AS latency_p99, latency_p999_ns::DOUBLE AS latency_p999,
+               error_rate::DOUBLE AS error_rate, throughput_ratio::DOUBLE AS throughput_ratio,
+               schedule_lag_p99_ns::DOUBLE AS schedule_lag_p99,
+               (SELECT growth_per_h FROM trends WHERE metric = 'latency_p99')::DOUBLE
+                   AS latency_p99_growth_per_h,
+               (SELECT abs(slope_per_h) FROM trends WHERE metric = 'throughput_ratio')::DOUBLE
+                   AS throughput_drift_per_h,
+               (SELECT max(rss_growth_per_h) FROM resource_growth)::DOUBLE AS memory_growth_per_h,
+               (SELECT count(*) FROM error_bursts)::DOUBLE AS error_bursts
+        FROM run_summary
+    ) ON COLUMNS(*) INTO NAME name VALUE observed
+)
+SELECT s.name, s.unit, s.threshold, o.observed,
+       CASE WHEN o.observed IS NULL THEN FALSE
+            WHEN s.higher_is_better THEN o.observed >= s.threshold
+            ELSE o.observed <= s.threshold END AS passed,
+       o.observed - s.threshold AS margin
+FROM slo s
+LEFT JOIN observed o ON o.name = s.name
+ORDER BY s.name;
+
+-- ---------------------------------------------------------------- recommendations
+-- What the data says about where the limit was, with its evidence. Rules:
+--   generator-bound: schedule lag p99 > 10 ms and above the target's own p99 (from sent);
+--   target-bound: per window, latency from sent rises with the sent rate (corr >= 0.5, p99
+--     spread >= 2x) while the generator kept its schedule; or timeouts / errors from the target;
+--   connection problems: failed connects or dropped sessions.
+CREATE OR REPLACE VIEW recommendations AS
+WITH s AS (
+    SELECT r.*, lp.p99_sent_ns, sl.lag_p99_ns
+    FROM run_summary r
+    LEFT JOIN latency_percentiles lp ON lp.group_name = '*'
+    LEFT JOIN schedule_lag sl ON sl.group_name = '*'
+),
+pts AS (
+    SELECT x.sent_per_s AS x, l.p99_sent_ns AS y
+    FROM series_latency l JOIN series x USING ("window")
+    WHERE l.completed > 0
+),
+rc AS (
+    SELECT corr(x, y) AS c, count(*) AS n, min(y) AS lo, max(y) AS hi,
+           max(y) / nullif(min(y), 0) AS spread
+    FROM pts
+),
+st AS (
+    SELECT coalesce(sum(count) FILTER (WHERE kind = 1 AND status = 3), 0) AS connect_failed,
+           coalesce(sum(count) FILTER (WHERE kind = 1), 0) AS connects,
+           coalesce(sum(count) FILTER (WHERE kind = 2 AND status = 3), 0) AS dropped_sessions,
+           coalesce(sum(count) FILTER (WHERE kind = 0 AND status = 2), 0) AS timeouts,
+           coalesce(sum(count) FILTER (WHERE kind = 0 AND status IN (3, 4)), 0) AS errors
+    FROM status_totals
+),
+f AS (
+    SELECT 1 AS rank, 'generator-bound' AS finding, 'warning' AS severity,
+           format('schedule lag p99 {:.1f} ms while the target answered in {:.1f} ms p99 (from sent)',
+                  s.lag_p99_ns / 1e6, coalesce(s.p99_sent_ns, 0) / 1e6) AS evidence,
+           'the generator could not keep its schedule: add workers (--workers), shard the run, '
+           || 'or lower the rate per worker; latency from intended time includes this lag'
+               AS advice
+    FROM s
+    WHERE s.lag_p99_ns > 10e6 AND s.lag_p99_ns > coalesce(s.p99_sent_ns, 0)
+    UNION ALL
+    SELECT 2, 'target-bound', 'warning',
+           format('latency from sent p99 rose from {:.1f} to {:.1f} ms per window as the sent rate '
+                  || 'rose (correlation {:.2f} over {} windows) while schedule lag p99 stayed {:.1f} ms',
+                  rc.lo / 1e6, rc.hi / 1e6, rc.c, rc.n, coalesce(s.lag_p99_ns, 0) / 1e6),
+           'the system under test is the limit at this rate: look at its capacity (broker CPU, '
+           || 'queues, persistence) before adding load'
+    FROM rc, s
+    WHERE rc.n >= 5 AND isfinite(rc.c) AND rc.c >= 0.5 AND rc.spread >= 2
+      AND NOT (coalesce(s.lag_p99_ns, 0) > 10e6 AND s.lag_p99_ns > coalesce(s.p99_sent_ns, 0))
+    UNION ALL
+    SELECT 3, 'target errors', 'warning',
+           format('{} publishes timed out and {} failed ({:.3f} % of logged)', st.timeouts,
+                  st.errors, 100.0 * (st.timeouts + st.errors) / nullif(s.logged, 0)),
+           'the target did not answer in time or refused publishes: see errors_by_kind and '
+           || 'series_errors for when; raise publish_timeout only if the target is known to be slow'
+    FROM st, s
+    WHERE st.timeouts + st.errors > 0
+    UNION ALL
+    SELECT 4, 'connection problems', 'warning',
+           format('{} of {} connection attempts failed; {} sessions dropped by the peer',
+                  st.connect_failed, st.connects, st.dropped_sessions),
+           'check the target''s connection limit and auth, the open-file limit (ulimit -n), '
+           || 'ephemeral ports (run.source_addresses) and the connect ramp (connect_rate)'
+    FROM st
+    WHERE st.connect_failed > 0 OR st.dropped_sessions > 0
+)
+SELECT finding, severity, evidence, advice FROM (
+    SELECT * FROM f
+    UNION ALL
+    SELECT 9, 'no bottleneck', 'ok',
+       format('schedule lag p99 {:.1f} ms, latency p99 {:.1f} ms (from sent), {:.1f} % of planned '
+              || 'publishes completed', coalesce(s.lag_p99_ns, 0) / 1e6,
+              coalesce(s.p99_sent_ns, 0) / 1e6, 100.0 * s.throughput_ratio),
+       'the generator and the target kept up at this load; raise the rate to find the limit'
+    FROM s
+    WHERE NOT EXISTS (SELECT 1 FROM f)
+)
+ORDER BY rank;
+
+-- ---------------------------------------------------------------- compare
+-- the figures `simd compare` puts side by side: one row per metric, with which way is better
+-- ('info': shown, never a verdict). Per group and phase p99 follow the whole-run rows.
+CREATE OR REPLACE VIEW compare_metrics AS
+WITH s AS (SELECT * FROM run_summary),
+lp AS (SELECT * FROM latency_percentiles WHERE group_name = '*')
+SELECT * FROM (VALUES
+    (1, 'throughput_per_s', 'per_s', 'higher', (SELECT throughput_per_s FROM s)::DOUBLE),
+    (2, 'throughput_ratio', 'ratio', 'higher', (SELECT throughput_ratio FROM s)::DOUBLE),
+    (3, 'error_rate', 'ratio', 'lower', (SELECT error_rate FROM s)::DOUBLE),
+    (4, 'latency_p50', 'ns', 'lower', (SELECT p50_intended_ns FROM lp)::DOUBLE),
+    (5, 'latency_p90', 'ns', 'lower', (SELECT p90_intended_ns FROM lp)::DOUBLE),
+    (6, 'latency_p99', 'ns', 'lower', (SELECT p99_intended_ns FROM lp)::DOUBLE),
+    (7, 'latency_p999', 'ns', 'lower', (SELECT p999_intended_ns FROM lp)::DOUBLE),
+    (8, 'latency_max', 'ns', 'info', (SELECT max_intended_ns FROM lp)::DOUBLE),
+    (9, 'latency_p50_sent', 'ns', 'lower', (SELECT p50_sent_ns FROM lp)::DOUBLE),
+    (10, 'latency_p99_sent', 'ns', 'lower', (SELECT p99_sent_ns FROM lp)::DOUBLE),
+    (11, 'schedule_lag_p99', 'ns', 'lower', (SELECT schedule_lag_p99_ns FROM s)::DOUBLE)
+) AS t(ord, metric, unit, better, value)
+UNION ALL
+SELECT 100 + row_number() OVER (ORDER BY group_name, phase),
+       'latency_p99 ' || group_name || '/' || phase, 'ns', 'lower', p99_intended_ns::DOUBLE
+FROM latency_percentiles
+WHERE group_name <> '*'
 ORDER BY 1;

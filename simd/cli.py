@@ -110,6 +110,9 @@ def run(
         sys.stderr.write(f"simd: warning: {t}\n")
     if report:
         render_report(outcome.run_dir, out)
+    from simd.html_report import write_html
+
+    print(f"report: {write_html(outcome.run_dir)}", flush=True)
     _fail_if_never_connected(outcome.run_dir)
     if outcome.state == "stopped":
         _fail(
@@ -276,11 +279,39 @@ def inspect(
 
 @app.command("ingest")
 @guarded
-def ingest_cmd(run: Annotated[Path, typer.Argument(help="run folder")]) -> None:
+def ingest_cmd(
+    run: Annotated[Path, typer.Argument(help="run folder")],
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow", "-f", help="keep ingesting new frames while the run writes, until it ends"
+        ),
+    ] = False,
+    interval: Annotated[str, typer.Option(help="--follow: time between passes")] = "1s",
+) -> None:
     """Load the run's event logs into RUN/results.duckdb (idempotent, incremental)."""
+    from simd.results import follow as follow_run
     from simd.results import ingest
 
-    r = ingest(run)
+    if follow:
+        from simd.durations import parse_duration_ns
+
+        try:
+            every = parse_duration_ns(interval) / 1e9
+        except ValueError as exc:
+            raise UserError(f"--interval {interval!r}: {exc}") from None
+
+        def show(r: Any, state: str) -> None:
+            if r.rows:
+                print(f"ingested {r.rows:,} new rows (run {state})", flush=True)
+
+        try:
+            r = follow_run(run, every, on_pass=show)
+        except KeyboardInterrupt:
+            print("stopped following; what was ingested is kept", flush=True)
+            return
+    else:
+        r = ingest(run)
     for t in r.torn:
         sys.stderr.write(f"simd: warning: {t}\n")
     for u in r.unreadable:
@@ -290,11 +321,23 @@ def ingest_cmd(run: Annotated[Path, typer.Argument(help="run folder")]) -> None:
 
 @app.command("report")
 @guarded
-def report_cmd(run: Annotated[Path, typer.Argument(help="run folder")]) -> None:
-    """Totals, throughput, latency percentiles, schedule lag, errors, per group and phase."""
+def report_cmd(
+    run: Annotated[Path, typer.Argument(help="run folder")],
+    html: Annotated[
+        Path | None, typer.Option(help="write the HTML report here (default RUN/report.html)")
+    ] = None,
+    write_html: Annotated[
+        bool, typer.Option("--write-html/--no-html", help="write the HTML report")
+    ] = True,
+) -> None:
+    """Totals, throughput, latency percentiles, schedule lag, errors, per group and phase;
+    and a self-contained HTML page with the plots."""
+    from simd.html_report import write_html as write_page
     from simd.report import render_report
 
     render_report(run, out)
+    if write_html or html is not None:
+        print(f"report: {write_page(run, html)}")
 
 
 @app.command("check")
@@ -311,6 +354,75 @@ def check_cmd(run: Annotated[Path, typer.Argument(help="run folder")]) -> None:
         print(s.describe())
     if any(not s.passed for s in results):
         raise typer.Exit(EXIT_SLO)
+
+
+@app.command("compare")
+@guarded
+def compare_cmd(
+    base: Annotated[Path, typer.Argument(help="the baseline run folder")],
+    candidate: Annotated[Path, typer.Argument(help="the run to judge against it")],
+    threshold: Annotated[
+        str, typer.Option(help="change that counts, e.g. 10% or 0.1 (relative to the base)")
+    ] = "10%",
+    format: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+) -> None:
+    """Two runs side by side: throughput, percentiles, error rate, SLOs, the change in % and a
+    verdict per metric; exit 1 when anything regressed beyond the threshold."""
+    from simd.compare import compare
+
+    if format not in ("table", "json"):
+        raise UserError(f"--format {format!r}: use table or json")
+    try:
+        thr = float(threshold[:-1]) / 100 if threshold.endswith("%") else float(threshold)
+    except ValueError:
+        raise UserError(f"--threshold {threshold!r}: write it like 10% or 0.1") from None
+    if not 0 <= thr < 100:
+        raise UserError(f"--threshold {threshold!r}: must be between 0% and 10000%")
+    cmp = compare(base, candidate, thr)
+    for n in cmp.notes:
+        sys.stderr.write(f"simd: note: {n}\n")
+    if format == "json":
+        print(
+            json.dumps(
+                {
+                    "base": cmp.base,
+                    "candidate": cmp.candidate,
+                    "threshold": thr,
+                    "regressed": len(cmp.regressions),
+                    "metrics": [m.__dict__ for m in cmp.metrics],
+                }
+            )
+        )
+    else:
+        t = Table(title=f"{cmp.base} -> {cmp.candidate} (threshold {thr:.0%})")
+        for n in ("metric", "base", "candidate", "change", "verdict"):
+            t.add_column(n, justify="left" if n in ("metric", "verdict") else "right")
+        style = {"regressed": "bold red", "improved": "green"}
+        for m in cmp.metrics:
+            t.add_row(
+                m.metric,
+                _figure(m.base, m.unit),
+                _figure(m.candidate, m.unit),
+                "-" if m.change is None else f"{m.change:+.1%}",
+                m.verdict,
+                style=style.get(m.verdict),
+            )
+        out.print(t)
+        print(f"{len(cmp.regressions)} regression(s) beyond {thr:.0%}")
+    if cmp.regressions:
+        raise typer.Exit(EXIT_SLO)
+
+
+def _figure(v: float | None, unit: str) -> str:
+    if v is None:
+        return "-"
+    if unit == "ns":
+        return f"{v / 1e6:,.3f} ms"
+    if unit == "bool":
+        return "ok" if v else "FAILED"
+    if unit == "ratio":
+        return f"{v:.4%}"
+    return f"{v:,.1f}"
 
 
 @app.command("query")

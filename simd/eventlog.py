@@ -3,9 +3,11 @@
 A segment is `MAGIC` then frames. A frame is `length (u32 LE) | crc32 (u32 LE) | body`, body a
 msgpack map. The first frame is the header (format version, run id, worker, segment, columns,
 first row); each later frame is a column batch: `{"first": row, "n": rows, "cols": [bytes...],
-"errors": {code: text}}`, each column a little-endian fixed-width array, so reading is a buffer
-copy. A reader stops at the first incomplete or corrupt frame (the torn tail) and reports it; a
-resuming writer truncates it.
+"errors": {code: text}, "samples": [[t_ns, rss_bytes, cpu_ns, open_fds], ...]}`, each column a
+little-endian fixed-width array, so reading is a buffer copy. "errors" and "samples" are optional
+(a frame may carry only samples, with n = 0): resource samples of the worker process ride in the
+next frame after they are taken (simd.resources). A reader stops at the first incomplete or
+corrupt frame (the torn tail) and reports it; a resuming writer truncates it.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class Batch:
     cols: dict[str, np.ndarray]
     errors: dict[int, str]
     end_offset: int  # byte offset just past this frame
+    samples: list[tuple[int, int, int, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -127,7 +130,8 @@ def _batch(obj: dict[str, Any], header: dict[str, Any], end: int) -> Batch:
         name: np.frombuffer(buf, dtype=dt, count=n)
         for (name, dt), buf in zip(header["columns"], obj["cols"], strict=True)
     }
-    return Batch(int(obj["first"]), n, cols, dict(obj.get("errors") or {}), end)
+    samples = [tuple(int(x) for x in row) for row in obj.get("samples") or ()]
+    return Batch(int(obj["first"]), n, cols, dict(obj.get("errors") or {}), end, samples)  # type: ignore[arg-type]
 
 
 def read_segment(path: str | Path, start: int | None = None) -> tuple[SegmentInfo, list[Batch]]:
@@ -246,7 +250,13 @@ class SegmentWriter:
             return
         self._f = open(self.path, "ab")  # noqa: SIM115
 
-    def write(self, cols: dict[str, np.ndarray], n: int, errors: dict[int, str]) -> None:
+    def write(
+        self,
+        cols: dict[str, np.ndarray],
+        n: int,
+        errors: dict[int, str],
+        samples: list[tuple[int, int, int, int]] | None = None,
+    ) -> None:
         body: dict[str, Any] = {
             "first": self.row,
             "n": n,
@@ -254,6 +264,8 @@ class SegmentWriter:
         }
         if errors:
             body["errors"] = errors
+        if samples:
+            body["samples"] = [list(r) for r in samples]
         frame = encode_frame(body)
         self._f.write(frame)
         self._f.flush()

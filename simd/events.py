@@ -69,13 +69,15 @@ class ErrorTable:
 class EventBuffer:
     """Preallocated columns; `append_*` writes slices, `flush` hands a full batch to a sink.
 
-    The sink receives (columns dict of views, row count, new error texts) and must copy what it
-    keeps before returning: the buffer is reused.
+    The sink receives (columns dict of views, row count, new error texts, resource samples) and
+    must copy what it keeps before returning: the buffer is reused.
     """
 
     def __init__(
         self,
-        sink: Callable[[dict[str, np.ndarray], int, dict[int, str]], None],
+        sink: Callable[
+            [dict[str, np.ndarray], int, dict[int, str], list[tuple[int, int, int, int]]], None
+        ],
         capacity: int = 65536,
     ) -> None:
         self.capacity = capacity
@@ -86,6 +88,7 @@ class EventBuffer:
         self.rows_written = 0
         # publish rows by final status so far: what live progress shows (cheap: one bincount)
         self.publish_status = np.zeros(len(STATUSES), dtype=np.int64)
+        self.samples: list[tuple[int, int, int, int]] = []
 
     def _room(self, k: int) -> int:
         if self.n + k > self.capacity:
@@ -119,11 +122,16 @@ class EventBuffer:
             self.n += take
             start += take
 
+    def add_sample(self, t_ns: int, rss_bytes: int, cpu_ns: int, open_fds: int) -> None:
+        """Queue one resource sample of this process; it is written with the next frame."""
+        self.samples.append((t_ns, rss_bytes, cpu_ns, open_fds))
+
     def flush(self) -> None:
-        if self.n == 0 and not self.errors.pending:
+        if self.n == 0 and not self.errors.pending and not self.samples:
             return
         n = self.n
-        self.sink({k: v[:n] for k, v in self.cols.items()}, n, self.errors.take_pending())
+        samples, self.samples = self.samples, []
+        self.sink({k: v[:n] for k, v in self.cols.items()}, n, self.errors.take_pending(), samples)
         self.rows_written += n
         self.n = 0
 

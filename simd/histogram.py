@@ -26,10 +26,24 @@ BUCKETS = 1 + (64 << SUB_BITS)  # bucket 0, then every value in [1, 2^64)
 METRICS = ("latency_intended", "latency_sent", "schedule_lag")
 
 
-def bucket_of(v: np.ndarray) -> np.ndarray:
+SERIES_SUB_BITS = 6  # over time: 64 buckets per power of two (1.6 % wide, within 0.8 %)
+SERIES_WINDOWS = 720  # a run's time axis is cut in at most this many windows
+_NICE_WINDOWS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400)
+
+
+def bucket_of(v: np.ndarray, sub_bits: int = SUB_BITS) -> np.ndarray:
     """Bucket index per value (int64 ns): 0 for v <= 0, else 1 + (float bits above the tail)."""
-    bits = np.maximum(v, 1).astype(np.float64).view(np.int64) >> (52 - SUB_BITS)
-    return np.where(v > 0, bits - (_BASE - 1), 0)
+    bits = np.maximum(v, 1).astype(np.float64).view(np.int64) >> (52 - sub_bits)
+    return np.where(v > 0, bits - ((1023 << sub_bits) - 1), 0)
+
+
+def series_window_ns(duration_ns: int) -> int:
+    """The width of one point on a run's time axis: 1 s, or the smallest round width that
+    keeps a run within SERIES_WINDOWS points (a 2 h run: 10 s; a day: 2 min)."""
+    for w in _NICE_WINDOWS_S:
+        if duration_ns <= w * SERIES_WINDOWS * 1_000_000_000:
+            return w * 1_000_000_000
+    return -(-duration_ns // SERIES_WINDOWS)
 
 
 def bucket_value(b: np.ndarray) -> np.ndarray:
@@ -146,3 +160,59 @@ _MIN = int(np.iinfo(np.int64).min)
 def _by_pair(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     pair = cols.pop("pair").astype(np.int64)
     return {"grp": (pair // 256).astype(np.int16), "phase": (pair % 256).astype(np.uint8), **cols}
+
+
+class SeriesHistograms:
+    """Per time window (of intended send time) and metric: coarse log buckets, for percentiles
+    over time. Rows come out as (window, metric, bucket, count), nonzero only."""
+
+    _KEY_BITS = 13  # room for every series bucket: 1 + 64 * 64 < 2^13
+
+    def __init__(self, window_ns: int) -> None:
+        self.window_ns = window_ns
+        self.keys: list[np.ndarray] = []
+        self.counts: list[np.ndarray] = []
+
+    def add(self, cols: dict[str, np.ndarray]) -> None:
+        kind, status = cols["kind"], cols["status"]
+        t_int, t_sent, t_done = cols["t_intended"], cols["t_sent"], cols["t_done"]
+        pub = (kind == PUBLISH) & (t_int != NULL_NS)
+        completed = pub & ((status == ACKED) | (status == SENT)) & (t_done != NULL_NS)
+        left = pub & (t_sent != NULL_NS)
+        parts = []
+        for metric, mask, a, b in (
+            (0, completed, t_done, t_int),
+            (1, completed, t_done, t_sent),
+            (2, left, t_sent, t_int),
+        ):
+            if mask.any():
+                w = t_int[mask] // self.window_ns
+                c = bucket_of(a[mask] - b[mask], SERIES_SUB_BITS)
+                parts.append(((w * 3 + metric) << self._KEY_BITS) | c)
+        if not parts:
+            return
+        keys = np.concatenate(parts)
+        lo, hi = int(keys.min()), int(keys.max())
+        if hi - lo < 1 << 22:  # a frame spans few windows: count densely
+            dense = np.bincount(keys - lo)
+            nz = np.nonzero(dense)[0]
+            self.keys.append(nz + lo)
+            self.counts.append(dense[nz])
+        else:
+            k, n = np.unique(keys, return_counts=True)
+            self.keys.append(k)
+            self.counts.append(n)
+
+    def rows(self) -> dict[str, np.ndarray]:
+        if self.keys:
+            k, inv = np.unique(np.concatenate(self.keys), return_inverse=True)
+            n = np.bincount(inv, weights=np.concatenate(self.counts)).astype(np.int64)
+        else:
+            k = n = np.zeros(0, dtype=np.int64)
+        wm = k >> self._KEY_BITS
+        return {
+            "window": wm // 3,
+            "metric": (wm % 3).astype(np.uint8),
+            "bucket": (k & ((1 << self._KEY_BITS) - 1)).astype(np.int32),
+            "count": n,
+        }

@@ -11,6 +11,21 @@ from rich.table import Table
 
 from simd.results import connect, run_dir_of
 
+# the latency table's columns, in the terminal and on the HTML page
+LATENCY_COLUMNS = (
+    "group",
+    "phase",
+    "completed",
+    "p50",
+    "p90",
+    "p99",
+    "p99.9",
+    "max",
+    "p50 sent",
+    "p99 sent",
+    "max sent",
+)
+
 
 @dataclass(frozen=True)
 class SloResult:
@@ -39,6 +54,12 @@ def _fmt(v: float | None, unit: str) -> str:
     if unit == "ns":
         return _ms(v)
     return f"{v:.4g}"
+
+
+def _pct(v: float | None, sign: bool = True) -> str:
+    if v is None or v != v:
+        return "-"
+    return f"{100 * v:+.2f} %" if sign else f"{100 * v:.2f} %"
 
 
 def _ms(ns: float | None) -> str:
@@ -96,19 +117,7 @@ def render_report(run: str | Path, console: Console) -> None:
         console.print(t)
 
         t = Table(title="latency (ms) from intended send time | from actual send time")
-        for n in (
-            "group",
-            "phase",
-            "completed",
-            "p50",
-            "p90",
-            "p99",
-            "p99.9",
-            "max",
-            "p50 sent",
-            "p99 sent",
-            "max sent",
-        ):
+        for n in LATENCY_COLUMNS:
             t.add_column(n, justify="left" if n in ("group", "phase") else "right")
         for r in con.execute(
             "SELECT group_name, phase, completed, p50_intended_ns, p90_intended_ns, "
@@ -153,6 +162,38 @@ def render_report(run: str | Path, console: Console) -> None:
             console.print(t)
         else:
             console.print("errors: none")
+
+        t = Table(title="endurance: least-squares trend over the run's windows (per hour)")
+        for n in ("metric", "windows", "mean", "slope", "± 95 %", "growth", "± 95 %"):
+            t.add_column(n, justify="left" if n == "metric" else "right")
+        for m, pts, mean, slope, ci, growth, gci in con.execute(
+            "SELECT metric, points, mean, slope_per_h, slope_ci95_per_h, growth_per_h, "
+            "growth_ci95_per_h FROM trends"
+        ).fetchall():
+            fmt = _ms if m.startswith("latency") else (lambda v: _fmt(v, "ratio"))
+            t.add_row(
+                m, f"{pts:,}", fmt(mean), fmt(slope), fmt(ci), _pct(growth), _pct(gci, sign=False)
+            )
+        console.print(t)
+        bursts = con.execute("SELECT count(*) FROM error_bursts").fetchone()[0]
+        res = con.execute(
+            "SELECT count(*), max(rss_max_bytes), max(rss_growth_per_h), max(fds_max) "
+            "FROM resource_growth"
+        ).fetchone()
+        line = f"error bursts: {bursts}"
+        if res[0]:
+            line += (
+                f"; generator resources over {res[0]} worker(s): RSS max "
+                f"{res[1] / 2**20:,.1f} MiB, worst RSS growth {_pct(res[2])}/h, "
+                f"fds max {res[3]:.0f}"
+            )
+        console.print(line, markup=False)
+
+        console.print("[bold]recommendations[/bold]")
+        for finding, evidence, advice in con.execute(
+            "SELECT finding, evidence, advice FROM recommendations"
+        ).fetchall():
+            console.print(f"  {finding}: {evidence}. {advice}.", markup=False)
     finally:
         con.close()
     slos = check(run_dir)

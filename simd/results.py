@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,15 @@ import pyarrow as pa
 from simd.errors import LogFormatError, UserError
 from simd.eventlog import SegmentInfo, read_segment, segment_paths
 from simd.events import NULL_NS
-from simd.histogram import Histograms, HistRows
+from simd.histogram import Histograms, HistRows, SeriesHistograms, series_window_ns
 from simd.manifest import read_manifest
 from simd.scenario import Scenario
-from simd.schedule import device_ids
+from simd.schedule import device_ids, expected_series
 from simd.shape import compile_shape
 
 RESULTS = "results.duckdb"
+SCHEMA_VERSION = 2  # analysis/schema.sql's layout; an older file is rebuilt from the logs
+LOCK_WAIT_S = 30.0  # another simd process (ingest --follow, a run's last ingest) holds the file
 FRAMES_PER_INSERT = 64  # up to 64 x 65,536 rows per INSERT: bounds memory for big segments
 
 
@@ -60,10 +63,41 @@ class IngestResult:
 
 
 def connect(run_dir: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open a run's results.duckdb. DuckDB lets one process write a file and nobody else open
+    it meanwhile; `simd ingest --follow` holds it only for each short pass, so wait for it."""
     db = run_dir / RESULTS
     if read_only and not db.exists():
         raise UserError(f"{run_dir}: no {RESULTS} yet (run `simd ingest {run_dir}` first)")
-    return duckdb.connect(str(db), read_only=read_only)
+    deadline = time.monotonic() + LOCK_WAIT_S
+    pause = 0.02
+    while True:
+        try:
+            return duckdb.connect(str(db), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                if "lock" in str(exc).lower():
+                    raise UserError(
+                        f"{db}: in use by another process for over {LOCK_WAIT_S:.0f} s"
+                    ) from None
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+
+
+def _open_current(run_dir: Path) -> duckdb.DuckDBPyConnection:
+    """Open for ingest; a file written by an older layout is removed, to be rebuilt."""
+    con = connect(run_dir)
+    try:
+        version = con.execute("SELECT max(version) FROM schema_info").fetchone()
+    except duckdb.CatalogException:
+        version = None
+    fresh = not con.execute("SELECT count(*) FROM information_schema.tables").fetchone()[0]
+    if fresh or (version is not None and version[0] == SCHEMA_VERSION):
+        return con
+    con.close()
+    for p in (run_dir / RESULTS, run_dir / (RESULTS + ".wal")):
+        p.unlink(missing_ok=True)
+    return connect(run_dir)
 
 
 def _write_metadata(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) -> np.ndarray:
@@ -90,8 +124,18 @@ def _write_metadata(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) ->
             json.dumps(manifest),
         ],
     )
-    for table in ("groups", "devices", "messages", "phases", "planned", "slo"):
+    tables = ("groups", "devices", "messages", "phases", "planned", "slo", "schema_info")
+    for table in (*tables, "analysis_settings", "planned_series"):
         con.execute(f"DELETE FROM {table}")
+    con.execute("INSERT INTO schema_info VALUES (?)", [SCHEMA_VERSION])
+    window = series_window_ns(manifest["duration_ns"])
+    con.execute(
+        "INSERT INTO analysis_settings VALUES (?, ?)", [window, scenario.slo.burst_error_rate]
+    )
+    expected = expected_series(scenario, window, shape)
+    con.execute(
+        "INSERT INTO planned_series SELECT unnest(range(len($1))), unnest($1)", [expected.tolist()]
+    )
     worker_of = np.zeros(scenario.device_count, dtype=np.int32)
     for w, (lo, hi) in enumerate(manifest["slices"]):
         worker_of[lo:hi] = w
@@ -123,14 +167,32 @@ def _write_metadata(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) ->
         for phase, n in g["per_phase"].items():
             con.execute("INSERT INTO planned VALUES (?, ?, ?)", [g["name"], phase, n])
     for name, value in scenario.slo.model_dump().items():
-        if value is None:
+        if value is None or name == "burst_error_rate":
             continue
-        unit = "ns" if name.startswith(("latency", "schedule")) else "ratio"
+        unit = "ns" if name in _DURATION_SLOS else "count" if name == "error_bursts" else "ratio"
         con.execute(
             "INSERT INTO slo VALUES (?, ?, ?, ?)",
             [name, float(value), unit, name == "throughput_ratio"],
         )
     return group_of
+
+
+_DURATION_SLOS = {
+    "latency_p50",
+    "latency_p90",
+    "latency_p99",
+    "latency_p999",
+    "schedule_lag_p99",
+}
+
+
+@dataclass
+class _Samples:
+    """One segment's resource samples and series histogram rows."""
+
+    worker: int
+    rows: list[tuple[int, int, int, int]]
+    series: dict[str, np.ndarray]
 
 
 @dataclass
@@ -144,7 +206,11 @@ class _SegmentDone:
 
 
 def _prepare(
-    run_dir: Path, done: dict[str, int], group_of: np.ndarray, out: queue.Queue[Any]
+    run_dir: Path,
+    done: dict[str, int],
+    group_of: np.ndarray,
+    window_ns: int,
+    out: queue.Queue[Any],
 ) -> None:
     """Reader thread: decode new frames, build columns and histograms, hand them over in order."""
     n_dev = len(group_of) - 1
@@ -157,15 +223,20 @@ def _prepare(
                 continue
             errors: dict[int, str] = {}
             hist = Histograms()
+            series = SeriesHistograms(window_ns)
+            samples: list[tuple[int, int, int, int]] = []
             for start in range(0, len(batches), FRAMES_PER_INSERT):
                 frames = []
                 for b in batches[start : start + FRAMES_PER_INSERT]:
                     dev = b.cols["device"]
                     hist.add(b.cols, np.where(dev >= 0, group_of[np.clip(dev, 0, n_dev)], -1))
+                    series.add(b.cols)
                     frames.append(_record_batch(b.cols))
                     errors.update(b.errors)
+                    samples.extend(b.samples)
                 out.put(pa.Table.from_batches(frames))
             out.put(hist.rows())
+            out.put(_Samples(int(info.header["worker"]), samples, series.rows()))
             out.put(
                 _SegmentDone(
                     path.name,
@@ -191,7 +262,7 @@ def ingest(run: str | Path) -> IngestResult:
     """
     run_dir = run_dir_of(run)
     manifest = read_manifest(run_dir)
-    con = connect(run_dir)
+    con = _open_current(run_dir)
     result = IngestResult()
     try:
         con.execute(sql_file("schema.sql"))
@@ -203,8 +274,9 @@ def ingest(run: str | Path) -> IngestResult:
         con.execute("COMMIT")
         done = dict(con.execute("SELECT segment, offset_bytes FROM ingested").fetchall())
         handoff: queue.Queue[Any] = queue.Queue(maxsize=2)
+        window_ns = series_window_ns(manifest["duration_ns"])
         reader = threading.Thread(
-            target=_prepare, args=(run_dir, done, group_of, handoff), daemon=True
+            target=_prepare, args=(run_dir, done, group_of, window_ns, handoff), daemon=True
         )
         reader.start()
         in_tx = False
@@ -230,6 +302,18 @@ def ingest(run: str | Path) -> IngestResult:
                 con.execute(
                     "INSERT INTO status_totals SELECT grp, phase, kind, status, count FROM status"
                 )
+                continue
+            if isinstance(item, _Samples):
+                series_rows = item.series  # noqa: F841 - read by name in the SQL
+                con.execute(
+                    'INSERT INTO series_hist SELECT "window", metric, bucket, count '
+                    "FROM series_rows"
+                )
+                if item.rows:
+                    con.executemany(
+                        "INSERT INTO samples VALUES (?, ?, ?, ?, ?)",
+                        [(item.worker, *r) for r in item.rows],
+                    )
                 continue
             seg: _SegmentDone = item
             for code, text in seg.errors.items():
@@ -263,6 +347,40 @@ def ingest(run: str | Path) -> IngestResult:
     finally:
         con.close()
     return result
+
+
+FINAL_STATES = frozenset({"completed", "stopped", "failed", "aborted"})
+
+
+def follow(
+    run: str | Path,
+    interval_s: float = 1.0,
+    on_pass: Any = None,
+    stop: Any = None,
+) -> IngestResult:
+    """Keep results.duckdb current while a run writes its logs: ingest the new frames every
+    `interval_s`, until the run's manifest says it ended and one last pass has read the rest.
+
+    Each pass holds the file only while it writes, so `simd query` and `simd report` can open it
+    between passes. Offsets are committed with the rows, so a follower that is killed and
+    started again continues where it stopped. `on_pass(result, state)` is called after each
+    pass; `stop()` returning true ends the loop early (after a complete pass).
+    """
+    run_dir = run_dir_of(run)
+    total = IngestResult()
+    while True:
+        state = read_manifest(run_dir).get("state")
+        r = ingest(run_dir)
+        total.rows += r.rows
+        total.frames += r.frames
+        total.segments = max(total.segments, r.segments)
+        total.unreadable = r.unreadable
+        total.torn = r.torn  # only the last pass's: mid-run a frame being written looks torn
+        if on_pass is not None:
+            on_pass(r, state)
+        if state in FINAL_STATES or (stop is not None and stop()):
+            return total
+        time.sleep(interval_s)
 
 
 def _record_batch(cols: dict[str, np.ndarray]) -> pa.RecordBatch:

@@ -405,6 +405,21 @@ class Slo(_Model):
     error_rate: float | None = Field(None, ge=0, le=1)
     throughput_ratio: float | None = Field(None, ge=0, le=1, description="completed / planned")
     schedule_lag_p99: DurationNs | None = None
+    latency_p99_growth_per_h: float | None = Field(
+        None, description="slope of p99 latency over the run, per hour, relative to its mean"
+    )
+    throughput_drift_per_h: float | None = Field(
+        None, ge=0, description="|slope| of completed/planned per window, per hour"
+    )
+    memory_growth_per_h: float | None = Field(
+        None, description="slope of a worker's RSS per hour relative to its mean (worst worker)"
+    )
+    error_bursts: int | None = Field(
+        None, ge=0, description="most error bursts allowed (runs of windows over burst_error_rate)"
+    )
+    burst_error_rate: float = Field(
+        0.01, gt=0, le=1, description="a window whose error rate passes this is in a burst"
+    )
 
     _durs = field_validator(
         "latency_p50",
@@ -426,6 +441,11 @@ class RunOptions(_Model):
     drain_timeout: DurationNs = 5_000_000_000
     fsync: Literal["never", "segment", "frame"] = "segment"
     segment_bytes: int = Field(256 * 1024 * 1024, ge=64 * 1024)
+    resource_samples: DurationNs = Field(
+        5_000_000_000,
+        description="how often each worker logs its RSS, CPU time and open fds (run time; "
+        "0s turns sampling off)",
+    )
     source_addresses: list[str] = Field(
         default_factory=list,
         description="local addresses to connect from, device i using [i % n]: each address "
@@ -444,7 +464,7 @@ class RunOptions(_Model):
                 raise ValueError(f"{a!r} is not an IP address") from None
         return v
 
-    _durs = field_validator("flush_interval", "drain_timeout", mode="before")(
+    _durs = field_validator("flush_interval", "drain_timeout", "resource_samples", mode="before")(
         classmethod(lambda cls, v: _duration(v))
     )
 

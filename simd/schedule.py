@@ -362,3 +362,24 @@ def plan_counts(scenario: Scenario, chunk_devices: int = 65536) -> Plan:
             )
         )
     return Plan(scenario.name, shape.duration_ns, groups, list(shape.phase_names))
+
+
+def expected_series(scenario: Scenario, window_ns: int, shape: Shape | None = None) -> np.ndarray:
+    """Expected publishes per time window [k*w, (k+1)*w) of the run: the fluid rate (the shape
+    times each device's rate, from each device's start in a connect ramp), not the exact counts
+    (those are in the log). What a report draws as the planned rate."""
+    shape = shape or compile_shape(scenario)
+    n = max(1, -(-shape.duration_ns // window_ns))
+    edges = np.minimum(np.arange(n + 1, dtype=np.int64) * window_ns, shape.duration_ns)
+    m_edges = shape.m_at_many(edges)
+    total = np.zeros(n, dtype=np.float64)
+    for layout in layout_groups(scenario):
+        if not layout.spawn_rate:
+            total += layout.rate * layout.count * np.diff(m_edges)
+            continue
+        starts = np.sort(layout.start_ns(np.arange(layout.count, dtype=np.int64)))
+        cum = np.concatenate([[0.0], np.cumsum(shape.m_at_many(starts))])
+        k = np.searchsorted(starts, edges, side="left")  # devices started before each edge
+        work = k * m_edges - cum[k]  # sum over started devices of M(edge) - M(start)
+        total += layout.rate * np.diff(work)
+    return total

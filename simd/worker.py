@@ -25,6 +25,7 @@ from simd.events import ACKED, DROPPED, FAILED, PUBLISH, SENT, TIMEOUT, UNSENT, 
 from simd.messages import Done, Failed, Progress, Ready, Start, Stop, WorkerSpec
 from simd.payloads import PayloadContext, PayloadGenerator, make_generator
 from simd.ragged import Ragged, scatter_rows
+from simd.resources import sample
 from simd.scenario import Scenario
 from simd.schedule import Chunk, SliceSchedule, device_ids, layout_groups
 from simd.transports import DeviceSet, PublishBatch, TransportContext, open_transport
@@ -33,6 +34,7 @@ TARGET_CHUNK_EVENTS = 32768  # events per schedule chunk: big enough to vectoris
 MAX_BATCH = 8192  # publishes handed to a transport per wake-up
 VIRTUAL_WINDOW_NS = 5_000_000_000  # virtual clock: a wake-up sends what is due in the next 5 s
 PROGRESS_EVERY_S = 0.5
+DRAIN_GRACE_S = 1.0
 
 
 class SliceRunner:
@@ -175,6 +177,15 @@ class SliceRunner:
                 self.stop_event.set()
                 return
 
+    async def _sample_resources(self) -> None:
+        """Log this process's RSS, CPU time and open fds every `resource_samples` of run time."""
+        every = self.scenario.run.resource_samples
+        t = max(0, self.clock.now_ns())
+        while True:
+            self.log.add_sample(t, *sample())
+            t = (t // every + 1) * every
+            await self.clock.sleep_until_ns(t)
+
     async def _sleep_until(self, t_ns: int) -> None:
         """Sleep until t_ns of run time, or until a Stop arrives."""
         with trio.move_on_at(self.clock.t0 + t_ns / 1e9):
@@ -204,6 +215,8 @@ class SliceRunner:
         async with trio.open_nursery() as nursery:
             if self.conn is not None:
                 nursery.start_soon(self._watch_control)
+            if self.scenario.run.resource_samples > 0:
+                nursery.start_soon(self._sample_resources)
             done = await self._run(nursery)
             nursery.cancel_scope.cancel()
         return done
@@ -271,8 +284,12 @@ class SliceRunner:
                 )
                 self.unsent += k
         end = self.clock.now_ns()
-        with trio.move_on_after(self.scenario.run.drain_timeout / 1e9):
-            await self.transport.drain(end + self.scenario.run.drain_timeout)
+        if self.virtual and stopped_at is None:
+            end = max(end, self.duration)  # the virtual clock sends ahead of the last publish
+        deadline = end + self.scenario.run.drain_timeout
+        # the transport stops at the deadline itself; this guard is for one that hangs
+        with trio.move_on_at(self.clock.t0 + deadline / 1e9 + DRAIN_GRACE_S):
+            await self.transport.drain(deadline)
         await self.transport.close(self.clock.now_ns())
         self.log.flush()
         self.writer.close()

@@ -57,6 +57,29 @@ def test_frames_round_trip(
     assert info.header["run"] == "run-x" and info.header["worker"] == 0
 
 
+def test_resource_samples_ride_in_frames(tmp_path: Path) -> None:
+    """Samples queued on the buffer come back with the frame that carried them, even a frame
+    of no rows; rows around them are untouched."""
+    w = SegmentWriter(tmp_path, "run-x", 3, segment_bytes=1 << 30)
+    buf = EventBuffer(w.write, capacity=100)
+    buf.add_sample(0, 50_000_000, 1_000, 12)
+    buf.append(5, device=np.arange(5), seq=0, t_intended=np.arange(5))
+    buf.flush()
+    buf.add_sample(5_000_000_000, 51_000_000, 2_000, 13)
+    buf.add_sample(10_000_000_000, 52_000_000, 3_000, 13)
+    buf.flush()  # samples only
+    buf.flush()  # nothing: no frame
+    w.close()
+    _, got = read_segment(segment_paths(tmp_path)[0])
+    assert [b.n for b in got] == [5, 0]
+    assert got[0].samples == [(0, 50_000_000, 1_000, 12)]
+    assert got[1].samples == [
+        (5_000_000_000, 51_000_000, 2_000, 13),
+        (10**10, 52_000_000, 3_000, 13),
+    ]
+    np.testing.assert_array_equal(got[0].cols["device"], np.arange(5))
+
+
 def test_truncation_at_every_offset_reads_a_prefix(tmp_path: Path) -> None:
     """Cut a segment at every byte: the reader returns a prefix of the frames and flags the rest."""
     batches = [_rows(n, n) for n in (3, 1, 5, 2)]

@@ -322,6 +322,13 @@ def test_token_file_and_password_env_authenticate_and_stay_secret(
     assert ok == {"g-00000", "g-00001", "g-00002"}
     refused = [r for r in rows if r[0] == "g-00003"]
     assert refused and refused[0][1] == "error" and "refused: reason 5" in refused[0][2]
+    findings = dict(sql(run_dir, "SELECT finding, evidence FROM recommendations"))
+    failed, attempts = sql(
+        run_dir,
+        "SELECT count(*) FILTER (WHERE status = 'error'), count(*) FROM events "
+        "WHERE kind = 'connect'",
+    )[0]
+    assert f"{failed} of {attempts} connection attempts failed" in findings["connection problems"]
     for f in [*run_dir.rglob("*")]:
         if f.is_file():
             assert secret.encode() not in f.read_bytes(), f

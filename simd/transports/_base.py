@@ -81,7 +81,8 @@ class Transport(Protocol):
         """Send a batch; log rows as their final status becomes known."""
 
     async def drain(self, deadline_ns: int) -> None:
-        """Wait (until the virtual deadline) for in-flight publishes; log the rest as timeout."""
+        """Wait (until the run-time deadline) for in-flight publishes; log the rest as timeout.
+        Every in-flight publish gets its row even when the wait is cancelled."""
 
     async def close(self, now_ns: int) -> None:
         """Close every session (logging a disconnect row each where sessions exist)."""

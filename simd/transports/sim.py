@@ -138,15 +138,17 @@ class SimTransport:
 
     async def drain(self, deadline_ns: int) -> None:
         """Wait (in run time) for the last modelled ack, at most until the deadline."""
-        if self.in_flight:
-            last = max(int(rows["t_done"].max()) for rows in self.in_flight)
-            await self.clock.sleep_until_ns(min(last, deadline_ns))
-        now = self.clock.now_ns()
-        for rows in self.in_flight:
-            late = rows["t_done"] > now
-            rows["status"][late] = TIMEOUT
-            rows["t_done"][late] = NULL_NS
-        self._release(now, final=True)
+        try:
+            if self.in_flight:
+                last = max(int(rows["t_done"].max()) for rows in self.in_flight)
+                await self.clock.sleep_until_ns(min(last, deadline_ns))
+        finally:  # cancelled or not, every publish gets its row
+            now = self.clock.now_ns()
+            for rows in self.in_flight:
+                late = rows["t_done"] > now
+                rows["status"][late] = TIMEOUT
+                rows["t_done"][late] = NULL_NS
+            self._release(now, final=True)
 
     async def close(self, now_ns: int) -> None:
         return None

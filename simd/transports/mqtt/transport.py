@@ -779,14 +779,16 @@ class MqttTransport:
 
     async def drain(self, deadline_ns: int) -> None:
         """Wait for outstanding acks until the deadline; the rest time out."""
-        while any(c.pending for c in self.conns) and self.clock.now_ns() < deadline_ns:
-            await trio.sleep(0.01)
-        self.inflight.flush(self.log)
-        code = self._code("no ack before the run ended (drain timeout)")
-        for conn in self.conns:
-            self.inflight.finish(list(conn.pending.values()), TIMEOUT, _NULL, code, self.log)
-            conn.pending.clear()
-        self.stage.flush(self.log)
+        try:
+            while any(c.pending for c in self.conns) and self.clock.now_ns() < deadline_ns:
+                await trio.sleep(0.01)
+        finally:  # cancelled or not, every publish gets its row
+            self.inflight.flush(self.log)
+            code = self._code("no ack before the run ended (drain timeout)")
+            for conn in self.conns:
+                self.inflight.finish(list(conn.pending.values()), TIMEOUT, _NULL, code, self.log)
+                conn.pending.clear()
+            self.stage.flush(self.log)
 
     async def _probe(self, probe: Probe, ready: trio.Event) -> None:
         """Subscribe and log a receive row per message (see scenario.Probe)."""
