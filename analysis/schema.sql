@@ -51,9 +51,19 @@ CREATE TABLE IF NOT EXISTS status_totals (
 CREATE TABLE IF NOT EXISTS analysis_settings (window_ns BIGINT, burst_error_rate DOUBLE);
 -- expected publishes per window from the scenario's rate shape (the planned rate line)
 CREATE TABLE IF NOT EXISTS planned_series ("window" BIGINT, planned DOUBLE);
--- per window of intended send time: coarse log buckets (64 per power of two) for percentiles
--- over time; metrics as in latency_hist
+-- Tallies per window of intended send time and per topic, added at ingest (simd/series.py);
+-- views sum them. Buckets are coarse: 64 per power of two. Metrics as in latency_hist.
+CREATE TABLE IF NOT EXISTS series_counts ("window" BIGINT, status UTINYINT, count BIGINT, bytes BIGINT);
 CREATE TABLE IF NOT EXISTS series_hist ("window" BIGINT, metric UTINYINT, bucket INTEGER, count BIGINT);
+CREATE TABLE IF NOT EXISTS series_max ("window" BIGINT, metric UTINYINT, max_ns BIGINT);
+CREATE TABLE IF NOT EXISTS series_error_counts (
+    "window" BIGINT, worker INTEGER, status UTINYINT, error USMALLINT, count BIGINT
+);
+CREATE TABLE IF NOT EXISTS topic_counts (
+    grp SMALLINT, message UTINYINT, status UTINYINT, count BIGINT, bytes BIGINT
+);
+CREATE TABLE IF NOT EXISTS topic_hist (grp SMALLINT, message UTINYINT, bucket INTEGER, count BIGINT);
+CREATE TABLE IF NOT EXISTS topic_max (grp SMALLINT, message UTINYINT, max_ns BIGINT);
 -- each worker's own resources every [run] resource_samples: resident memory, CPU time, fds
 CREATE TABLE IF NOT EXISTS samples (
     worker INTEGER, t_ns BIGINT, rss_bytes BIGINT, cpu_ns BIGINT, open_fds INTEGER

@@ -216,23 +216,30 @@ ORDER BY 1;
 
 CREATE OR REPLACE MACRO window_ns() AS (SELECT max(window_ns) FROM analysis_settings);
 
--- per window: planned (the scenario's rate shape), then what the log holds (exact counts),
--- exact maxima of latency and lag
+-- per window: planned (the scenario's rate shape), then what the log holds (exact counts and
+-- maxima, tallied at ingest: simd/series.py)
 CREATE OR REPLACE VIEW series AS
 WITH c AS (
-    SELECT t_intended_ns // window_ns() AS "window",
-           count(*) AS scheduled,
-           count(*) FILTER (WHERE status NOT IN (5, 6)) AS sent,
-           count(*) FILTER (WHERE status = 0) AS acked,
-           count(*) FILTER (WHERE status IN (0, 1)) AS completed,
-           count(*) FILTER (WHERE status IN (2, 3, 4, 5, 6)) AS failed,
-           sum(bytes)::BIGINT AS bytes,
-           max(t_done_ns - t_intended_ns) FILTER (WHERE status IN (0, 1)) AS latency_max_ns,
-           max(t_done_ns - t_sent_ns) FILTER (WHERE status IN (0, 1)) AS latency_sent_max_ns,
-           max(t_sent_ns - t_intended_ns) FILTER (WHERE status NOT IN (5, 6)) AS lag_max_ns
-    FROM event_rows
-    WHERE kind = 0 AND t_intended_ns IS NOT NULL
+    SELECT "window",
+           sum(count) AS scheduled,
+           sum(count) FILTER (WHERE status NOT IN (5, 6)) AS sent,
+           sum(count) FILTER (WHERE status = 0) AS acked,
+           sum(count) FILTER (WHERE status IN (0, 1)) AS completed,
+           sum(count) FILTER (WHERE status IN (2, 3, 4, 5, 6)) AS failed,
+           sum(bytes) AS bytes
+    FROM series_counts
     GROUP BY ALL
+),
+m AS (
+    SELECT "window",
+           max(max_ns) FILTER (WHERE metric = 0) AS latency_max_ns,
+           max(max_ns) FILTER (WHERE metric = 1) AS latency_sent_max_ns,
+           max(max_ns) FILTER (WHERE metric = 2) AS lag_max_ns
+    FROM series_max
+    GROUP BY ALL
+),
+w AS (
+    SELECT "window" FROM planned_series UNION SELECT "window" FROM c
 )
 SELECT "window",
        "window" * window_ns() AS start_ns,
@@ -242,13 +249,15 @@ SELECT "window",
        coalesce(c.acked, 0) / (window_ns() / 1e9) AS acked_per_s,
        coalesce(c.completed, 0) / (window_ns() / 1e9) AS completed_per_s,
        coalesce(c.failed, 0) / (window_ns() / 1e9) AS failed_per_s,
-       coalesce(c.scheduled, 0) AS scheduled, coalesce(c.sent, 0) AS sent,
-       coalesce(c.completed, 0) AS completed, coalesce(c.failed, 0) AS failed,
+       coalesce(c.scheduled, 0)::BIGINT AS scheduled, coalesce(c.sent, 0)::BIGINT AS sent,
+       coalesce(c.completed, 0)::BIGINT AS completed, coalesce(c.failed, 0)::BIGINT AS failed,
        coalesce(c.failed / nullif(c.scheduled, 0), 0) AS error_rate,
-       coalesce(c.bytes, 0) AS bytes,
-       c.latency_max_ns, c.latency_sent_max_ns, c.lag_max_ns
-FROM planned_series p
-FULL JOIN c USING ("window")
+       coalesce(c.bytes, 0)::BIGINT AS bytes,
+       m.latency_max_ns, m.latency_sent_max_ns, m.lag_max_ns
+FROM w
+LEFT JOIN planned_series p USING ("window")
+LEFT JOIN c USING ("window")
+LEFT JOIN m USING ("window")
 ORDER BY "window";
 
 -- a series bucket's midpoint: 64 buckets per power of two (simd/histogram.py SERIES_SUB_BITS)
@@ -277,16 +286,16 @@ q AS (
 )
 SELECT q."window", q."window" * window_ns() AS start_ns,
        max(n) FILTER (WHERE metric = 0) AS completed,
-       max(p50) FILTER (WHERE metric = 0) AS p50_ns,
-       max(p95) FILTER (WHERE metric = 0) AS p95_ns,
-       max(p99) FILTER (WHERE metric = 0) AS p99_ns,
+       least(max(p50) FILTER (WHERE metric = 0), any_value(s.latency_max_ns)) AS p50_ns,
+       least(max(p95) FILTER (WHERE metric = 0), any_value(s.latency_max_ns)) AS p95_ns,
+       least(max(p99) FILTER (WHERE metric = 0), any_value(s.latency_max_ns)) AS p99_ns,
        any_value(s.latency_max_ns) AS max_ns,
-       max(p50) FILTER (WHERE metric = 1) AS p50_sent_ns,
-       max(p95) FILTER (WHERE metric = 1) AS p95_sent_ns,
-       max(p99) FILTER (WHERE metric = 1) AS p99_sent_ns,
+       least(max(p50) FILTER (WHERE metric = 1), any_value(s.latency_sent_max_ns)) AS p50_sent_ns,
+       least(max(p95) FILTER (WHERE metric = 1), any_value(s.latency_sent_max_ns)) AS p95_sent_ns,
+       least(max(p99) FILTER (WHERE metric = 1), any_value(s.latency_sent_max_ns)) AS p99_sent_ns,
        any_value(s.latency_sent_max_ns) AS max_sent_ns,
-       max(p50) FILTER (WHERE metric = 2) AS lag_p50_ns,
-       max(p99) FILTER (WHERE metric = 2) AS lag_p99_ns,
+       least(max(p50) FILTER (WHERE metric = 2), any_value(s.lag_max_ns)) AS lag_p50_ns,
+       least(max(p99) FILTER (WHERE metric = 2), any_value(s.lag_max_ns)) AS lag_p99_ns,
        any_value(s.lag_max_ns) AS lag_max_ns
 FROM q
 LEFT JOIN series s ON s."window" = q."window"
@@ -295,15 +304,13 @@ ORDER BY q."window";
 
 -- failed publishes per window by status and error text
 CREATE OR REPLACE VIEW series_errors AS
-SELECT f.t_intended_ns // window_ns() AS "window",
-       (f.t_intended_ns // window_ns()) * window_ns() AS start_ns,
+SELECT f."window",
+       f."window" * window_ns() AS start_ns,
        (['acked', 'sent', 'timeout', 'error', 'dropped', 'missed', 'unsent', 'ok'])[f.status + 1] AS status,
        coalesce(e.text, '') AS error,
-       count(*) AS count
-FROM event_rows f
-LEFT JOIN devices d ON d.device = f.device
-LEFT JOIN error_texts e ON e.worker = d.worker AND e.code = f.error AND f.error > 0
-WHERE f.kind = 0 AND f.status IN (2, 3, 4, 5, 6) AND f.t_intended_ns IS NOT NULL
+       sum(f.count)::BIGINT AS count
+FROM series_error_counts f
+LEFT JOIN error_texts e ON e.worker = f.worker AND e.code = f.error AND f.error > 0
 GROUP BY ALL
 ORDER BY 1, count DESC, status, error;
 
@@ -329,22 +336,41 @@ UNION ALL
 SELECT 1.0, (SELECT max_ns FROM mx WHERE metric = 0), (SELECT max_ns FROM mx WHERE metric = 1)
 ORDER BY quantile;
 
--- per group and topic template: counts and latency (approximate quantiles, exact max)
+-- per group and topic template: counts, bytes, latency from intended send time (percentiles
+-- from coarse buckets, within 0.8 %; exact max)
 CREATE OR REPLACE VIEW topic_stats AS
+WITH c AS (
+    SELECT grp, message, sum(count) AS publishes,
+           sum(count) FILTER (WHERE status IN (0, 1)) AS completed,
+           sum(count) FILTER (WHERE status IN (2, 3, 4, 5, 6)) AS failed,
+           sum(bytes) AS bytes
+    FROM topic_counts GROUP BY ALL
+),
+h AS (
+    SELECT grp, message, bucket, sum(count) AS n FROM topic_hist GROUP BY ALL
+),
+cum AS (
+    SELECT *, sum(n) OVER (PARTITION BY grp, message ORDER BY bucket
+                           ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cn,
+              sum(n) OVER (PARTITION BY grp, message) AS total
+    FROM h
+),
+q AS (
+    SELECT grp, message,
+           series_bucket_mid(min(bucket) FILTER (WHERE cn >= ceil(0.5 * total))) AS p50_ns,
+           series_bucket_mid(min(bucket) FILTER (WHERE cn >= ceil(0.99 * total))) AS p99_ns
+    FROM cum GROUP BY ALL
+),
+mx AS (SELECT grp, message, max(max_ns) AS max_ns FROM topic_max GROUP BY ALL)
 SELECT g.group_name, m.message_name AS message, m.topic, m.qos,
-       count(*) AS publishes,
-       count(*) FILTER (WHERE r.status IN (0, 1)) AS completed,
-       count(*) FILTER (WHERE r.status IN (2, 3, 4, 5, 6)) AS failed,
-       sum(r.bytes)::BIGINT AS bytes,
-       approx_quantile(r.t_done_ns - r.t_intended_ns, 0.5) FILTER (WHERE r.status IN (0, 1)) AS p50_ns,
-       approx_quantile(r.t_done_ns - r.t_intended_ns, 0.99) FILTER (WHERE r.status IN (0, 1)) AS p99_ns,
-       max(r.t_done_ns - r.t_intended_ns) FILTER (WHERE r.status IN (0, 1)) AS max_ns
-FROM event_rows r
-JOIN devices d ON d.device = r.device
-JOIN groups g ON g.group_index = d.group_index
-LEFT JOIN messages m ON m.group_index = d.group_index AND m.message = r.message
-WHERE r.kind = 0
-GROUP BY ALL
+       c.publishes::BIGINT AS publishes, coalesce(c.completed, 0)::BIGINT AS completed,
+       coalesce(c.failed, 0)::BIGINT AS failed, c.bytes::BIGINT AS bytes,
+       least(q.p50_ns, mx.max_ns) AS p50_ns, least(q.p99_ns, mx.max_ns) AS p99_ns, mx.max_ns
+FROM c
+JOIN groups g ON g.group_index = c.grp
+LEFT JOIN messages m ON m.group_index = c.grp AND m.message = c.message
+LEFT JOIN q ON q.grp = c.grp AND q.message = c.message
+LEFT JOIN mx ON mx.grp = c.grp AND mx.message = c.message
 ORDER BY g.group_name, m.message_name;
 
 -- ---------------------------------------------------------------- endurance

@@ -10,8 +10,12 @@
    virtual clock, i.e. as fast as the generator goes with no clock to wait for.
 3. ingest: `simd ingest` of the endurance run's logs (target >= 5M events/s). Ceiling: DuckDB
    appending the same rows from memory (no decoding, no histograms).
-4. report: `simd report` over a 100M-event run (target <= 10 s). Ceiling: one DuckDB scan of
-   the 100M rows (count and sum of a latency expression).
+4. report: `simd report` (terminal and HTML page) over a 100M-event run (target <= 10 s).
+   Ceiling: one DuckDB scan of the 100M rows (count and sum of a latency expression).
+5. follow: `simd ingest --follow` beside a real-clock run offered 300k publishes/s (1 worker,
+   null transport, 20 s): rows the follower had ingested vs rows the run had logged, once a
+   second, and how long after the run's end it caught up (target: keeps up, i.e. a backlog of
+   about one pass and a catch-up of about one pass). Ceiling: the run's own rate.
 No timing here is asserted anywhere; these machines are noisy, so read the ratios.
 """
 
@@ -170,9 +174,11 @@ def bench_ingest(run: Path) -> None:
     import numpy as np
     import pyarrow as pa
 
+    from simd.series import series_window_ns
+
     group_of = np.zeros(2000, dtype=np.int16)
     q: queue.Queue = queue.Queue()
-    _prepare(run, {}, group_of, q)
+    _prepare(run, {}, group_of, series_window_ns(7200 * 10**9), q)
     tables = []
     while (item := q.get()) is not None:
         if isinstance(item, pa.Table):
@@ -220,19 +226,89 @@ def bench_report(tmp: Path, runs: Path) -> None:
     db = runs / "big" / "results.duckdb"
     n = one(db, "SELECT count(*) FROM event_rows")[0]
     t_report = simd("report", str(runs / "big"))
+    t_terminal = simd("report", str(runs / "big"), "--no-html")
     t0 = time.perf_counter()
     one(db, "SELECT count(*), sum(t_done_ns - t_intended_ns) FROM event_rows WHERE kind = 0")
     t_scan = time.perf_counter() - t0
     line(
-        f"report over {n / 1e6:.0f}M events",
+        f"report over {n / 1e6:.0f}M events (terminal + HTML)",
         f"{t_report:.2f} s",
         f"target <= 10 s (run + ingest took {t_run:.0f} s)",
     )
+    line("  terminal report alone", f"{t_terminal:.2f} s")
     line(
         "  ceiling: one scan of the events",
         f"{t_scan:.2f} s",
         f"report = {t_report / t_scan:.2f} scans",
     )
+
+
+def bench_follow(tmp: Path, runs: Path) -> None:
+    body = """
+        name = "follow300k"
+        duration = "20s"
+        target = "null:"
+        [[fleet]]
+        name = "g"
+        count = 6000
+        rate = 50.0
+        [run]
+        workers = 1
+    """
+    path = scenario(tmp, "follow300k", body)
+    run_dir = runs / "follow"
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "simd",
+            "run",
+            str(path),
+            "--runs-dir",
+            str(runs),
+            "--run-id",
+            "follow",
+            "--no-progress",
+            "--no-report",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    while not (run_dir / "run.json").exists():
+        time.sleep(0.05)
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "simd", "ingest", "--follow", str(run_dir), "--interval", "1s"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    from simd.eventlog import segment_paths
+
+    backlog = []  # (logged bytes on disk, bytes the follower has committed) once a second
+    while run.poll() is None:
+        time.sleep(1.0)
+        on_disk = sum(p.stat().st_size for p in segment_paths(run_dir / "events"))
+        try:
+            con = duckdb.connect(str(run_dir / "results.duckdb"), read_only=True)
+            done = con.execute("SELECT coalesce(sum(offset_bytes), 0) FROM ingested").fetchone()
+            con.close()
+        except duckdb.Error:  # the follower is writing: try again next second
+            continue
+        backlog.append((on_disk - done[0]) / 43)  # 43 bytes a row in the log
+    t_end = time.perf_counter()
+    follower.wait()
+    catch_up = time.perf_counter() - t_end
+    n = one(run_dir / "results.duckdb", "SELECT count(*) FROM event_rows")[0]
+    rate = n / 20
+    line("follow: run logging at", f"{rate:,.0f} ev/s", "target: the follower keeps up")
+    if backlog:
+        line(
+            "  follower backlog (rows not yet ingested)",
+            f"max {max(backlog):,.0f}",
+            f"median {sorted(backlog)[len(backlog) // 2]:,.0f} over {len(backlog)} samples "
+            f"= {max(backlog) / rate:.2f} s of logging at most",
+        )
+    line("  caught up after the run ended in", f"{catch_up:.2f} s", "(one pass is 1 s apart)")
 
 
 def main() -> None:
@@ -248,6 +324,7 @@ def main() -> None:
         run = bench_virtual(tmp, runs)
         bench_null_real(tmp, runs)
         bench_ingest(run)
+        bench_follow(tmp, runs)
         if not args.quick:
             bench_report(tmp, runs)
     finally:

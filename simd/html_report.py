@@ -376,7 +376,9 @@ def render(d: dict[str, Any]) -> str:
             left=3,
         )
     )
-    add("<p class='meta'>per-topic p50/p99 are DuckDB approx_quantile (t-digest); max is exact</p>")
+    add(
+        "<p class='meta'>per-topic p50/p99 from 1.6 %-wide buckets (within 0.8 %); max is exact</p>"
+    )
     if d["end_to_end"]:
         add("<h2>End to end (probes)</h2>")
         add(

@@ -21,14 +21,15 @@ import pyarrow as pa
 from simd.errors import LogFormatError, UserError
 from simd.eventlog import SegmentInfo, read_segment, segment_paths
 from simd.events import NULL_NS
-from simd.histogram import Histograms, HistRows, SeriesHistograms, series_window_ns
+from simd.histogram import Histograms, HistRows, frame_metrics
 from simd.manifest import read_manifest
 from simd.scenario import Scenario
 from simd.schedule import device_ids, expected_series
+from simd.series import Tallies, series_window_ns
 from simd.shape import compile_shape
 
 RESULTS = "results.duckdb"
-SCHEMA_VERSION = 2  # analysis/schema.sql's layout; an older file is rebuilt from the logs
+SCHEMA_VERSION = 3  # analysis/schema.sql's layout; an older file is rebuilt from the logs
 LOCK_WAIT_S = 30.0  # another simd process (ingest --follow, a run's last ingest) holds the file
 FRAMES_PER_INSERT = 64  # up to 64 x 65,536 rows per INSERT: bounds memory for big segments
 
@@ -187,12 +188,12 @@ _DURATION_SLOS = {
 
 
 @dataclass
-class _Samples:
-    """One segment's resource samples and series histogram rows."""
+class _Tallied:
+    """One segment's resource samples and its tallies (simd.series), by table."""
 
     worker: int
-    rows: list[tuple[int, int, int, int]]
-    series: dict[str, np.ndarray]
+    samples: list[tuple[int, int, int, int]]
+    tables: dict[str, dict[str, np.ndarray]]
 
 
 @dataclass
@@ -223,20 +224,22 @@ def _prepare(
                 continue
             errors: dict[int, str] = {}
             hist = Histograms()
-            series = SeriesHistograms(window_ns)
+            tallies = Tallies(window_ns)
             samples: list[tuple[int, int, int, int]] = []
             for start in range(0, len(batches), FRAMES_PER_INSERT):
                 frames = []
                 for b in batches[start : start + FRAMES_PER_INSERT]:
                     dev = b.cols["device"]
-                    hist.add(b.cols, np.where(dev >= 0, group_of[np.clip(dev, 0, n_dev)], -1))
-                    series.add(b.cols)
+                    grp = np.where(dev >= 0, group_of[np.clip(dev, 0, n_dev)], -1)
+                    fm = frame_metrics(b.cols)
+                    hist.add(b.cols, grp, fm)
+                    tallies.add(b.cols, grp, fm)
                     frames.append(_record_batch(b.cols))
                     errors.update(b.errors)
                     samples.extend(b.samples)
                 out.put(pa.Table.from_batches(frames))
             out.put(hist.rows())
-            out.put(_Samples(int(info.header["worker"]), samples, series.rows()))
+            out.put(_Tallied(int(info.header["worker"]), samples, tallies.rows()))
             out.put(
                 _SegmentDone(
                     path.name,
@@ -303,16 +306,18 @@ def ingest(run: str | Path) -> IngestResult:
                     "INSERT INTO status_totals SELECT grp, phase, kind, status, count FROM status"
                 )
                 continue
-            if isinstance(item, _Samples):
-                series_rows = item.series  # noqa: F841 - read by name in the SQL
-                con.execute(
-                    'INSERT INTO series_hist SELECT "window", metric, bucket, count '
-                    "FROM series_rows"
-                )
-                if item.rows:
+            if isinstance(item, _Tallied):
+                for table, tally in item.tables.items():  # noqa: B007 - read by name in the SQL
+                    con.execute(
+                        f"INSERT INTO {table} BY NAME SELECT *, $worker AS worker FROM tally"
+                        if table == "series_error_counts"
+                        else f"INSERT INTO {table} BY NAME SELECT * FROM tally",
+                        {"worker": item.worker} if table == "series_error_counts" else {},
+                    )
+                if item.samples:
                     con.executemany(
                         "INSERT INTO samples VALUES (?, ?, ?, ?, ?)",
-                        [(item.worker, *r) for r in item.rows],
+                        [(item.worker, *r) for r in item.samples],
                     )
                 continue
             seg: _SegmentDone = item

@@ -234,3 +234,47 @@ def test_generator_bound_run_is_called_so(tmp_path: Path, runs: Path) -> None:
     assert findings[0] == "generator-bound", findings
     assert "generator-bound: schedule lag p99" in proc.stdout
     assert "generator-bound" in (run_dir / "report.html").read_text()
+
+
+def test_ingest_tallies_equal_a_scan_of_the_events(report: tuple[Path, Path]) -> None:
+    """The per-window and per-topic tallies kept at ingest agree with exact SQL over the rows."""
+    run_dir, _ = report
+    exact = sql(
+        run_dir,
+        """
+        SELECT t_intended_ns // window_ns() AS w, count(*), count(*) FILTER (WHERE status = 0),
+               count(*) FILTER (WHERE status IN (2, 3, 4, 5, 6)), sum(bytes),
+               max(t_done_ns - t_intended_ns) FILTER (WHERE status IN (0, 1)),
+               max(t_sent_ns - t_intended_ns) FILTER (WHERE status NOT IN (5, 6))
+        FROM event_rows WHERE kind = 0 GROUP BY w ORDER BY w
+        """,
+    )
+    tallied = sql(
+        run_dir,
+        'SELECT "window", scheduled, acked_per_s * window_ns() / 1e9, failed, bytes, '
+        "latency_max_ns, lag_max_ns FROM series WHERE scheduled > 0 ORDER BY 1",
+    )
+    assert [(*r[:2], round(r[2]), *r[3:]) for r in tallied] == exact
+    errors = sql(
+        run_dir,
+        "SELECT t_intended_ns // window_ns(), status, error, count(*) FROM events "
+        "WHERE kind = 'publish' AND status IN ('timeout', 'error', 'dropped', 'missed', 'unsent')"
+        " GROUP BY ALL ORDER BY ALL",
+    )
+    assert (
+        sql(run_dir, 'SELECT "window", status, error, count FROM series_errors ORDER BY ALL')
+        == errors
+    )
+    topics = sql(
+        run_dir,
+        "SELECT group_name, count(*), count(*) FILTER (WHERE status = 'error'), sum(bytes), "
+        "max(t_done_ns - t_intended_ns) FILTER (WHERE status IN ('acked', 'sent')) "
+        "FROM events WHERE kind = 'publish' GROUP BY ALL ORDER BY 1",
+    )
+    assert (
+        sql(
+            run_dir,
+            "SELECT group_name, publishes, failed, bytes, max_ns FROM topic_stats ORDER BY 1",
+        )
+        == topics
+    )
