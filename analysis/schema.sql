@@ -1,8 +1,9 @@
 -- simd results: tables. Loaded by `simd ingest`; runnable as-is in the duckdb CLI.
 -- Rows of event_rows come from the workers' event logs; everything else from run.json.
 
--- the layout of this file; an older results.duckdb is rebuilt from the logs by `simd ingest`
-CREATE TABLE IF NOT EXISTS schema_info (version INTEGER);
+-- the layout of this file (an older one is rebuilt from the logs by `simd ingest`) and which
+-- views.sql made its views (other views are re-created when the file is opened)
+CREATE TABLE IF NOT EXISTS schema_info (version INTEGER, views_hash VARCHAR);
 
 CREATE TABLE IF NOT EXISTS runs (
     run_id VARCHAR, scenario VARCHAR, scenario_hash VARCHAR, seed BIGINT, target VARCHAR,

@@ -395,17 +395,18 @@ WITH pts AS (
     WHERE l.completed > 0
 ),
 f AS (
-    SELECT 'latency_p99' AS metric, regr_count(p99, h) AS n, regr_slope(p99, h) AS slope,
+    SELECT 'latency_p99' AS metric, max(h) - min(h) AS span_h, regr_count(p99, h) AS n,
+           regr_slope(p99, h) AS slope,
            avg(p99) AS mean, regr_sxx(p99, h) AS sxx, regr_syy(p99, h) AS syy,
            regr_sxy(p99, h) AS sxy, regr_r2(p99, h) AS r2 FROM pts
     UNION ALL
-    SELECT 'latency_p99_sent', regr_count(p99s, h), regr_slope(p99s, h), avg(p99s),
+    SELECT 'latency_p99_sent', max(h) - min(h), regr_count(p99s, h), regr_slope(p99s, h), avg(p99s),
            regr_sxx(p99s, h), regr_syy(p99s, h), regr_sxy(p99s, h), regr_r2(p99s, h) FROM pts
     UNION ALL
-    SELECT 'throughput_ratio', regr_count(ratio, h), regr_slope(ratio, h), avg(ratio),
+    SELECT 'throughput_ratio', max(h) - min(h), regr_count(ratio, h), regr_slope(ratio, h), avg(ratio),
            regr_sxx(ratio, h), regr_syy(ratio, h), regr_sxy(ratio, h), regr_r2(ratio, h) FROM pts
 )
-SELECT metric, n AS points, mean, slope AS slope_per_h,
+SELECT metric, n AS points, span_h, mean, slope AS slope_per_h,
        slope_ci95(n, sxx, syy, sxy) AS slope_ci95_per_h,
        slope / nullif(mean, 0) AS growth_per_h,
        slope_ci95(n, sxx, syy, sxy) / nullif(abs(mean), 0) AS growth_ci95_per_h,

@@ -15,7 +15,7 @@ from typing import Any
 
 from simd.charts import Line, percentile_chart, time_chart
 from simd.manifest import redact
-from simd.report import LATENCY_COLUMNS
+from simd.report import LATENCY_COLUMNS, MIN_TREND_SPAN_H
 from simd.results import connect, run_dir_of
 
 REPORT_FILE = "report.html"
@@ -426,24 +426,34 @@ def render(d: dict[str, Any]) -> str:
         add("<p id='errors_by_kind'>none</p>")
 
     add("<h2>Endurance</h2>")
-    add(
-        _table(
-            "trends",
-            ["metric", "windows", "mean", "slope per hour", "± 95 %", "growth per hour", "± 95 %"],
-            [
-                [
-                    _cell(x["metric"], x["metric"], left=True),
-                    _cell(x["points"], _int(x["points"])),
-                    _cell(x["mean"], _trend_value(x["metric"], x["mean"])),
-                    _cell(x["slope_per_h"], _trend_value(x["metric"], x["slope_per_h"])),
-                    _cell(x["slope_ci95_per_h"], _trend_value(x["metric"], x["slope_ci95_per_h"])),
-                    _cell(x["growth_per_h"], _pct(x["growth_per_h"])),
-                    _cell(x["growth_ci95_per_h"], _pct(x["growth_ci95_per_h"])),
-                ]
-                for x in d["trends"]
-            ],
+    span_h = max((x["span_h"] or 0.0 for x in d["trends"]), default=0.0)
+    if span_h < MIN_TREND_SPAN_H:
+        add(
+            f"<p class='meta' id='trends'>trends are shown for runs of "
+            f"{MIN_TREND_SPAN_H * 60:.0f} minutes or more (this one covers {span_h * 3600:.0f} s)"
+            "</p>"
         )
-    )
+    else:
+        add(
+            _table(
+                "trends",
+                ["metric", "windows", "mean", "slope / h", "± 95 %", "growth / h", "± 95 %"],
+                [
+                    [
+                        _cell(x["metric"], x["metric"], left=True),
+                        _cell(x["points"], _int(x["points"])),
+                        _cell(x["mean"], _trend_value(x["metric"], x["mean"])),
+                        _cell(x["slope_per_h"], _trend_value(x["metric"], x["slope_per_h"])),
+                        _cell(
+                            x["slope_ci95_per_h"], _trend_value(x["metric"], x["slope_ci95_per_h"])
+                        ),
+                        _cell(x["growth_per_h"], _pct(x["growth_per_h"])),
+                        _cell(x["growth_ci95_per_h"], _pct(x["growth_ci95_per_h"])),
+                    ]
+                    for x in d["trends"]
+                ],
+            )
+        )
     bursts = d["error_bursts"]
     add(f"<p id='bursts'>error bursts: {len(bursts)}</p>")
     if bursts:

@@ -11,6 +11,9 @@ from rich.table import Table
 
 from simd.results import connect, run_dir_of
 
+# trends over less time than this say more about noise than about growth
+MIN_TREND_SPAN_H = 10 / 60
+
 # the latency table's columns, in the terminal and on the HTML page
 LATENCY_COLUMNS = (
     "group",
@@ -163,18 +166,27 @@ def render_report(run: str | Path, console: Console) -> None:
         else:
             console.print("errors: none")
 
-        t = Table(title="endurance: least-squares trend over the run's windows (per hour)")
-        for n in ("metric", "windows", "mean", "slope", "± 95 %", "growth", "± 95 %"):
-            t.add_column(n, justify="left" if n == "metric" else "right")
-        for m, pts, mean, slope, ci, growth, gci in con.execute(
-            "SELECT metric, points, mean, slope_per_h, slope_ci95_per_h, growth_per_h, "
+        trends = con.execute(
+            "SELECT metric, points, span_h, mean, slope_per_h, slope_ci95_per_h, growth_per_h, "
             "growth_ci95_per_h FROM trends"
-        ).fetchall():
-            fmt = _ms if m.startswith("latency") else (lambda v: _fmt(v, "ratio"))
-            t.add_row(
-                m, f"{pts:,}", fmt(mean), fmt(slope), fmt(ci), _pct(growth), _pct(gci, sign=False)
+        ).fetchall()
+        span_h = max((r[2] or 0.0 for r in trends), default=0.0)
+        if span_h >= MIN_TREND_SPAN_H:
+            t = Table(title="endurance: least-squares trend over the run's windows (per hour)")
+            for n in ("metric", "windows", "mean", "slope", "± 95 %", "growth", "± 95 %"):
+                t.add_column(n, justify="left" if n == "metric" else "right")
+            for m, pts, _, mean, slope, ci, growth, gci in trends:
+                fmt = _ms if m.startswith("latency") else (lambda v: _fmt(v, "ratio"))
+                t.add_row(
+                    m, f"{pts:,}", fmt(mean), fmt(slope), fmt(ci), _pct(growth), _pct(gci, False)
+                )
+            console.print(t)
+        else:
+            console.print(
+                f"endurance trends: shown for runs of {MIN_TREND_SPAN_H * 60:.0f} minutes or more "
+                f"(this one covers {span_h * 3600:.0f} s; `trends` in SQL has them anyway)",
+                markup=False,
             )
-        console.print(t)
         bursts = con.execute("SELECT count(*) FROM error_bursts").fetchone()[0]
         res = con.execute(
             "SELECT count(*), max(rss_max_bytes), max(rss_growth_per_h), max(fds_max) "

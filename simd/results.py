@@ -29,7 +29,7 @@ from simd.series import Tallies, series_window_ns
 from simd.shape import compile_shape
 
 RESULTS = "results.duckdb"
-SCHEMA_VERSION = 3  # analysis/schema.sql's layout; an older file is rebuilt from the logs
+SCHEMA_VERSION = 4  # analysis/schema.sql's layout; an older file is rebuilt from the logs
 LOCK_WAIT_S = 30.0  # another simd process (ingest --follow, a run's last ingest) holds the file
 FRAMES_PER_INSERT = 64  # up to 64 x 65,536 rows per INSERT: bounds memory for big segments
 
@@ -63,37 +63,77 @@ class IngestResult:
     unreadable: list[str] = field(default_factory=list)
 
 
-def connect(run_dir: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open a run's results.duckdb. DuckDB lets one process write a file and nobody else open
-    it meanwhile; `simd ingest --follow` holds it only for each short pass, so wait for it."""
-    db = run_dir / RESULTS
-    if read_only and not db.exists():
-        raise UserError(f"{run_dir}: no {RESULTS} yet (run `simd ingest {run_dir}` first)")
+def _open(db: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """duckdb.connect, waiting while another process holds the file (up to LOCK_WAIT_S)."""
     deadline = time.monotonic() + LOCK_WAIT_S
     pause = 0.02
     while True:
         try:
             return duckdb.connect(str(db), read_only=read_only)
         except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                if "lock" in str(exc).lower():
-                    raise UserError(
-                        f"{db}: in use by another process for over {LOCK_WAIT_S:.0f} s"
-                    ) from None
+            locked = "lock" in str(exc).lower()
+            if not locked:
                 raise
+            if time.monotonic() > deadline:
+                raise UserError(
+                    f"{db}: in use by another process for over {LOCK_WAIT_S:.0f} s"
+                ) from None
             time.sleep(pause)
             pause = min(pause * 2, 0.5)
+
+
+def views_hash() -> str:
+    """Identifies this simd's views.sql: a file whose views differ gets them re-created."""
+    import hashlib
+
+    return hashlib.sha256(sql_file("views.sql").encode()).hexdigest()[:16]
+
+
+def _stored_versions(con: duckdb.DuckDBPyConnection) -> tuple[int | None, str | None]:
+    try:
+        row = con.execute("SELECT max(version), max(views_hash) FROM schema_info").fetchone()
+    except duckdb.Error:  # no schema_info, or an older one without views_hash
+        return None, None
+    return (row[0], row[1]) if row else (None, None)
+
+
+def connect(run_dir: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open a run's results.duckdb. DuckDB lets one process write a file and nobody else open
+    it meanwhile; `simd ingest --follow` holds it only for each short pass, so wait for it.
+
+    Read-only opens check that the file's views are this simd's: if only views.sql changed,
+    they are re-created (briefly opening the file for writing); a file of another table layout
+    is an error that says to run `simd ingest`, which rebuilds it from the logs.
+    """
+    db = run_dir / RESULTS
+    if not read_only:
+        return _open(db, False)
+    if not db.exists():
+        raise UserError(f"{run_dir}: no {RESULTS} yet (run `simd ingest {run_dir}` first)")
+    con = _open(db, True)
+    version, vhash = _stored_versions(con)
+    if version == SCHEMA_VERSION and vhash == views_hash():
+        return con
+    con.close()
+    if version != SCHEMA_VERSION:
+        raise UserError(
+            f"{db}: written by another simd version (run `simd ingest {run_dir}` to rebuild it)"
+        )
+    rw = _open(db, False)
+    try:
+        rw.execute(sql_file("views.sql"))
+        rw.execute("UPDATE schema_info SET views_hash = ?", [views_hash()])
+    finally:
+        rw.close()
+    return _open(db, True)
 
 
 def _open_current(run_dir: Path) -> duckdb.DuckDBPyConnection:
     """Open for ingest; a file written by an older layout is removed, to be rebuilt."""
     con = connect(run_dir)
-    try:
-        version = con.execute("SELECT max(version) FROM schema_info").fetchone()
-    except duckdb.CatalogException:
-        version = None
+    version, _ = _stored_versions(con)
     fresh = not con.execute("SELECT count(*) FROM information_schema.tables").fetchone()[0]
-    if fresh or (version is not None and version[0] == SCHEMA_VERSION):
+    if fresh or version == SCHEMA_VERSION:
         return con
     con.close()
     for p in (run_dir / RESULTS, run_dir / (RESULTS + ".wal")):
@@ -128,7 +168,7 @@ def _write_metadata(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) ->
     tables = ("groups", "devices", "messages", "phases", "planned", "slo", "schema_info")
     for table in (*tables, "analysis_settings", "planned_series"):
         con.execute(f"DELETE FROM {table}")
-    con.execute("INSERT INTO schema_info VALUES (?)", [SCHEMA_VERSION])
+    con.execute("INSERT INTO schema_info VALUES (?, ?)", [SCHEMA_VERSION, views_hash()])
     window = series_window_ns(manifest["duration_ns"])
     con.execute(
         "INSERT INTO analysis_settings VALUES (?, ?)", [window, scenario.slo.burst_error_rate]

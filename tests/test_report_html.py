@@ -278,3 +278,31 @@ def test_ingest_tallies_equal_a_scan_of_the_events(report: tuple[Path, Path]) ->
         )
         == topics
     )
+
+
+def test_results_of_another_simd_version(tmp_path: Path, runs: Path) -> None:
+    """Stale views are re-created when a file is opened; another table layout is one line
+    (exit 2) saying to re-ingest, and `simd ingest` rebuilds it from the logs."""
+    import duckdb
+
+    from tests.conftest import SCENARIOS
+
+    run_dir = virtual_run(SCENARIOS / "smoke.toml", runs, check=0)
+    db = str(run_dir / "results.duckdb")
+    con = duckdb.connect(db)
+    con.execute("DROP VIEW trends")
+    con.execute("UPDATE schema_info SET views_hash = 'older'")
+    con.close()
+    simd("report", str(run_dir), "--no-html", check=0)
+    assert sql(run_dir, "SELECT count(*) FROM trends")[0][0] == 3
+
+    con = duckdb.connect(db)
+    con.execute("UPDATE schema_info SET version = 1")
+    con.close()
+    r = simd("query", str(run_dir), "SELECT 1", check=2)
+    assert r.stderr.strip() == (
+        f"simd: error: {db}: written by another simd version "
+        f"(run `simd ingest {run_dir}` to rebuild it)"
+    )
+    simd("ingest", str(run_dir), check=0)
+    assert sql(run_dir, "SELECT logged FROM run_summary")[0][0] == 300
