@@ -70,7 +70,9 @@ def _overrides(target: str | None, duration: str | None, seed: int | None) -> di
 @app.command()
 @guarded
 def run(
-    scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
+    scenario: Annotated[
+        Path | None, typer.Argument(help="scenario TOML file (not with --resume)")
+    ] = None,
     workers: Annotated[
         int | None, typer.Option(min=1, help="worker processes (default: one per core)")
     ] = None,
@@ -82,6 +84,14 @@ def run(
     run_id: Annotated[str | None, typer.Option(help="the run folder's name")] = None,
     progress: Annotated[bool, typer.Option(help="live progress on stderr")] = True,
     report: Annotated[bool, typer.Option(help="print the report at the end")] = True,
+    status_port: Annotated[
+        int | None,
+        typer.Option(help="/status and /metrics on 127.0.0.1:PORT (0 a free port, -1 none)"),
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="continue this run folder after its supervisor died (a reboot)"),
+    ] = None,
 ) -> None:
     """Run a scenario: workers publish, every event is logged, then ingest, report and check."""
     from simd import supervisor
@@ -90,20 +100,30 @@ def run(
     from simd.results import ingest
     from simd.scenario import load_scenario
 
-    if clock is not None:
-        parse_clock(clock)
-    if run_id is not None and ("/" in run_id or run_id in (".", "..")):
-        raise UserError(f"--run-id {run_id!r}: a folder name, without '/'")
-    sc = load_scenario(scenario, _overrides(target, duration, seed))
-    outcome = supervisor.run(
-        sc,
-        scenario_path=scenario,
-        runs_dir=runs_dir,
-        run_id=run_id,
-        workers=workers,
-        clock=clock,
-        progress=progress,
-    )
+    if resume is not None:
+        if scenario is not None or any(
+            v is not None for v in (workers, clock, target, duration, seed, run_id)
+        ):
+            raise UserError("--resume RUN continues a run as it was: give no scenario or overrides")
+        outcome = supervisor.resume(resume, progress=progress, status_port=status_port)
+    else:
+        if scenario is None:
+            raise UserError("give a scenario file (or --resume RUN)")
+        if clock is not None:
+            parse_clock(clock)
+        if run_id is not None and ("/" in run_id or run_id in (".", "..")):
+            raise UserError(f"--run-id {run_id!r}: a folder name, without '/'")
+        sc = load_scenario(scenario, _overrides(target, duration, seed))
+        outcome = supervisor.run(
+            sc,
+            scenario_path=scenario,
+            runs_dir=runs_dir,
+            run_id=run_id,
+            workers=workers,
+            clock=clock,
+            progress=progress,
+            status_port=status_port,
+        )
     print(outcome.run_dir, flush=True)
     result = ingest(outcome.run_dir)
     for t in result.torn:

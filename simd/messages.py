@@ -53,6 +53,15 @@ class Progress:
     errors: int
     lag_p99_ns: int
     rows: int
+    # for /status and /metrics (simd.live): cumulative per group, from the logged rows
+    status: list[list[int]] = field(default_factory=list)  # [group][status] publish rows
+    latency_buckets: list[list[int]] = field(default_factory=list)  # [group][bucket]
+    latency_sum_ns: list[float] = field(default_factory=list)  # [group]
+    interval_completed: int = 0  # the last interval's completed publishes ...
+    interval_p50_ns: int = 0  # ... and their latency from intended send time
+    interval_p99_ns: int = 0
+    rss_bytes: int = 0
+    pid: int = 0
 
 
 @dataclass(frozen=True)

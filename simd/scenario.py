@@ -441,6 +441,16 @@ class RunOptions(_Model):
     drain_timeout: DurationNs = 5_000_000_000
     fsync: Literal["never", "segment", "frame"] = "segment"
     segment_bytes: int = Field(256 * 1024 * 1024, ge=64 * 1024)
+    max_restarts: int = Field(
+        100, ge=0, description="times a worker that dies is restarted from its log, per worker"
+    )
+    status_port: int = Field(
+        0,
+        ge=-1,
+        le=65535,
+        description="/status and /metrics on 127.0.0.1 while the run is on: 0 a free port "
+        "(printed, and in run.json), -1 none",
+    )
     resource_samples: DurationNs = Field(
         5_000_000_000,
         description="how often each worker logs its RSS, CPU time and open fds (run time; "

@@ -20,10 +20,13 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from simd._version import __version__
 from simd.broker import EmbeddedBroker
 from simd.clock import parse_clock
 from simd.errors import RunError, UserError
+from simd.live import ALERT_WINDOW_S, LiveState, StatusServer
 from simd.manifest import scenario_hash, write_manifest
 from simd.messages import Done, Failed, Progress, Ready, Start, Stop, WorkerSpec
 from simd.payloads import check_plugins
@@ -122,10 +125,13 @@ def run(
     workers: int | None = None,
     clock: str | None = None,
     progress: bool = True,
+    status_port: int | None = None,
 ) -> RunOutcome:
     """Run a scenario to its end (or until a signal); return how it ended. Logs are the result.
 
-    `target = "embedded"` starts a broker (simd.broker) for the run's lifetime."""
+    `target = "embedded"` starts a broker (simd.broker) for the run's lifetime. `status_port`:
+    where /status and /metrics listen on 127.0.0.1 (0: a free port; default [run] status_port,
+    negative: not served)."""
     go = functools.partial(
         _run,
         scenario,
@@ -135,8 +141,44 @@ def run(
         workers=workers,
         clock=clock,
         progress=progress,
+        status_port=_port(scenario, status_port),
     )
     check_clock(clock or scenario.run.clock, scenario.target)
+    return _with_target(scenario, go)
+
+
+def resume(run_dir: Path, *, progress: bool = True, status_port: int | None = None) -> RunOutcome:
+    """Continue a run whose supervisor died (a reboot, kill -9): every worker resumes from its
+    own log on the run's own timeline; publishes due while the run was down are logged missed."""
+    from simd.manifest import read_manifest
+
+    if not (run_dir / "run.json").is_file():
+        raise UserError(f"{run_dir}: not a run folder (no run.json)")
+    manifest = read_manifest(run_dir)
+    if manifest.get("state") in ("completed", "stopped"):
+        raise UserError(f"{run_dir}: the run {manifest['state']} already; nothing to resume")
+    scenario = Scenario.model_validate(manifest["scenario"])
+    go = functools.partial(
+        _run,
+        scenario,
+        scenario_path=Path(manifest["scenario_path"]),
+        runs_dir=run_dir.parent,
+        run_id=manifest["run_id"],
+        workers=None,
+        clock=None,
+        progress=progress,
+        resume=manifest,
+        status_port=_port(scenario, status_port),
+    )
+    return _with_target(scenario, go)
+
+
+def _port(scenario: Scenario, flag: int | None) -> int | None:
+    port = scenario.run.status_port if flag is None else flag
+    return None if port < 0 else port
+
+
+def _with_target(scenario: Scenario, go: Any) -> RunOutcome:
     if scheme_of(scenario.target) != "embedded":
         return go(scenario.target)
     with EmbeddedBroker() as broker:
@@ -157,7 +199,21 @@ def check_clock(clock: str, target: str) -> None:
         )
 
 
-def _run(
+ALERT_TICK_S = 1.0
+
+
+@dataclass
+class _Worker:
+    """One worker slot: its current process and pipe, and how it has fared."""
+
+    spec: WorkerSpec
+    proc: Any = None
+    conn: Connection | None = None
+    restarts: int = 0
+    ready: bool = False
+
+
+def _prepare_manifest(
     scenario: Scenario,
     target_url: str,
     *,
@@ -165,13 +221,10 @@ def _run(
     runs_dir: Path,
     run_id: str | None,
     workers: int | None,
-    clock: str | None,
-    progress: bool,
-    broker: str | None = None,
-) -> RunOutcome:
-    clock_text = clock or scenario.run.clock
+    clock_text: str,
+    broker: str | None,
+) -> tuple[Path, dict[str, Any], Plan]:
     spec = parse_clock(clock_text)
-    check_plugins([m for g in scenario.fleet for m in g.resolved_messages()])
     cores = usable_cores()
     n_workers = workers or scenario.run.workers or len(cores)
     n_workers = max(1, min(n_workers, scenario.device_count))
@@ -195,6 +248,7 @@ def _run(
         "target_url": target_url,
         "embedded_broker": broker,
         "clock": spec.label,
+        "clock_text": clock_text,
         "clock_scale": spec.scale,
         "workers": n_workers,
         "slices": slices,
@@ -205,162 +259,349 @@ def _run(
         "t0_epoch_ns": None,
     }
     write_manifest(run_dir, manifest)
+    return run_dir, manifest, plan
 
-    ctx = mp.get_context("spawn")
-    procs: list[Any] = []
-    conns: list[Connection] = []
-    for w, (lo, hi) in enumerate(slices):
-        parent, child = ctx.Pipe()
-        wspec = WorkerSpec(
+
+def _run(
+    scenario: Scenario,
+    target_url: str,
+    *,
+    scenario_path: Path,
+    runs_dir: Path,
+    run_id: str | None,
+    workers: int | None,
+    clock: str | None,
+    progress: bool,
+    broker: str | None = None,
+    resume: dict[str, Any] | None = None,
+    status_port: int | None = 0,
+) -> RunOutcome:
+    clock_text = clock or scenario.run.clock
+    check_plugins([m for g in scenario.fleet for m in g.resolved_messages()])
+    if resume is None:
+        run_dir, manifest, plan = _prepare_manifest(
+            scenario,
+            target_url,
+            scenario_path=scenario_path,
+            runs_dir=runs_dir,
             run_id=run_id,
-            run_dir=str(run_dir),
-            scenario=scenario_json,
-            scenario_dir=str(scenario_path.parent.resolve()),
-            target=target_url,
-            clock=clock_text,
-            worker=w,
-            workers=n_workers,
-            lo=lo,
-            hi=hi,
-            cpu=cores[w % len(cores)] if n_workers <= len(cores) else None,
+            workers=workers,
+            clock_text=clock_text,
+            broker=broker,
         )
+    else:
+        manifest = resume
+        run_dir = runs_dir / manifest["run_id"]
+        plan = plan_counts(scenario)
+        manifest.setdefault("resumes", []).append(
+            {"wall_ns": time.time_ns(), "from_state": manifest["state"]}
+        )
+        manifest.update(state="resuming", target_url=target_url, embedded_broker=broker)
+        clock_text = manifest.get("clock_text", manifest["clock"])
+        write_manifest(run_dir, manifest)
+    return _Supervision(scenario, manifest, run_dir, plan, clock_text, progress, status_port).run()
+
+
+class _Supervision:
+    """Starts the workers, watches them (restarting one that dies), serves /status and
+    /metrics, stops them on a signal, and records how the run ended in run.json."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        manifest: dict[str, Any],
+        run_dir: Path,
+        plan: Plan,
+        clock_text: str,
+        progress: bool,
+        status_port: int | None,
+    ) -> None:
+        self.scenario = scenario
+        self.manifest = manifest
+        self.run_dir = run_dir
+        self.plan = plan
+        self.clock_text = clock_text
+        self.resuming = manifest["state"] == "resuming"
+        self.outcome = RunOutcome(run_dir, "failed", plan)
+        self.latest: dict[int, Progress] = {}
+        self.bar = ProgressLine(plan.total_publishes, scenario.duration_ns, progress)
+        self.ctx = mp.get_context("spawn")
+        cores = usable_cores()
+        n_workers = manifest["workers"]
+        self.workers = {
+            w: _Worker(
+                WorkerSpec(
+                    run_id=manifest["run_id"],
+                    run_dir=str(run_dir),
+                    scenario=manifest["scenario"],
+                    scenario_dir=str(Path(manifest["scenario_path"]).parent.resolve()),
+                    target=manifest["target_url"],
+                    clock=clock_text,
+                    worker=w,
+                    workers=n_workers,
+                    lo=lo,
+                    hi=hi,
+                    cpu=cores[w % len(cores)] if n_workers <= len(cores) else None,
+                )
+            )
+            for w, (lo, hi) in enumerate(manifest["slices"])
+        }
+        self.live = _live_state(scenario, manifest, plan)
+        self.live.on_alert = self._alert
+        self.server: StatusServer | None = None
+        if status_port is not None:
+            try:
+                self.server = StatusServer(self.live, status_port)
+            except OSError as exc:
+                raise UserError(
+                    f"--status-port {status_port}: cannot listen on 127.0.0.1 ({exc.strerror})"
+                ) from None
+            manifest["status_url"] = self.server.url
+            sys.stderr.write(f"simd: live status on {self.server.url}/status and /metrics\n")
+        self.t0: int | None = None
+
+    def _alert(self, a: Any, began: bool) -> None:
+        def fmt(v: float) -> str:
+            return f"{v / 1e6:.1f} ms" if a.unit == "ns" else f"{v:.4g}"
+
+        if began:
+            sys.stderr.write(
+                f"\nsimd: slo breach: {a.slo} {fmt(a.observed)} > {fmt(a.threshold)} "
+                f"(last {ALERT_WINDOW_S:g} s, at {a.since_s:.1f} s)\n"
+            )
+        else:
+            sys.stderr.write(f"\nsimd: slo recovered: {a.slo} at {a.until_s:.1f} s\n")
+
+    def _spawn(self, w: int) -> None:
         from simd.worker import worker_main
 
-        p = ctx.Process(
-            target=worker_main, args=(wspec, child), name=f"simd-worker-{w}", daemon=True
+        slot = self.workers[w]
+        parent, child = self.ctx.Pipe()
+        p = self.ctx.Process(
+            target=worker_main, args=(slot.spec, child), name=f"simd-worker-{w}", daemon=True
         )
         p.start()
         child.close()
-        procs.append(p)
-        conns.append(parent)
+        slot.proc, slot.conn, slot.ready = p, parent, False
+        self.live.set_worker(w, "starting" if self.t0 is None else "restarting", pid=p.pid)
 
-    outcome = RunOutcome(run_dir, "failed", plan)
-    latest: dict[int, Progress] = {}
-    bar = ProgressLine(plan.total_publishes, scenario.duration_ns, progress)
-    with _Signals() as sigs:
-        ready: set[int] = set()
+    def _wait_ready(self, ws: list[int], sigs: _Signals) -> bool:
+        """Until each worker in `ws` says Ready; False if interrupted or out of time."""
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while len(ready) < n_workers:
+        while not all(self.workers[w].ready for w in ws):
             if sigs.count or time.monotonic() > deadline:
-                for c in conns:
-                    _send(c, Stop("startup interrupted"))
-                _join(procs, kill=True)
+                return False
+            pending = [self.workers[w] for w in ws if not self.workers[w].ready]
+            waitables: list[Any] = [s.conn for s in pending]
+            waitables += [s.proc.sentinel for s in pending]
+            for obj in wait(waitables, timeout=0.5):
+                slot = next((s for s in pending if s.conn is obj), None)
+                if slot is None:
+                    continue
+                try:
+                    msg = slot.conn.recv()  # type: ignore[union-attr]
+                except EOFError:
+                    continue
+                if isinstance(msg, Ready):
+                    slot.ready = True
+            dead = [w for w in ws if self.workers[w].proc.exitcode is not None]
+            dead = [w for w in dead if not self.workers[w].ready]
+            if dead:
+                raise RunError(
+                    f"worker {dead[0]} exited during startup "
+                    f"(code {self.workers[dead[0]].proc.exitcode})"
+                )
+        return True
+
+    def run(self) -> RunOutcome:
+        try:
+            return self._run()
+        finally:
+            if self.server is not None:
+                self.server.close()
+
+    def _run(self) -> RunOutcome:
+        manifest, outcome = self.manifest, self.outcome
+        with _Signals() as sigs:
+            for w in self.workers:
+                self._spawn(w)
+            if not self._wait_ready(list(self.workers), sigs):
+                for slot in self.workers.values():
+                    _send(slot.conn, Stop("startup interrupted"))  # type: ignore[arg-type]
+                _join([s.proc for s in self.workers.values()], kill=True)
                 manifest.update(state="aborted", ended_wall_ns=time.time_ns())
-                write_manifest(run_dir, manifest)
+                write_manifest(self.run_dir, manifest)
                 outcome.state = "aborted"
                 return outcome
-            for c in wait([*conns, *(p.sentinel for p in procs)], timeout=0.5):
-                if isinstance(c, Connection):
-                    try:
-                        msg = c.recv()
-                    except EOFError:
-                        continue
-                    if isinstance(msg, Ready):
-                        ready.add(msg.worker)
-            dead = [w for w, p in enumerate(procs) if p.exitcode is not None and w not in ready]
-            if dead:
-                _join(procs, kill=True)
-                raise RunError(
-                    f"worker {dead[0]} exited during startup (code {procs[dead[0]].exitcode})"
-                )
-        margin = START_MARGIN_NS
-        if does_real_io(scenario.target):
-            biggest = max(hi - lo for lo, hi in slices)
-            margin += min(CONNECT_MARGIN_NS * biggest, 120_000_000_000)
-        t0 = time.time_ns() + margin
-        manifest.update(state="running", t0_epoch_ns=t0)
-        write_manifest(run_dir, manifest)
-        for c in conns:
-            c.send(Start(t0))
+            if self.resuming and manifest.get("t0_epoch_ns"):
+                self.t0 = int(manifest["t0_epoch_ns"])  # the run's own t=0: its timeline holds
+            else:
+                margin = START_MARGIN_NS
+                if does_real_io(self.scenario.target):
+                    biggest = max(hi - lo for lo, hi in manifest["slices"])
+                    margin += min(CONNECT_MARGIN_NS * biggest, 120_000_000_000)
+                self.t0 = time.time_ns() + margin
+            manifest.update(state="running", t0_epoch_ns=self.t0)
+            write_manifest(self.run_dir, manifest)
+            self.live.state = "running"
+            for slot in self.workers.values():
+                slot.conn.send(Start(self.t0))  # type: ignore[union-attr]
+            self._watch(sigs)
+            self.bar.show(self.latest, final=True)
+            _join([s.proc for s in self.workers.values()], kill=False)
+        return self._finish()
 
+    def _watch(self, sigs: _Signals) -> None:
+        outcome = self.outcome
         stop_sent = False
-        open_conns = dict(enumerate(conns))
+        next_tick = time.monotonic() + ALERT_TICK_S
         while True:
             if sigs.count >= 2:
-                _join(procs, kill=True)
+                _join([s.proc for s in self.workers.values()], kill=True)
                 outcome.state = "aborted"
-                break
+                return
             if sigs.count == 1 and not stop_sent:
-                for c in open_conns.values():
-                    _send(c, Stop("signal"))
+                self.live.state = "stopping"
+                for w, slot in self.workers.items():
+                    if w not in outcome.done and slot.conn is not None:
+                        _send(slot.conn, Stop("signal"))
                 stop_sent = True
-            waitables: list[Any] = [*open_conns.values()]
-            waitables += [p.sentinel for p in procs if p.exitcode is None]
+            live = {w: s for w, s in self.workers.items() if s.conn is not None}
+            waitables: list[Any] = [s.conn for s in live.values()]
+            waitables += [s.proc.sentinel for s in live.values() if s.proc.exitcode is None]
             if not waitables:
-                break
-            for ready_obj in wait(waitables, timeout=0.25):
-                if not isinstance(ready_obj, Connection):
+                return
+            for obj in wait(waitables, timeout=0.25):
+                w = next((k for k, s in live.items() if s.conn is obj), None)
+                if w is not None:
+                    self._receive(w)
+            for w, slot in live.items():
+                if slot.proc.exitcode is None or slot.conn is None:
                     continue
-                w = next(k for k, c in open_conns.items() if c is ready_obj)
-                try:
-                    msg = ready_obj.recv()
-                except (EOFError, OSError):
-                    del open_conns[w]
+                self._drain_pipe(w)
+                slot.conn = None
+                if w in outcome.done or w in outcome.failures:
+                    self.live.set_worker(w, "done" if w in outcome.done else "failed")
                     continue
-                if isinstance(msg, Progress):
-                    latest[w] = msg
-                elif isinstance(msg, Done):
-                    outcome.done[w] = msg
-                    end = scenario.duration_ns if msg.stopped_at_ns is None else msg.stopped_at_ns
-                    latest[w] = Progress(w, end, msg.sent, msg.completed, msg.errors, 0, msg.rows)
-                elif isinstance(msg, Failed):
-                    outcome.failures[w] = msg.message
-            bar.show(latest)
-            if all(p.exitcode is not None for p in procs) and not open_conns:
-                break
-            if all(p.exitcode is not None for p in procs):
-                # drain anything still buffered in the pipes, then finish
-                for w, c in list(open_conns.items()):
-                    while c.poll():
-                        try:
-                            msg = c.recv()
-                        except EOFError:
-                            break
-                        if isinstance(msg, Done):
-                            outcome.done[w] = msg
-                        elif isinstance(msg, Failed):
-                            outcome.failures[w] = msg.message
-                    del open_conns[w]
-        bar.show(latest, final=True)
-        _join(procs, kill=False)
+                # died without a word: restart it from its own log, unless we are stopping
+                if stop_sent or slot.restarts >= self.scenario.run.max_restarts:
+                    outcome.failures[w] = f"worker {w} died (exit code {slot.proc.exitcode})" + (
+                        f" after {slot.restarts} restarts" if slot.restarts else ""
+                    )
+                    self.live.set_worker(w, "failed")
+                    continue
+                slot.restarts += 1
+                sys.stderr.write(
+                    f"\nsimd: worker {w} died (exit code {slot.proc.exitcode}); restarting it "
+                    f"from its log (restart {slot.restarts})\n"
+                )
+                self.live.set_worker(w, "restarting", restart=True)
+                self._spawn(w)  # its Ready is answered with Start in _handle
+            now = time.monotonic()
+            if now >= next_tick:
+                self.live.tick()
+                next_tick = now + ALERT_TICK_S
+            self.bar.show(self.latest)
+            if all(s.conn is None for s in self.workers.values()):
+                return
 
-    for w, p in enumerate(procs):
-        if w not in outcome.done and w not in outcome.failures:
-            outcome.failures[w] = f"worker {w} died (exit code {p.exitcode})"
-    if outcome.state != "aborted":
-        if outcome.failures:
-            outcome.state = "failed"
-        elif any(d.stopped_at_ns is not None for d in outcome.done.values()):
-            outcome.state = "stopped"
-        else:
-            outcome.state = "completed"
-    stops = [d.stopped_at_ns for d in outcome.done.values() if d.stopped_at_ns is not None]
-    manifest.update(
-        state=outcome.state,
-        ended_wall_ns=time.time_ns(),
-        stopped_at_ns=max(stops) if stops else None,
-        worker_results={
-            str(w): (
-                {
-                    "state": "done",
-                    "sent": d.sent,
-                    "unsent": d.unsent,
-                    "rows": d.rows,
-                    "stopped_at_ns": d.stopped_at_ns,
-                    "torn_tails": d.torn_tails,
-                }
-                if (d := outcome.done.get(w))
-                else {
-                    "state": "failed",
-                    "error": outcome.failures.get(w, "unknown"),
-                    "exit_code": procs[w].exitcode,
-                }
-            )
-            for w in range(n_workers)
-        },
+    def _receive(self, w: int) -> None:
+        slot = self.workers[w]
+        try:
+            msg = slot.conn.recv()  # type: ignore[union-attr]
+        except (EOFError, OSError):
+            return
+        self._handle(w, msg)
+
+    def _drain_pipe(self, w: int) -> None:
+        conn = self.workers[w].conn
+        if conn is None:
+            return
+        with contextlib.suppress(EOFError, OSError):
+            while conn.poll():
+                self._handle(w, conn.recv())
+
+    def _handle(self, w: int, msg: object) -> None:
+        outcome = self.outcome
+        if isinstance(msg, Progress):
+            self.latest[w] = msg
+            self.live.progress(msg)
+        elif isinstance(msg, Done):
+            outcome.done[w] = msg
+            end = self.scenario.duration_ns if msg.stopped_at_ns is None else msg.stopped_at_ns
+            self.latest[w] = Progress(w, end, msg.sent, msg.completed, msg.errors, 0, msg.rows)
+        elif isinstance(msg, Failed):
+            outcome.failures[w] = msg.message
+        elif isinstance(msg, Ready):  # a restarted worker: it joins the running timeline
+            slot = self.workers[w]
+            slot.ready = True
+            if self.t0 is not None and slot.conn is not None:
+                _send(slot.conn, Start(self.t0))
+
+    def _finish(self) -> RunOutcome:
+        outcome, manifest = self.outcome, self.manifest
+        for w, slot in self.workers.items():
+            if w not in outcome.done and w not in outcome.failures:
+                outcome.failures[w] = f"worker {w} died (exit code {slot.proc.exitcode})"
+        if outcome.state != "aborted":
+            if outcome.failures:
+                outcome.state = "failed"
+            elif any(d.stopped_at_ns is not None for d in outcome.done.values()):
+                outcome.state = "stopped"
+            else:
+                outcome.state = "completed"
+        self.live.state = outcome.state
+        stops = [d.stopped_at_ns for d in outcome.done.values() if d.stopped_at_ns is not None]
+        manifest.update(
+            state=outcome.state,
+            ended_wall_ns=time.time_ns(),
+            stopped_at_ns=max(stops) if stops else None,
+            worker_results={
+                str(w): (
+                    {
+                        "state": "done",
+                        "sent": d.sent,
+                        "unsent": d.unsent,
+                        "rows": d.rows,
+                        "stopped_at_ns": d.stopped_at_ns,
+                        "torn_tails": d.torn_tails,
+                        "restarts": self.workers[w].restarts,
+                    }
+                    if (d := outcome.done.get(w))
+                    else {
+                        "state": "failed",
+                        "error": outcome.failures.get(w, "unknown"),
+                        "exit_code": self.workers[w].proc.exitcode,
+                        "restarts": self.workers[w].restarts,
+                    }
+                )
+                for w in self.workers
+            },
+        )
+        write_manifest(self.run_dir, manifest)
+        return outcome
+
+
+def _live_state(scenario: Scenario, manifest: dict[str, Any], plan: Plan) -> LiveState:
+    from simd.schedule import expected_series
+    from simd.series import series_window_ns
+
+    window = series_window_ns(scenario.duration_ns)
+    slo = {}
+    for name in ("latency_p99", "error_rate", "schedule_lag_p99"):
+        v = getattr(scenario.slo, name)
+        if v is not None:
+            slo[name] = (float(v), "ratio" if name == "error_rate" else "ns")
+    return LiveState(
+        run_id=manifest["run_id"],
+        scenario=scenario.name,
+        duration_ns=scenario.duration_ns,
+        planned_total=plan.total_publishes,
+        groups=[g.name for g in scenario.fleet],
+        expected_cum=np.cumsum(expected_series(scenario, window)),
+        window_ns=window,
+        slo=slo,
     )
-    write_manifest(run_dir, manifest)
-    return outcome
 
 
 def _send(c: Connection, msg: object) -> None:

@@ -21,11 +21,23 @@ import trio
 from simd.clock import RunClock, parse_clock, trio_clock
 from simd.errors import SimdError, UserError
 from simd.eventlog import SegmentWriter
-from simd.events import ACKED, DROPPED, FAILED, PUBLISH, SENT, TIMEOUT, UNSENT, EventBuffer
+from simd.events import (
+    ACKED,
+    DROPPED,
+    FAILED,
+    MISSED,
+    PUBLISH,
+    SENT,
+    TIMEOUT,
+    UNSENT,
+    EventBuffer,
+)
+from simd.live_stats import LiveStats
 from simd.messages import Done, Failed, Progress, Ready, Start, Stop, WorkerSpec
 from simd.payloads import PayloadContext, PayloadGenerator, make_generator
 from simd.ragged import Ragged, scatter_rows
-from simd.resources import sample
+from simd.resources import rss_bytes, sample
+from simd.resume import MISSED_TEXT, LogState, owed_rows, read_log_state
 from simd.scenario import Scenario
 from simd.schedule import Chunk, SliceSchedule, device_ids, layout_groups
 from simd.transports import DeviceSet, PublishBatch, TransportContext, open_transport
@@ -61,10 +73,27 @@ class SliceRunner:
             fsync=scenario.run.fsync,
             resume=resume,
         )
-        self.log = EventBuffer(self.writer.write)
+        self.layouts = layout_groups(scenario)
+        group_of = np.zeros(spec.hi - spec.lo, dtype=np.int64)
+        for lay in self.layouts:
+            a, b = max(spec.lo, lay.offset), min(spec.hi, lay.offset + lay.count)
+            if a < b:
+                group_of[a - spec.lo : b - spec.lo] = lay.index
+        self.live = LiveStats(group_of, spec.lo, len(self.layouts))
+        self.log = EventBuffer(self._sink)
         self.log.errors.learn(self.writer.errors_known)
         self.schedule = SliceSchedule(scenario, spec.lo, spec.hi)
-        self.layouts = layout_groups(scenario)
+        # a restarted worker: what its log already holds (and the live counters it implies)
+        self.resumed: LogState | None = None
+        if resume:
+            self.resumed = read_log_state(
+                sorted(events_dir.glob(f"w{spec.worker:03d}-*.simlog")),
+                spec.lo,
+                spec.hi,
+                observe=self.live.observe,
+            )
+            self.live.take_interval()
+            self.log.publish_status[:] = self.live.status.sum(axis=0)
         self._build_messages()
         self.transport = open_transport(
             spec.target,
@@ -73,8 +102,9 @@ class SliceRunner:
             ),
         )
         self.stop_event = trio.Event()
-        self.sent = 0
-        self.unsent = 0
+        st = self.log.publish_status
+        self.sent = int(st.sum() - st[MISSED] - st[UNSENT])
+        self.unsent = int(st[UNSENT])
         self.stop_requested = False
         self.lags: list[np.ndarray] = []
         self.flush_s = scenario.run.flush_interval / 1e9
@@ -177,6 +207,43 @@ class SliceRunner:
                 self.stop_event.set()
                 return
 
+    def _sink(
+        self,
+        cols: dict[str, np.ndarray],
+        n: int,
+        errors: dict[int, str],
+        samples: list[tuple[int, int, int, int]],
+    ) -> None:
+        """Every frame: count it for live progress, then append it to the log."""
+        self.live.observe(cols, n)
+        self.writer.write(cols, n, errors, samples)
+
+    def _resume_at(self, span: int) -> int:
+        """Log every planned publish the log has no row for, up to now; return now."""
+        assert self.resumed is not None
+        if self.virtual:  # virtual time restarts where the log ends
+            t_r = max(self.resumed.last_intended_ns + 1, 0)
+            self.clock.t0 = trio.current_time() - t_r / 1e9
+        else:
+            t_r = max(self.clock.now_ns(), 0)
+        code = self.log.errors.code(MISSED_TEXT)
+        for c, owed in owed_rows(self.resumed, self.schedule, t_r, span):
+            k = int(owed.sum())
+            g, m = c.group[owed], c.message[owed]
+            self.log.append(
+                k,
+                device=c.device[owed],
+                seq=c.seq[owed],
+                kind=PUBLISH,
+                status=MISSED,
+                phase=c.phase[owed],
+                message=m,
+                t_intended=c.t_intended[owed],
+                qos=self.qos[g, m],
+                error=code,
+            )
+        return t_r
+
     async def _sample_resources(self) -> None:
         """Log this process's RSS, CPU time and open fds every `resource_samples` of run time."""
         every = self.scenario.run.resource_samples
@@ -199,6 +266,7 @@ class SliceRunner:
             lag = int(np.percentile(np.concatenate(self.lags), 99))
             self.lags = []
         st = self.log.publish_status
+        n_int, p50, p99 = self.live.take_interval()
         self.conn.send(
             Progress(
                 worker=self.spec.worker,
@@ -208,6 +276,14 @@ class SliceRunner:
                 errors=int(st[TIMEOUT] + st[FAILED] + st[DROPPED]),
                 lag_p99_ns=lag,
                 rows=self.log.rows_written + self.log.n,
+                status=self.live.status.tolist(),
+                latency_buckets=self.live.buckets.tolist(),
+                latency_sum_ns=self.live.latency_sum_ns.tolist(),
+                interval_completed=n_int,
+                interval_p50_ns=p50,
+                interval_p99_ns=p99,
+                rss_bytes=rss_bytes(),
+                pid=os.getpid(),
             )
         )
 
@@ -228,7 +304,9 @@ class SliceRunner:
             await self._sleep_until(0)
         span = self._chunk_span_ns()
         horizon = 0
-        chunk = self.schedule.chunk_until(0)
+        if self.resumed is not None and not self.resumed.empty:
+            horizon = min(self._resume_at(span), self.duration)
+        chunk = self.schedule.chunk_until(horizon)
         i = 0
         wall = time.monotonic
         last_flush = last_progress = wall()

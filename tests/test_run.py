@@ -328,9 +328,11 @@ def test_second_signal_exits_at_once_logs_readable(tmp_path: Path, runs: Path) -
 
 
 def test_kill_9_worker_leaves_a_readable_log(tmp_path: Path, runs: Path) -> None:
-    """kill -9 of a worker: the run exits 3 naming it; its log reads to the last whole frame, the
-    torn tail (a frame cut mid-write) is reported, and ingest succeeds."""
-    proc = _start(write_scenario(tmp_path, LONG.replace("60s", "8s")), runs, "--workers", "2")
+    """kill -9 of a worker that may not restart ([run] max_restarts = 0): the run exits 3
+    naming it; its log reads to the last whole frame, the torn tail (a frame cut mid-write) is
+    reported, and ingest succeeds. (With restarts allowed, tests/test_live.py.)"""
+    body = LONG.replace("60s", "8s") + "[run]\nmax_restarts = 0\n"
+    proc = _start(write_scenario(tmp_path, body), runs, "--workers", "2")
     run_dir = _wait_running(runs, proc)
     victim = _workers_of(proc.pid)
     assert len(victim) == 2
@@ -352,6 +354,24 @@ def test_kill_9_worker_leaves_a_readable_log(tmp_path: Path, runs: Path) -> None
     assert sql(run_dir, "SELECT count(*) FROM events WHERE kind = 'publish'")[0][0] > 0
     manifest = json.loads((run_dir / "run.json").read_text())
     assert manifest["state"] == "failed"
+
+
+def test_killed_worker_restarts_and_the_run_completes(tmp_path: Path, runs: Path) -> None:
+    """kill -9 of a worker (restarts allowed, the default): it comes back from its log, the run
+    completes (exit 0), and every planned publish has exactly one row."""
+    proc = _start(write_scenario(tmp_path, LONG.replace("60s", "6s")), runs, "--workers", "2")
+    run_dir = _wait_running(runs, proc)
+    time.sleep(1.5)
+    os.kill(_workers_of(proc.pid)[0], signal.SIGKILL)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "worker 0 died (exit code -9); restarting it from its log (restart 1)" in err
+    planned, logged = sql(run_dir, "SELECT planned, logged FROM run_summary")[0]
+    distinct = sql(
+        run_dir, "SELECT count(DISTINCT (device, seq)) FROM events WHERE kind = 'publish'"
+    )[0][0]
+    assert planned == logged == distinct == 6 * 300 * 20
+    assert json.loads((run_dir / "run.json").read_text())["worker_results"]["0"]["restarts"] == 1
 
 
 def test_report_percentiles_match_exact_sql(tmp_path: Path, runs: Path) -> None:

@@ -1,0 +1,167 @@
+"""While a run is on: /status and /metrics, live SLO alerts, and workers that die and come back."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import urllib.request
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from simd.live import Status
+from tests.conftest import sql, start_run, write_scenario
+
+LIVE = """
+name = "live"
+seed = 9
+duration = "{duration}"
+target = "sim:"
+
+[[fleet]]
+name = "sensors"
+count = 100
+rate = 5.0
+qos = 1
+
+[[fleet]]
+name = "meters"
+count = 20
+rate = 2.0
+
+[sim]
+latency_p50 = "3ms"
+latency_p99 = "30ms"
+
+[run]
+flush_interval = "50ms"
+
+[slo]
+latency_p99 = "10ms"
+"""
+
+
+def _scenario(tmp: Path, duration: str) -> Path:
+    return write_scenario(tmp, LIVE.replace("{duration}", duration))
+
+
+def _status_url(run_dir: Path, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            url = json.loads((run_dir / "run.json").read_text()).get("status_url")
+        except (OSError, ValueError):
+            url = None
+        if url:
+            return url
+        time.sleep(0.05)
+    raise AssertionError("no status_url in run.json")
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as r:  # loopback only
+        return r.read()
+
+
+def status(url: str) -> Status:
+    return Status.model_validate_json(_get(url + "/status"))
+
+
+def _wait(pred, timeout: float = 30.0, every: float = 0.05):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(every)
+
+
+def test_status_metrics_and_alerts_while_running(tmp_path: Path, runs: Path) -> None:
+    """/status validates against its model and grows; /metrics parses with prometheus-client's
+    parser and has per-group counters and latency histograms; a p99 SLO tighter than the
+    target's latency is reported as a breach on stderr and in /status while the run goes."""
+    proc = start_run(_scenario(tmp_path, "6s"), runs, "live", "--no-report")
+    url = _status_url(runs / "live")
+    first = _wait(lambda: (s := status(url)).sent > 0 and s)
+    time.sleep(2.5)
+    later = status(url)
+    assert later.state == "running" and later.run_id == "live"
+    assert later.sent > first.sent and later.planned_total == 6 * (100 * 5 + 20 * 2)
+    assert 0 < later.planned_so_far <= later.planned_total
+    assert [w.worker for w in later.workers] == [0, 1]
+    assert all(w.state == "running" and w.pid and w.rss_bytes > 0 for w in later.workers)
+    assert later.interval.latency_p99_ms is not None and later.interval.latency_p99_ms > 10
+    assert [a.slo for a in later.alerts if a.active] == ["latency_p99"]
+
+    text = _get(url + "/metrics").decode()
+    fams = {f.name: f for f in text_string_to_metric_families(text)}
+    pubs = {
+        (s.labels["group"], s.labels["status"]): s.value
+        for s in fams["simd_publishes"].samples
+        if s.name == "simd_publishes_total"
+    }
+    assert pubs[("sensors", "acked")] > 0 and pubs[("meters", "acked")] > 0
+    hist = [s for s in fams["simd_publish_latency_seconds"].samples if s.name.endswith("_count")]
+    assert {s.labels["group"] for s in hist} == {"sensors", "meters"}
+    assert all(s.value > 0 for s in hist)
+    assert fams["simd_slo_breached"].samples[0].value == 1.0
+    assert {s.labels["worker"] for s in fams["simd_worker_up"].samples} == {"0", "1"}
+
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err  # the p99 SLO fails at the end too
+    assert "simd: slo breach: latency_p99" in err
+    assert "simd: live status on http://127.0.0.1:" in err
+
+
+def _worker_pid(url: str, w: int, restarts: int) -> int:
+    """The pid of worker w once it runs after `restarts` restarts and has reported progress."""
+
+    def ready() -> int | None:
+        s = status(url)
+        wk = s.workers[w]
+        fresh = wk.seconds_since_progress is not None and wk.seconds_since_progress < 0.6
+        if wk.state == "running" and wk.restarts == restarts and fresh and wk.pid:
+            return wk.pid
+        return None
+
+    return _wait(ready, timeout=30)
+
+
+def test_fifty_kill_9_and_every_planned_publish_once(tmp_path: Path, runs: Path) -> None:
+    """Workers killed with SIGKILL 50 times come back from their own logs: ingest finds every
+    planned (device, seq) exactly once with a final status, the lost ones marked missed."""
+    proc = start_run(_scenario(tmp_path, "100s"), runs, "kills", "--no-report")
+    run_dir = runs / "kills"
+    url = _status_url(run_dir)
+    killed = [0, 0]  # per worker
+    deadline = time.monotonic() + 90
+    while sum(killed) < 50:
+        assert time.monotonic() < deadline, f"only {sum(killed)} kills in time"
+        w = sum(killed) % 2
+        os.kill(_worker_pid(url, w, killed[w]), signal.SIGKILL)
+        killed[w] += 1
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err  # the tight p99 SLO; the run itself completed
+    assert sql(run_dir, "SELECT state FROM runs")[0][0] == "completed"
+    restarts = json.loads((run_dir / "run.json").read_text())["worker_results"]
+    assert restarts["0"]["restarts"] == 25 and restarts["1"]["restarts"] == 25
+    planned = sql(run_dir, "SELECT planned FROM run_summary")[0][0]
+    total, distinct, final = sql(
+        run_dir,
+        "SELECT count(*), count(DISTINCT (device, seq)), count(*) FILTER (WHERE status IN "
+        "('acked', 'sent', 'timeout', 'error', 'dropped', 'missed')) FROM events "
+        "WHERE kind = 'publish'",
+    )[0]
+    assert total == distinct == final == planned == 100 * (100 * 5 + 20 * 2)
+    missed = sql(run_dir, "SELECT count(*) FROM events WHERE status = 'missed'")[0][0]
+    assert 0 < missed < planned // 4
+    # every device's seqs are exactly 0..n-1
+    gaps = sql(
+        run_dir,
+        "SELECT count(*) FROM (SELECT device, max(seq) + 1 - count(*) AS gap FROM events "
+        "WHERE kind = 'publish' GROUP BY device) WHERE gap <> 0",
+    )[0][0]
+    assert gaps == 0
