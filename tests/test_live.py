@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -165,3 +166,42 @@ def test_fifty_kill_9_and_every_planned_publish_once(tmp_path: Path, runs: Path)
         "WHERE kind = 'publish' GROUP BY device) WHERE gap <> 0",
     )[0][0]
     assert gaps == 0
+
+
+def test_resume_after_the_whole_run_was_killed(tmp_path: Path, runs: Path) -> None:
+    """SIGKILL to the supervisor and every worker (a reboot); `simd run --resume RUN` continues
+    on the run's own timeline: every planned publish gets exactly one row, those due while it
+    was down are missed, and the manifest records the resume."""
+    import subprocess
+
+    from tests.conftest import simd
+
+    body = LIVE.replace("{duration}", "8s").replace('latency_p99 = "10ms"', "")
+    proc = start_run(write_scenario(tmp_path, body), runs, "reboot", "--no-report")
+    run_dir = runs / "reboot"
+    url = _status_url(run_dir)
+    _wait(lambda: status(url).sent > 500)
+    children = subprocess.run(
+        ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
+    ).stdout.split()
+    os.kill(proc.pid, signal.SIGKILL)
+    for c in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(c), signal.SIGKILL)
+    proc.wait(timeout=10)
+    time.sleep(1.5)
+    assert json.loads((run_dir / "run.json").read_text())["state"] == "running"
+    r = simd("run", "--resume", str(run_dir), "--no-progress", "--no-report", check=0)
+    assert str(run_dir) in r.stdout
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert manifest["state"] == "completed" and manifest["resumes"][0]["from_state"] == "running"
+    planned, logged = sql(run_dir, "SELECT planned, logged FROM run_summary")[0]
+    distinct = sql(
+        run_dir, "SELECT count(DISTINCT (device, seq)) FROM events WHERE kind = 'publish'"
+    )[0][0]
+    assert planned == logged == distinct == 8 * (100 * 5 + 20 * 2)
+    missed = sql(run_dir, "SELECT count(*) FROM events WHERE status = 'missed'")[0][0]
+    assert missed >= 1.0 * (100 * 5 + 20 * 2)  # at least the 1.5 s it was down, about
+
+    again = simd("run", "--resume", str(run_dir), check=2)
+    assert "completed already; nothing to resume" in again.stderr
