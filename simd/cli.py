@@ -125,15 +125,22 @@ def run(
             status_port=status_port,
         )
     print(outcome.run_dir, flush=True)
-    result = ingest(outcome.run_dir)
-    for t in result.torn:
-        sys.stderr.write(f"simd: warning: {t}\n")
-    if report:
-        render_report(outcome.run_dir, out)
-    from simd.html_report import write_html
+    try:
+        result = ingest(outcome.run_dir)
+        for t in result.torn:
+            sys.stderr.write(f"simd: warning: {t}\n")
+        if report:
+            render_report(outcome.run_dir, out)
+        from simd.html_report import write_html
 
-    print(f"report: {write_html(outcome.run_dir)}", flush=True)
-    _fail_if_never_connected(outcome.run_dir)
+        print(f"report: {write_html(outcome.run_dir)}", flush=True)
+    except UserError as exc:
+        if outcome.state == "completed":
+            raise
+        # the run itself failed (a full disk, say): say so below, not this consequence
+        sys.stderr.write(f"simd: warning: no results: {exc}\n")
+    else:
+        _fail_if_never_connected(outcome.run_dir)
     if outcome.state == "stopped":
         _fail(
             f"run stopped by a signal before its end (logs and report in {outcome.run_dir})",

@@ -5,6 +5,7 @@ Written atomically (temp file + rename) at every state change. Secrets are redac
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -37,10 +38,31 @@ def scenario_hash(scenario_json: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(scenario_json, sort_keys=True).encode()).hexdigest()[:16]
 
 
+RESERVE = ".reserve"  # space kept back so the last run.json fits when the disk fills
+RESERVE_BYTES = 256 * 1024
+
+
+def reserve_space(run_dir: Path) -> None:
+    """Set aside RESERVE_BYTES in the run folder (written, not sparse) for write_manifest."""
+    with open(run_dir / RESERVE, "wb") as f:
+        f.write(b"\0" * RESERVE_BYTES)
+
+
 def write_manifest(run_dir: Path, data: dict[str, Any]) -> None:
+    """Replace run.json atomically. On a full disk, give up the reserve and try once more;
+    if it still does not fit, the previous run.json stays (OSError)."""
     path = run_dir / MANIFEST
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(redact(data), indent=2, sort_keys=True) + "\n")
+    text = json.dumps(redact(data), indent=2, sort_keys=True) + "\n"
+    try:
+        tmp.write_text(text)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        reserve = run_dir / RESERVE
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not reserve.exists():
+            raise
+        reserve.unlink()
+        tmp.write_text(text)
     os.replace(tmp, path)
 
 

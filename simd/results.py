@@ -297,6 +297,16 @@ def _prepare(
 
 
 def ingest(run: str | Path) -> IngestResult:
+    """Load new frames of every segment into results.duckdb; return what was read (a file
+    system that refuses the writes is a UserError naming it)."""
+    try:
+        return _ingest(run)
+    except (duckdb.IOException, duckdb.TransactionException, OSError) as exc:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"{Path(run) / RESULTS}: cannot write results ({text})") from None
+
+
+def _ingest(run: str | Path) -> IngestResult:
     """Load new frames of every segment into results.duckdb; return what was read.
 
     A reader thread decodes frames while DuckDB inserts the previous batch (both release the

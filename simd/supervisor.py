@@ -27,7 +27,7 @@ from simd.broker import EmbeddedBroker
 from simd.clock import parse_clock
 from simd.errors import RunError, UserError
 from simd.live import ALERT_WINDOW_S, LiveState, StatusServer
-from simd.manifest import scenario_hash, write_manifest
+from simd.manifest import reserve_space, scenario_hash, write_manifest
 from simd.messages import Done, Failed, Progress, Ready, Start, Stop, WorkerSpec
 from simd.payloads import check_plugins
 from simd.scenario import Scenario
@@ -200,6 +200,7 @@ def check_clock(clock: str, target: str) -> None:
 
 
 ALERT_TICK_S = 1.0
+CRASH_LOOP = 3  # a worker that dies this many times in a row without progress is not restarted
 
 
 @dataclass
@@ -211,6 +212,8 @@ class _Worker:
     conn: Connection | None = None
     restarts: int = 0
     ready: bool = False
+    progressed: bool = False  # sent progress since it was (re)started
+    fast_deaths: int = 0  # deaths in a row without progress
 
 
 def _prepare_manifest(
@@ -234,6 +237,7 @@ def _prepare_manifest(
     if (run_dir / "run.json").exists():
         raise UserError(f"{run_dir}: a run with this id exists already (choose another --run-id)")
     (run_dir / "events").mkdir(parents=True, exist_ok=True)
+    reserve_space(run_dir)
     scenario_json = scenario.model_dump(mode="json")
     n = scenario.device_count
     slices = [(w * n // n_workers, (w + 1) * n // n_workers) for w in range(n_workers)]
@@ -382,7 +386,7 @@ class _Supervision:
         )
         p.start()
         child.close()
-        slot.proc, slot.conn, slot.ready = p, parent, False
+        slot.proc, slot.conn, slot.ready, slot.progressed = p, parent, False, False
         self.live.set_worker(w, "starting" if self.t0 is None else "restarting", pid=p.pid)
 
     def _wait_ready(self, ws: list[int], sigs: _Signals) -> bool:
@@ -430,7 +434,7 @@ class _Supervision:
                     _send(slot.conn, Stop("startup interrupted"))  # type: ignore[arg-type]
                 _join([s.proc for s in self.workers.values()], kill=True)
                 manifest.update(state="aborted", ended_wall_ns=time.time_ns())
-                write_manifest(self.run_dir, manifest)
+                self._save()
                 outcome.state = "aborted"
                 return outcome
             if self.resuming and manifest.get("t0_epoch_ns"):
@@ -442,7 +446,7 @@ class _Supervision:
                     margin += min(CONNECT_MARGIN_NS * biggest, 120_000_000_000)
                 self.t0 = time.time_ns() + margin
             manifest.update(state="running", t0_epoch_ns=self.t0)
-            write_manifest(self.run_dir, manifest)
+            self._save()
             self.live.state = "running"
             for slot in self.workers.values():
                 slot.conn.send(Start(self.t0))  # type: ignore[union-attr]
@@ -483,11 +487,18 @@ class _Supervision:
                 if w in outcome.done or w in outcome.failures:
                     self.live.set_worker(w, "done" if w in outcome.done else "failed")
                     continue
-                # died without a word: restart it from its own log, unless we are stopping
-                if stop_sent or slot.restarts >= self.scenario.run.max_restarts:
+                # died without a word: restart it from its own log, unless we are stopping,
+                # it has used its restarts, or it keeps dying before it gets anywhere
+                slot.fast_deaths = 0 if slot.progressed else slot.fast_deaths + 1
+                crash_loop = slot.fast_deaths >= CRASH_LOOP
+                if stop_sent or slot.restarts >= self.scenario.run.max_restarts or crash_loop:
                     outcome.failures[w] = f"worker {w} died (exit code {slot.proc.exitcode})" + (
                         f" after {slot.restarts} restarts" if slot.restarts else ""
                     )
+                    if crash_loop:
+                        outcome.failures[w] += (
+                            f", {slot.fast_deaths} times in a row before reporting progress"
+                        )
                     self.live.set_worker(w, "failed")
                     continue
                 slot.restarts += 1
@@ -524,6 +535,7 @@ class _Supervision:
     def _handle(self, w: int, msg: object) -> None:
         outcome = self.outcome
         if isinstance(msg, Progress):
+            self.workers[w].progressed = True
             self.latest[w] = msg
             self.live.progress(msg)
         elif isinstance(msg, Done):
@@ -532,6 +544,11 @@ class _Supervision:
             self.latest[w] = Progress(w, end, msg.sent, msg.completed, msg.errors, 0, msg.rows)
         elif isinstance(msg, Failed):
             outcome.failures[w] = msg.message
+            # the run cannot complete as planned: the others stop cleanly (drain, flush, close)
+            sys.stderr.write(f"\nsimd: worker {w} failed: {msg.message}; stopping the run\n")
+            for k, slot in self.workers.items():
+                if k != w and k not in outcome.done and slot.conn is not None:
+                    _send(slot.conn, Stop("another worker failed"))
         elif isinstance(msg, Ready):  # a restarted worker: it joins the running timeline
             slot = self.workers[w]
             slot.ready = True
@@ -578,8 +595,18 @@ class _Supervision:
                 for w in self.workers
             },
         )
-        write_manifest(self.run_dir, manifest)
+        self._save()
         return outcome
+
+    def _save(self) -> None:
+        """run.json as it stands; a disk that refuses it is a warning (the logs are the
+        result; the previous run.json stays)."""
+        try:
+            write_manifest(self.run_dir, self.manifest)
+        except OSError as exc:
+            sys.stderr.write(
+                f"\nsimd: warning: cannot update {self.run_dir / 'run.json'} ({exc.strerror})\n"
+            )
 
 
 def _live_state(scenario: Scenario, manifest: dict[str, Any], plan: Plan) -> LiveState:

@@ -8,6 +8,7 @@ from trio (RunClock); wall time is used only for flush cadence and progress, nev
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import sys
@@ -46,6 +47,7 @@ TARGET_CHUNK_EVENTS = 32768  # events per schedule chunk: big enough to vectoris
 MAX_BATCH = 8192  # publishes handed to a transport per wake-up
 VIRTUAL_WINDOW_NS = 5_000_000_000  # virtual clock: a wake-up sends what is due in the next 5 s
 PROGRESS_EVERY_S = 0.5
+_DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 DRAIN_GRACE_S = 1.0
 
 
@@ -396,6 +398,13 @@ def run_worker(spec: WorkerSpec, t0_epoch_ns: int, conn: Connection | None = Non
     return trio.run(main, clock=clock)
 
 
+def _first_leaf(exc: BaseException) -> BaseException:
+    """The first non-group exception inside (possibly nested) exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
 def worker_main(spec: WorkerSpec, conn: Connection) -> None:
     """Entry point of a worker process: Ready, wait for Start, run, report Done or Failed."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; it sends Stop
@@ -410,10 +419,18 @@ def worker_main(spec: WorkerSpec, conn: Connection) -> None:
     assert isinstance(msg, Start)
     try:
         done = run_worker(spec, msg.t0_epoch_ns, conn)
-    except UserError as exc:
-        conn.send(Failed(spec.worker, str(exc), True))
-        sys.exit(2)
-    except (SimdError, OSError) as exc:
-        conn.send(Failed(spec.worker, f"{type(exc).__name__}: {exc}", False))
-        sys.exit(3)
+    except BaseException as raised:  # trio wraps task errors in exception groups
+        exc = _first_leaf(raised)
+        if isinstance(exc, UserError):
+            conn.send(Failed(spec.worker, str(exc), True))
+            sys.exit(2)
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+            where = exc.filename or str(Path(spec.run_dir) / "events")
+            text = f"disk full writing {where} ({exc.strerror}); the log reads up to there"
+            conn.send(Failed(spec.worker, text, False))
+            sys.exit(3)
+        if isinstance(exc, OSError | SimdError):
+            conn.send(Failed(spec.worker, f"{type(exc).__name__}: {exc}", False))
+            sys.exit(3)
+        raise
     conn.send(done)
