@@ -157,6 +157,12 @@ class MqttOptions(_Model):
     publish_timeout: DurationNs = 10_000_000_000
     connect_timeout: DurationNs = 10_000_000_000
     inflight: int = Field(1000, ge=1, le=65535)
+    window_full: Literal["wait", "drop"] = Field(
+        "wait",
+        description="a publish whose connection's in-flight window is full: wait for room "
+        "(the delay is schedule lag; the worker sends nothing else meanwhile) for at most "
+        "publish_timeout, or drop it at once",
+    )
     connect_rate: float | None = Field(None, gt=0, description="connections/s for the group")
     user_properties: dict[str, str] = Field(default_factory=dict)
     message_expiry: DurationNs | None = None

@@ -57,6 +57,20 @@ class PublishBatch:
     def __len__(self) -> int:
         return len(self.seq)
 
+    def take(self, rows: np.ndarray, t_sent: int | None = None) -> PublishBatch:
+        """The publishes at `rows`, in that order (sent at `t_sent` when given)."""
+        return PublishBatch(
+            device=self.device[rows],
+            seq=self.seq[rows],
+            t_intended=self.t_intended[rows],
+            t_sent=self.t_sent[rows] if t_sent is None else np.full(len(rows), t_sent),
+            phase=self.phase[rows],
+            message=self.message[rows],
+            group=self.group[rows],
+            qos=self.qos[rows],
+            payload=self.payload.take(rows),
+        )
+
 
 class Transport(Protocol):
     """Connect a worker's devices, publish batches, drain, close. Trio-native.

@@ -60,6 +60,7 @@ SWEEP_S = 0.05  # how often timeouts and keepalives are checked
 CONNECT_LEAD_NS = 20_000_000  # a ramped device connects this long before its start
 KEEPALIVE_SWEEP_S = 1.0  # keepalive checks; keepalives are seconds to minutes
 PROBE_GRACE_S = 0.5  # at close, how long probes keep listening for messages still in transit
+WINDOW_POLL_S = 0.002  # window_full = "wait": how often a full window is looked at again
 
 
 @dataclass
@@ -220,6 +221,9 @@ class MqttTransport:
             [t for ts in self.topics for t in ts + [b""] * (self.max_msgs - len(ts))]
         )
         self.group_of = np.array([cn.group for cn in self.conns], dtype=np.int64)
+        fleet = self.scenario.fleet
+        self.timeout_of = np.array([g.mqtt.publish_timeout for g in fleet], dtype=np.int64)
+        self.wait_for_room = np.array([g.mqtt.window_full == "wait" for g in fleet])
         self.props_table = Ragged.from_list(self.props)
         # groups whose publishes carry simd-trace (their properties are built per row)
         self.trace = np.array([g.mqtt.trace for g in self.scenario.fleet], dtype=bool)
@@ -577,7 +581,29 @@ class MqttTransport:
 
     async def publish(self, batch: PublishBatch) -> None:
         """Queue a batch: qos 0 rows are encoded vectorised, qos 1/2 rows one by one (they take
-        packet ids); then one write per touched connection."""
+        packet ids); then one write per touched connection. Rows whose connection's in-flight
+        window is full wait for room (mqtt.window_full = "wait", up to publish_timeout; the
+        worker's schedule waits with them, so a slow target shows as lag, not as memory)."""
+        waiting = self._publish_now(batch)
+        if waiting is None:
+            return
+        deadline = self.clock.now_ns() + int(self.timeout_of[batch.group[waiting]].min())
+        sub = batch.take(waiting)
+        while True:
+            await trio.sleep(WINDOW_POLL_S)
+            now = self.clock.now_ns()
+            if now >= deadline:
+                self._log_dropped(sub, np.arange(len(sub)), self._code("in-flight window full"))
+                self.stage.flush(self.log)
+                return
+            sub = sub.take(np.arange(len(sub)), t_sent=now)
+            rest = self._publish_now(sub)
+            if rest is None:
+                return
+            sub = sub.take(rest)
+
+    def _publish_now(self, batch: PublishBatch) -> np.ndarray | None:
+        """Send what can go now; return the rows (of `batch`) left waiting for window room."""
         idx = batch.device - self.lo
         up = self.up[idx]
         if not up.all():
@@ -588,12 +614,14 @@ class MqttTransport:
         if qos0.any():
             self._publish_qos0(batch, np.nonzero(qos0)[0], touched)
         rest = up & (batch.qos > 0)
+        waiting = None
         if rest.any():
-            self._publish_acked(batch, np.nonzero(rest)[0], touched)
+            waiting = self._publish_acked(batch, np.nonzero(rest)[0], touched)
         for i in touched:
             self._flush(self.conns[i])
         self.stage.flush(self.log)
         self.inflight.flush(self.log)
+        return waiting
 
     def _log_dropped(self, batch: PublishBatch, sel: np.ndarray, code: int) -> None:
         k = int(sel.sum()) if sel.dtype == bool else len(sel)
@@ -652,8 +680,11 @@ class MqttTransport:
             qos=0,
         )
 
-    def _publish_acked(self, batch: PublishBatch, rows: np.ndarray, touched: set[int]) -> None:
-        """qos 1/2: packet ids are taken per connection, then packets are built vectorised."""
+    def _publish_acked(
+        self, batch: PublishBatch, rows: np.ndarray, touched: set[int]
+    ) -> np.ndarray | None:
+        """qos 1/2: packet ids are taken per connection, then packets are built vectorised.
+        Rows beyond a full window are dropped, or returned to wait (mqtt.window_full)."""
         conn_idx = batch.device[rows] - self.lo
         order = np.argsort(conn_idx, kind="stable")
         rows = rows[order]
@@ -671,14 +702,20 @@ class MqttTransport:
             take = min(room, b - a)
             pids[a : a + take] = session.allocate(take)
             keep[a + take : b] = False
+        waiting = None
         if not keep.all():
-            self._log_dropped(batch, rows[~keep], self._code("in-flight window full"))
+            full = rows[~keep]
+            wait = self.wait_for_room[batch.group[full]]
+            if wait.any():
+                waiting = np.sort(full[wait])  # back in send order
+            if not wait.all():
+                self._log_dropped(batch, full[~wait], self._code("in-flight window full"))
             rows, conn_idx, pids = rows[keep], conn_idx[keep], pids[keep]
             bounds = np.nonzero(np.diff(conn_idx))[0] + 1
             starts = np.r_[0, bounds].tolist()
             ends = np.r_[bounds, len(rows)].tolist()
         if not len(rows):
-            return
+            return waiting
         msg = batch.message[rows].astype(np.int64)
         qos = batch.qos[rows]
         topics = self.topic_table.take(conn_idx * self.max_msgs + msg)
@@ -719,6 +756,7 @@ class MqttTransport:
             assert session is not None
             session.outbound += data[off[a] : off[b]]
             touched.add(ci)
+        return waiting
 
     def _properties(self, batch: PublishBatch, rows: np.ndarray, groups: np.ndarray) -> Ragged:
         """Each row's encoded MQTT 5 properties (b"" for 3.1.1): the group's constant ones, plus

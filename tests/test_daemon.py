@@ -1,0 +1,133 @@
+"""`simd daemon`: runs started, listed, watched and stopped over its token-protected API."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import simd, write_scenario
+
+SCENARIO = """
+name = "daemonized"
+seed = 2
+duration = "{duration}"
+target = "sim:"
+
+[[fleet]]
+name = "g"
+count = 50
+rate = 10.0
+"""
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path]]:
+    home = tmp_path / "home"
+    monkeypatch.setenv("SIMD_HOME", str(home))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simd", "daemon", "--port", "0", "--runs-dir",
+         str(tmp_path / "runs")],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "SIMD_HOME": str(home)},
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not (home / "daemon.json").exists():
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    url = json.loads((home / "daemon.json").read_text())["url"]
+    try:
+        yield url, home
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    assert not (home / "daemon.json").exists()
+
+
+def _call(url: str, path: str, token: str | None, body: dict | None = None) -> tuple[int, dict]:
+    req = urllib.request.Request(
+        url + path,
+        data=None if body is None else json.dumps(body).encode(),
+        method="GET" if body is None else "POST",
+    )
+    if token is not None:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_token_file_and_auth(daemon: tuple[str, Path]) -> None:
+    """The token file is 0600; requests without it or with a wrong one get 401; /health is open."""
+    url, home = daemon
+    token_file = home / "daemon.token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    token = token_file.read_text().strip()
+    assert _call(url, "/health", None) == (200, {"ok": True})
+    assert _call(url, "/runs", None)[0] == 401
+    assert _call(url, "/runs", "x" * len(token))[0] == 401
+    assert _call(url, "/runs", token) == (200, {"runs": []})
+    code, body = _call(url, "/runs", token, {"toml": "name = 'x'\nfleet = 3\n"})
+    assert code == 400 and "fleet" in body["error"]
+
+
+def test_submit_status_stop_through_the_cli(tmp_path: Path, daemon: tuple[str, Path]) -> None:
+    """`simd submit` starts a run on the daemon, `simd status` shows it live, `simd stop` ends
+    it (drained, stopped); the run folder is a normal run folder."""
+    path = write_scenario(tmp_path, SCENARIO.replace("{duration}", "60s"))
+    run_id = simd("submit", str(path), "--run-id", "d1", check=0).stdout.strip()
+    assert run_id == "d1"
+    run_dir = tmp_path / "runs" / "d1"
+
+    def live() -> dict:
+        return json.loads(simd("status", "d1", "--format", "json", check=0).stdout)
+
+    deadline = time.monotonic() + 30
+    while not ((s := live()).get("status") or {}).get("sent"):
+        assert time.monotonic() < deadline, s
+        time.sleep(0.3)
+    assert s["state"] == "running" and s["status"]["run_id"] == "d1"
+    listed = json.loads(simd("status", "--format", "json", check=0).stdout)["runs"]
+    assert [r["run_id"] for r in listed] == ["d1"]
+    table = simd("status", check=0).stdout
+    assert "d1" in table and "running" in table
+    # the same live status straight from the run folder, no daemon needed
+    folder = json.loads(simd("status", str(run_dir), "--format", "json", check=0).stdout)
+    assert folder["status"]["run_id"] == "d1"
+
+    assert "d1: stopping" in simd("stop", "d1", check=0).stdout
+    deadline = time.monotonic() + 60
+    while (s := live())["pid"] is not None:  # the run's process ends after its report
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert s["state"] == "stopped" and s["exit_code"] == 3  # stopped before its end
+    simd("query", str(run_dir), "SELECT count(*) FROM events", check=0)  # ingested by the run
+    assert (run_dir / "report.html").exists()
+    bad = simd("stop", "nope", check=2)
+    assert "no run 'nope'" in bad.stderr
+
+
+def test_refuses_a_non_loopback_address(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--host 0.0.0.0 is refused without --allow-remote, and without TLS with it."""
+    monkeypatch.setenv("SIMD_HOME", str(tmp_path / "home"))
+    r = simd("daemon", "--host", "0.0.0.0", "--port", "0", check=2)
+    assert "not a loopback address" in r.stderr
+    r = simd("daemon", "--host", "0.0.0.0", "--port", "0", "--allow-remote", check=2)
+    assert "needs --tls-cert and --tls-key" in r.stderr
+    r = simd("status", check=2)
+    assert "no simd daemon found" in r.stderr
