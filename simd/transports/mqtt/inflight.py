@@ -76,10 +76,11 @@ class InFlight:
         bids = k >> 32
         for bid in np.unique(bids).tolist():
             sel = bids == bid
-            rows = (k[sel] & _ROW).astype(np.int64)
+            rows, at = np.unique((k[sel] & _ROW).astype(np.int64), return_index=True)
             cols = self.batches[bid]
             alive = self.alive[bid]
-            rows = rows[alive[rows]]  # a row finishes once
+            first = alive[rows]  # a row finishes once (a late or repeated ack is ignored)
+            rows, at = rows[first], at[first]
             if not len(rows):
                 continue
             alive[rows] = False
@@ -94,7 +95,7 @@ class InFlight:
                 message=cols["message"][rows],
                 t_intended=cols["t_intended"][rows],
                 t_sent=cols["t_sent"][rows],
-                t_done=t[sel][: len(rows)] if np.ndim(t_done) else int(t_done),
+                t_done=t[sel][at] if np.ndim(t_done) else int(t_done),
                 bytes=cols["bytes"][rows],
                 qos=cols["qos"][rows],
                 error=error,
