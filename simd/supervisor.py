@@ -363,6 +363,7 @@ class _Supervision:
             manifest["status_url"] = self.server.url
             sys.stderr.write(f"simd: live status on {self.server.url}/status and /metrics\n")
         self.t0: int | None = None
+        self.stop_reason: str | None = None  # set once the run is being stopped
 
     def _alert(self, a: Any, began: bool) -> None:
         def fmt(v: float) -> str:
@@ -466,8 +467,11 @@ class _Supervision:
                 return
             if sigs.count == 1 and not stop_sent:
                 self.live.state = "stopping"
+                self.stop_reason = "signal"
                 for w, slot in self.workers.items():
-                    if w not in outcome.done and slot.conn is not None:
+                    # a worker restarting is told once it has started (see _handle: Ready), so
+                    # it first logs what it owes; Stop before Start would leave that unlogged
+                    if w not in outcome.done and slot.conn is not None and slot.ready:
                         _send(slot.conn, Stop("signal"))
                 stop_sent = True
             live = {w: s for w, s in self.workers.items() if s.conn is not None}
@@ -487,11 +491,12 @@ class _Supervision:
                 if w in outcome.done or w in outcome.failures:
                     self.live.set_worker(w, "done" if w in outcome.done else "failed")
                     continue
-                # died without a word: restart it from its own log, unless we are stopping,
-                # it has used its restarts, or it keeps dying before it gets anywhere
+                # died without a word: restart it from its own log (even while stopping: it
+                # logs what it owes, then stops), unless it has used its restarts or keeps
+                # dying before it gets anywhere
                 slot.fast_deaths = 0 if slot.progressed else slot.fast_deaths + 1
                 crash_loop = slot.fast_deaths >= CRASH_LOOP
-                if stop_sent or slot.restarts >= self.scenario.run.max_restarts or crash_loop:
+                if slot.restarts >= self.scenario.run.max_restarts or crash_loop:
                     outcome.failures[w] = f"worker {w} died (exit code {slot.proc.exitcode})" + (
                         f" after {slot.restarts} restarts" if slot.restarts else ""
                     )
@@ -547,13 +552,16 @@ class _Supervision:
             # the run cannot complete as planned: the others stop cleanly (drain, flush, close)
             sys.stderr.write(f"\nsimd: worker {w} failed: {msg.message}; stopping the run\n")
             for k, slot in self.workers.items():
-                if k != w and k not in outcome.done and slot.conn is not None:
+                if k != w and k not in outcome.done and slot.conn is not None and slot.ready:
                     _send(slot.conn, Stop("another worker failed"))
+            self.stop_reason = "another worker failed"
         elif isinstance(msg, Ready):  # a restarted worker: it joins the running timeline
             slot = self.workers[w]
             slot.ready = True
             if self.t0 is not None and slot.conn is not None:
                 _send(slot.conn, Start(self.t0))
+                if self.stop_reason is not None:  # the run is stopping: resume, then stop
+                    _send(slot.conn, Stop(self.stop_reason))
 
     def _finish(self) -> RunOutcome:
         outcome, manifest = self.outcome, self.manifest

@@ -205,3 +205,27 @@ def test_resume_after_the_whole_run_was_killed(tmp_path: Path, runs: Path) -> No
 
     again = simd("run", "--resume", str(run_dir), check=2)
     assert "completed already; nothing to resume" in again.stderr
+
+
+def test_stop_while_a_worker_restarts(tmp_path: Path, runs: Path) -> None:
+    """SIGTERM right after a worker was killed: the restarted worker first logs what it owes,
+    then stops with the rest; the run ends stopped and no device has a gap in its rows."""
+    proc = start_run(_scenario(tmp_path, "30s"), runs, "stop", "--no-report")
+    run_dir = runs / "stop"
+    url = _status_url(run_dir)
+    os.kill(_worker_pid(url, 0, 0), signal.SIGKILL)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3 and "run stopped by a signal" in err, err
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert manifest["state"] == "stopped"
+    assert manifest["worker_results"]["0"]["restarts"] == 1
+    total, distinct, gaps = sql(
+        run_dir,
+        "SELECT sum(n), sum(d), count(*) FILTER (WHERE m + 1 <> n) FROM (SELECT device, "
+        "count(*) AS n, count(DISTINCT seq) AS d, max(seq) AS m FROM events "
+        "WHERE kind = 'publish' GROUP BY device)",
+    )[0]
+    assert total == distinct and gaps == 0
+    assert sql(run_dir, "SELECT count(*) FROM events WHERE status = 'missed'")[0][0] > 0
