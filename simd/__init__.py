@@ -7,6 +7,8 @@ The public API, for scripts and notebooks (the CLI is a thin layer over the same
     outcome = simd.run(scenario, scenario_path=Path("scenarios/load.toml"), runs_dir=Path("runs"))
     simd.ingest(outcome.run_dir)
     simd.query(outcome.run_dir, "SELECT * FROM latency_percentiles")
+    simd.write_html(outcome.run_dir)                   # RUN/report.html
+    simd.compare(base_dir, outcome.run_dir).regressions
 """
 
 from typing import TYPE_CHECKING, Any
@@ -23,6 +25,9 @@ _EXPORTS = {
     "UserError": "simd.errors",
     "read_segment": "simd.eventlog",
     "check": "simd.report",
+    "compare": "simd.compare",
+    "write_html": "simd.html_report",
+    "follow": "simd.results",
     "ingest": "simd.results",
     "query": "simd.results",
     "Scenario": "simd.scenario",
@@ -32,16 +37,19 @@ _EXPORTS = {
     "plan_counts": "simd.schedule",
     "RunOutcome": "simd.supervisor",
     "run": "simd.supervisor",
+    "resume": "simd.supervisor",
 }
 
 if TYPE_CHECKING:
+    from simd.compare import compare
     from simd.errors import LogFormatError, RunError, ScenarioError, SimdError, UserError
     from simd.eventlog import read_segment
+    from simd.html_report import write_html
     from simd.report import check
-    from simd.results import ingest, query
+    from simd.results import follow, ingest, query
     from simd.scenario import Scenario, load_scenario, parse_scenario
     from simd.schedule import Plan, plan_counts
-    from simd.supervisor import RunOutcome, run
+    from simd.supervisor import RunOutcome, resume, run
 
 
 def __getattr__(name: str) -> Any:
@@ -66,11 +74,15 @@ __all__ = [
     "UserError",
     "__version__",
     "check",
+    "compare",
+    "follow",
     "ingest",
     "load_scenario",
     "parse_scenario",
     "plan_counts",
     "query",
     "read_segment",
+    "resume",
     "run",
+    "write_html",
 ]
