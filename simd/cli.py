@@ -501,10 +501,12 @@ def status_cmd(
     format: Annotated[str, typer.Option("--format", help="table | json")] = "table",
 ) -> None:
     """Runs on the daemon, or one run's live status (also a run folder's, without a daemon)."""
-    from simd.daemon import Client
+    from simd.daemon import Client, folder_status
 
     if run is not None and (Path(run) / "run.json").is_file():
-        data = _folder_status(Path(run))
+        data = folder_status(Path(run))
+        if data is None:
+            raise UserError(f"{run}/run.json: not readable")
     elif run is None:
         data = Client().call("GET", "/runs")
     else:
@@ -528,27 +530,6 @@ def status_cmd(
             str(r.get("status_url") or "-"),
         )
     out.print(t)
-
-
-def _folder_status(run_dir: Path) -> dict[str, Any]:
-    import urllib.request
-
-    from simd.manifest import read_manifest
-
-    m = read_manifest(run_dir)
-    data: dict[str, Any] = {
-        "run_id": m["run_id"],
-        "state": m.get("state"),
-        "scenario": (m.get("scenario") or {}).get("name"),
-        "status_url": m.get("status_url"),
-    }
-    if m.get("state") == "running" and m.get("status_url"):
-        try:
-            with urllib.request.urlopen(m["status_url"] + "/status", timeout=5) as r:
-                data["status"] = json.loads(r.read())
-        except OSError:
-            data["status"] = None
-    return data
 
 
 @app.command("stop")

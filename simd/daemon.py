@@ -107,30 +107,14 @@ class Daemon:
         return {"run_id": run_id, "run_dir": str(run_dir), "pid": proc.pid}
 
     def describe(self, run_id: str, live: bool = True) -> dict[str, Any]:
-        run_dir = self.runs_dir / run_id
-        try:
-            m = json.loads((run_dir / "run.json").read_text())
-        except (OSError, ValueError):
-            m = {}
         with self.lock:
             r = self.runs.get(run_id)
-        if not m and r is None:
+        out = folder_status(self.runs_dir / run_id, live=live and r is not None)
+        if out is None and r is None:
             raise KeyError(run_id)
-        out: dict[str, Any] = {
-            "run_id": run_id,
-            "run_dir": str(run_dir),
-            "state": m.get("state", "starting"),
-            "scenario": (m.get("scenario") or {}).get("name"),
-            "status_url": m.get("status_url"),
-            "pid": r.proc.pid if r and r.proc.poll() is None else None,
-            "exit_code": r.proc.poll() if r else None,
-        }
-        if live and out["pid"] and out["status_url"] and out["state"] == "running":
-            try:
-                with urllib.request.urlopen(out["status_url"] + "/status", timeout=2) as resp:
-                    out["status"] = json.loads(resp.read())
-            except OSError:
-                out["status"] = None
+        out = out or {"run_id": run_id, "run_dir": str(self.runs_dir / run_id), "state": "starting"}
+        out["pid"] = r.proc.pid if r and r.proc.poll() is None else None
+        out["exit_code"] = r.proc.poll() if r else None
         return out
 
     def list_runs(self) -> list[dict[str, Any]]:
@@ -159,6 +143,29 @@ class Daemon:
                 r.proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 r.proc.kill()
+
+
+def folder_status(run_dir: Path, live: bool = True) -> dict[str, Any] | None:
+    """What a run folder says of itself (None without a readable run.json), and, while it
+    runs and `live`, its supervisor's /status."""
+    try:
+        m = json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        return None
+    out: dict[str, Any] = {
+        "run_id": m.get("run_id", run_dir.name),
+        "run_dir": str(run_dir),
+        "state": m.get("state"),
+        "scenario": (m.get("scenario") or {}).get("name"),
+        "status_url": m.get("status_url"),
+    }
+    if live and out["state"] == "running" and out["status_url"]:
+        try:
+            with urllib.request.urlopen(out["status_url"] + "/status", timeout=2) as resp:
+                out["status"] = json.loads(resp.read())
+        except OSError:
+            out["status"] = None
+    return out
 
 
 def _new_id() -> str:

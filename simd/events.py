@@ -17,6 +17,11 @@ STATUSES = ("acked", "sent", "timeout", "error", "dropped", "missed", "unsent", 
 PUBLISH, CONNECT, DISCONNECT, RECEIVE, ERROR = range(len(KINDS))
 ACKED, SENT, TIMEOUT, FAILED, DROPPED, MISSED, UNSENT, OK = range(len(STATUSES))
 
+# publish statuses by outcome (analysis/views.sql spells the same sets as codes 0-1 and 2-6)
+COMPLETED_STATUSES = (ACKED, SENT)
+FAILED_STATUSES = (TIMEOUT, FAILED, DROPPED, MISSED, UNSENT)
+NOT_SENT_STATUSES = (MISSED, UNSENT)
+
 NULL_NS = np.iinfo(np.int64).min
 NO_PHASE = 255
 
@@ -86,8 +91,6 @@ class EventBuffer:
         self.sink = sink
         self.errors = ErrorTable()
         self.rows_written = 0
-        # publish rows by final status so far: what live progress shows (cheap: one bincount)
-        self.publish_status = np.zeros(len(STATUSES), dtype=np.int64)
         self.samples: list[tuple[int, int, int, int]] = []
 
     def _room(self, k: int) -> int:
@@ -97,18 +100,6 @@ class EventBuffer:
 
     def append(self, count: int, **values: np.ndarray | int) -> None:
         """Append `count` rows; each column is an array of `count` or a scalar for all of them."""
-        kind = values.get("kind", PUBLISH)
-        st = values.get("status", SENT)
-        if isinstance(kind, np.ndarray):
-            pub = kind == PUBLISH
-            st = st[pub] if isinstance(st, np.ndarray) else np.full(int(pub.sum()), st)
-            kind = PUBLISH
-        if kind == PUBLISH:
-            if isinstance(st, np.ndarray):
-                counts = np.bincount(st.astype(np.int64), minlength=len(STATUSES))
-                self.publish_status += counts[: len(STATUSES)]
-            else:
-                self.publish_status[st] += count
         start = 0
         while start < count:
             take = min(count - start, self.capacity)

@@ -28,14 +28,14 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
-from simd.events import STATUSES
+from simd.events import COMPLETED_STATUSES, FAILED_STATUSES, NOT_SENT_STATUSES, STATUSES
 from simd.live_stats import LATENCY_BOUNDS_S
 from simd.messages import Progress
 
 ALERT_WINDOW_S = 5.0  # live SLOs are judged over the last few seconds, not the whole run
-_FAILED = [STATUSES.index(s) for s in ("timeout", "error", "dropped", "missed", "unsent")]
-_COMPLETED = [STATUSES.index(s) for s in ("acked", "sent")]
-_NOT_SENT = [STATUSES.index(s) for s in ("missed", "unsent")]
+_FAILED = list(FAILED_STATUSES)
+_COMPLETED = list(COMPLETED_STATUSES)
+_NOT_SENT = list(NOT_SENT_STATUSES)
 
 
 class WorkerStatus(BaseModel):
@@ -205,12 +205,7 @@ class LiveState:
         with_lat = [p for p in lasts if p.interval_completed]
         return IntervalStatus(
             seconds=round(secs, 3),
-            sent_per_s=(
-                logged - int(d[STATUSES.index("missed")]) - int(d[STATUSES.index("unsent")])
-            )
-            / secs
-            if secs
-            else 0.0,
+            sent_per_s=(logged - int(d[_NOT_SENT].sum())) / secs if secs else 0.0,
             completed_per_s=done / secs if secs else 0.0,
             error_rate=failed / logged if logged else 0.0,
             latency_p50_ms=max(p.interval_p50_ns for p in with_lat) / 1e6 if with_lat else None,
@@ -223,8 +218,11 @@ class LiveState:
             now = time.monotonic()
             totals = self._totals().sum(axis=0)
             t = self.t_ns()
+            # expected by now: whole windows, then the share of the current one
             k = min(int(t // self.window_ns), len(self.expected_cum) - 1)
-            planned = int(self.expected_cum[k]) if t > 0 and len(self.expected_cum) else 0
+            before = float(self.expected_cum[k - 1]) if k > 0 else 0.0
+            frac = min(1.0, (t - k * self.window_ns) / self.window_ns)
+            planned = int(before + frac * (float(self.expected_cum[k]) - before)) if t > 0 else 0
             workers = []
             for w in sorted(self.workers):
                 wk = self.workers[w]
@@ -254,10 +252,10 @@ class LiveState:
                 duration_s=self.duration_ns / 1e9,
                 planned_total=self.planned_total,
                 planned_so_far=min(planned, self.planned_total),
-                sent=sum(by.values()) - by["missed"] - by["unsent"],
+                sent=int(totals.sum() - totals[_NOT_SENT].sum()),
                 acked=by["acked"],
-                completed=by["acked"] + by["sent"],
-                errors=sum(by[s] for s in ("timeout", "error", "dropped", "missed", "unsent")),
+                completed=int(totals[_COMPLETED].sum()),
+                errors=int(totals[_FAILED].sum()),
                 by_status=by,
                 interval=self._interval(now),
                 workers=workers,

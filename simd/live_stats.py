@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from simd.events import ACKED, NULL_NS, PUBLISH, SENT, STATUSES
+from simd.events import (
+    ACKED,
+    COMPLETED_STATUSES,
+    FAILED_STATUSES,
+    NULL_NS,
+    PUBLISH,
+    SENT,
+    STATUSES,
+)
 
 # upper bounds of the latency buckets (from intended send time), seconds; +Inf follows
 LATENCY_BOUNDS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -57,6 +65,11 @@ class LiveStats:
         if self._interval_n < INTERVAL_SAMPLE:
             self._interval.append(lat[: INTERVAL_SAMPLE - self._interval_n])
             self._interval_n += len(self._interval[-1])
+
+    def outcomes(self) -> tuple[int, int]:
+        """(completed, failed) publish rows so far, over every group."""
+        st = self.status.sum(axis=0)
+        return int(st[list(COMPLETED_STATUSES)].sum()), int(st[list(FAILED_STATUSES)].sum())
 
     def take_interval(self) -> tuple[int, int, int]:
         """(completed, p50 ns, p99 ns) of the latencies seen since the last call."""

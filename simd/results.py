@@ -23,7 +23,7 @@ from simd.eventlog import SegmentInfo, read_segment, segment_paths
 from simd.events import NULL_NS
 from simd.histogram import Histograms, HistRows, frame_metrics
 from simd.manifest import read_manifest
-from simd.scenario import Scenario
+from simd.scenario import DURATION_SLOS, Scenario
 from simd.schedule import device_ids, expected_series
 from simd.series import Tallies, series_window_ns
 from simd.shape import compile_shape
@@ -210,21 +210,12 @@ def _write_metadata(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) ->
     for name, value in scenario.slo.model_dump().items():
         if value is None or name == "burst_error_rate":
             continue
-        unit = "ns" if name in _DURATION_SLOS else "count" if name == "error_bursts" else "ratio"
+        unit = "ns" if name in DURATION_SLOS else "count" if name == "error_bursts" else "ratio"
         con.execute(
             "INSERT INTO slo VALUES (?, ?, ?, ?)",
             [name, float(value), unit, name == "throughput_ratio"],
         )
     return group_of
-
-
-_DURATION_SLOS = {
-    "latency_p50",
-    "latency_p90",
-    "latency_p99",
-    "latency_p999",
-    "schedule_lag_p99",
-}
 
 
 @dataclass
@@ -264,7 +255,7 @@ def _prepare(
                 continue
             errors: dict[int, str] = {}
             hist = Histograms()
-            tallies = Tallies(window_ns)
+            tallies = Tallies(window_ns, int(info.header["worker"]))
             samples: list[tuple[int, int, int, int]] = []
             for start in range(0, len(batches), FRAMES_PER_INSERT):
                 frames = []
@@ -358,12 +349,7 @@ def _ingest(run: str | Path) -> IngestResult:
                 continue
             if isinstance(item, _Tallied):
                 for table, tally in item.tables.items():  # noqa: B007 - read by name in the SQL
-                    con.execute(
-                        f"INSERT INTO {table} BY NAME SELECT *, $worker AS worker FROM tally"
-                        if table == "series_error_counts"
-                        else f"INSERT INTO {table} BY NAME SELECT * FROM tally",
-                        {"worker": item.worker} if table == "series_error_counts" else {},
-                    )
+                    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM tally")
                 if item.samples:
                     con.executemany(
                         "INSERT INTO samples VALUES (?, ?, ?, ?, ?)",
@@ -407,19 +393,14 @@ def _ingest(run: str | Path) -> IngestResult:
 FINAL_STATES = frozenset({"completed", "stopped", "failed", "aborted"})
 
 
-def follow(
-    run: str | Path,
-    interval_s: float = 1.0,
-    on_pass: Any = None,
-    stop: Any = None,
-) -> IngestResult:
+def follow(run: str | Path, interval_s: float = 1.0, on_pass: Any = None) -> IngestResult:
     """Keep results.duckdb current while a run writes its logs: ingest the new frames every
     `interval_s`, until the run's manifest says it ended and one last pass has read the rest.
 
     Each pass holds the file only while it writes, so `simd query` and `simd report` can open it
     between passes. Offsets are committed with the rows, so a follower that is killed and
     started again continues where it stopped. `on_pass(result, state)` is called after each
-    pass; `stop()` returning true ends the loop early (after a complete pass).
+    pass.
     """
     run_dir = run_dir_of(run)
     total = IngestResult()
@@ -433,7 +414,7 @@ def follow(
         total.torn = r.torn  # only the last pass's: mid-run a frame being written looks torn
         if on_pass is not None:
             on_pass(r, state)
-        if state in FINAL_STATES or (stop is not None and stop()):
+        if state in FINAL_STATES:
             return total
         time.sleep(interval_s)
 

@@ -401,6 +401,9 @@ class SimOptions(_Model):
         return self
 
 
+DURATION_SLOS = ("latency_p50", "latency_p90", "latency_p99", "latency_p999", "schedule_lag_p99")
+
+
 class Slo(_Model):
     """Thresholds checked by `simd check` (and at the end of `simd run`)."""
 
@@ -427,14 +430,7 @@ class Slo(_Model):
         0.01, gt=0, le=1, description="a window whose error rate passes this is in a burst"
     )
 
-    _durs = field_validator(
-        "latency_p50",
-        "latency_p90",
-        "latency_p99",
-        "latency_p999",
-        "schedule_lag_p99",
-        mode="before",
-    )(classmethod(lambda cls, v: _opt_dur(v)))
+    _durs = field_validator(*DURATION_SLOS, mode="before")(classmethod(lambda cls, v: _opt_dur(v)))
 
 
 ClockSpec = Annotated[str, Field(pattern=r"^(real|virtual|scaled:\d+(\.\d+)?)$")]

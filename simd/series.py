@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simd.events import NULL_NS, TIMEOUT, UNSENT
+from simd.events import FAILED_STATUSES, NULL_NS
 from simd.histogram import SUB_BITS, FrameMetrics
 
 SERIES_SUB_BITS = 6  # 64 buckets per power of two
@@ -25,7 +25,6 @@ _BUCKET_BITS = 13  # room for every coarse bucket: 1 + 64 * 64 < 2^13
 # to ((b - 1) >> 4) + 1, exactly the bucket bucket_of(v, SERIES_SUB_BITS) gives
 _FINE_PER_COARSE_BITS = SUB_BITS - SERIES_SUB_BITS
 _MIN = np.iinfo(np.int64).min
-assert UNSENT == TIMEOUT + 4  # failed statuses are the codes TIMEOUT..UNSENT (simd.events)
 
 
 def series_window_ns(duration_ns: int) -> int:
@@ -113,8 +112,9 @@ class _Maxima:
 class Tallies:
     """Everything the series and topic views need from one segment's frames."""
 
-    def __init__(self, window_ns: int) -> None:
+    def __init__(self, window_ns: int, worker: int) -> None:
         self.window_ns = window_ns
+        self.worker = worker  # error codes are per worker (simd.events.ErrorTable)
         self.status = _Sparse()  # window * 8 + status -> publishes, bytes
         self.hist = _Sparse(_BUCKET_BITS)  # (window * 3 + metric) << 13 | bucket
         self.maxima = _Maxima()  # window * 3 + metric
@@ -154,7 +154,7 @@ class Tallies:
                 self.topic_max.add(topic_all[mask], v)
         if keys:
             self.hist.add(np.concatenate(keys), np.concatenate(buckets))
-        bad = (status >= TIMEOUT) & (status <= UNSENT)  # every failed status
+        bad = np.isin(status, FAILED_STATUSES)
         if bad.any():
             err = rows(cols["error"])[bad].astype(np.int64)
             self.errors.add(w[bad] * 8 + status[bad], err)
@@ -183,6 +183,7 @@ class Tallies:
         series_errors = {
             "window": ws // 8,
             "status": (ws % 8).astype(np.uint8),
+            "worker": np.full(len(k), self.worker, dtype=np.int32),
             "error": (k & 0xFFFF).astype(np.uint16),
             "count": n,
         }

@@ -30,7 +30,7 @@ from simd.live import ALERT_WINDOW_S, LiveState, StatusServer
 from simd.manifest import reserve_space, scenario_hash, write_manifest
 from simd.messages import Done, Failed, Progress, Ready, Start, Stop, WorkerSpec
 from simd.payloads import check_plugins
-from simd.scenario import Scenario
+from simd.scenario import DURATION_SLOS, Scenario
 from simd.schedule import Plan, plan_counts
 from simd.transports import does_real_io, scheme_of
 
@@ -324,7 +324,6 @@ class _Supervision:
         self.manifest = manifest
         self.run_dir = run_dir
         self.plan = plan
-        self.clock_text = clock_text
         self.resuming = manifest["state"] == "resuming"
         self.outcome = RunOutcome(run_dir, "failed", plan)
         self.latest: dict[int, Progress] = {}
@@ -626,7 +625,7 @@ def _live_state(scenario: Scenario, manifest: dict[str, Any], plan: Plan) -> Liv
     for name in ("latency_p99", "error_rate", "schedule_lag_p99"):
         v = getattr(scenario.slo, name)
         if v is not None:
-            slo[name] = (float(v), "ratio" if name == "error_rate" else "ns")
+            slo[name] = (float(v), "ns" if name in DURATION_SLOS else "ratio")
     return LiveState(
         run_id=manifest["run_id"],
         scenario=scenario.name,

@@ -22,17 +22,7 @@ import trio
 from simd.clock import RunClock, parse_clock, trio_clock
 from simd.errors import SimdError, UserError
 from simd.eventlog import SegmentWriter
-from simd.events import (
-    ACKED,
-    DROPPED,
-    FAILED,
-    MISSED,
-    PUBLISH,
-    SENT,
-    TIMEOUT,
-    UNSENT,
-    EventBuffer,
-)
+from simd.events import MISSED, NOT_SENT_STATUSES, PUBLISH, UNSENT, EventBuffer
 from simd.live_stats import LiveStats
 from simd.messages import Done, Failed, Progress, Ready, Start, Stop, WorkerSpec
 from simd.payloads import PayloadContext, PayloadGenerator, make_generator
@@ -95,7 +85,6 @@ class SliceRunner:
                 observe=self.live.observe,
             )
             self.live.take_interval()
-            self.log.publish_status[:] = self.live.status.sum(axis=0)
         self._build_messages()
         self.transport = open_transport(
             spec.target,
@@ -104,8 +93,8 @@ class SliceRunner:
             ),
         )
         self.stop_event = trio.Event()
-        st = self.log.publish_status
-        self.sent = int(st.sum() - st[MISSED] - st[UNSENT])
+        st = self.live.status.sum(axis=0)
+        self.sent = int(st.sum() - st[list(NOT_SENT_STATUSES)].sum())
         self.unsent = int(st[UNSENT])
         self.stop_requested = False
         self.lags: list[np.ndarray] = []
@@ -230,21 +219,27 @@ class SliceRunner:
             t_r = max(self.clock.now_ns(), 0)
         code = self.log.errors.code(MISSED_TEXT)
         for c, owed in owed_rows(self.resumed, self.schedule, t_r, span):
-            k = int(owed.sum())
-            g, m = c.group[owed], c.message[owed]
+            self._log_unsent(c, owed, MISSED, code)
+        return t_r
+
+    def _log_unsent(self, c: Chunk, rows: np.ndarray | slice, status: int, error: int = 0) -> int:
+        """Log planned publishes of `c` that were never sent (missed, or unsent at a stop)."""
+        g, m = c.group[rows], c.message[rows]
+        k = len(g)
+        if k:
             self.log.append(
                 k,
-                device=c.device[owed],
-                seq=c.seq[owed],
+                device=c.device[rows],
+                seq=c.seq[rows],
                 kind=PUBLISH,
-                status=MISSED,
-                phase=c.phase[owed],
+                status=status,
+                phase=c.phase[rows],
                 message=m,
-                t_intended=c.t_intended[owed],
+                t_intended=c.t_intended[rows],
                 qos=self.qos[g, m],
-                error=code,
+                error=error,
             )
-        return t_r
+        return k
 
     async def _sample_resources(self) -> None:
         """Log this process's RSS, CPU time and open fds every `resource_samples` of run time."""
@@ -267,15 +262,15 @@ class SliceRunner:
         if self.lags:
             lag = int(np.percentile(np.concatenate(self.lags), 99))
             self.lags = []
-        st = self.log.publish_status
+        completed, errors = self.live.outcomes()
         n_int, p50, p99 = self.live.take_interval()
         self.conn.send(
             Progress(
                 worker=self.spec.worker,
                 t_ns=self.clock.now_ns(),
                 sent=self.sent,
-                completed=int(st[ACKED] + st[SENT]),
-                errors=int(st[TIMEOUT] + st[FAILED] + st[DROPPED]),
+                completed=completed,
+                errors=errors,
                 lag_p99_ns=lag,
                 rows=self.log.rows_written + self.log.n,
                 status=self.live.status.tolist(),
@@ -348,21 +343,8 @@ class SliceRunner:
                     await self._sleep_until(min(nxt, now + 200_000_000))
         if stopped_at is not None:
             # publishes that were due before the stop but not yet sent: logged, never absent
-            due = chunk.t_intended[i:] <= stopped_at
-            k = int(due.sum())
-            if k:
-                self.log.append(
-                    k,
-                    device=chunk.device[i : i + k],
-                    seq=chunk.seq[i : i + k],
-                    kind=PUBLISH,
-                    status=UNSENT,
-                    phase=chunk.phase[i : i + k],
-                    message=chunk.message[i : i + k],
-                    t_intended=chunk.t_intended[i : i + k],
-                    qos=self.qos[chunk.group[i : i + k], chunk.message[i : i + k]],
-                )
-                self.unsent += k
+            k = int((chunk.t_intended[i:] <= stopped_at).sum())
+            self.unsent += self._log_unsent(chunk, slice(i, i + k), UNSENT)
         end = self.clock.now_ns()
         if self.virtual and stopped_at is None:
             end = max(end, self.duration)  # the virtual clock sends ahead of the last publish
@@ -374,12 +356,12 @@ class SliceRunner:
         self.log.flush()
         self.writer.close()
         torn = [f"{t.reason} at byte {t.offset}" for t in self.writer.torn_truncated]
-        st = self.log.publish_status
+        completed, errors = self.live.outcomes()
         return Done(
             worker=self.spec.worker,
             sent=self.sent,
-            completed=int(st[ACKED] + st[SENT]),
-            errors=int(st[TIMEOUT] + st[FAILED] + st[DROPPED]),
+            completed=completed,
+            errors=errors,
             unsent=self.unsent,
             rows=self.log.rows_written,
             stopped_at_ns=stopped_at,

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -16,9 +17,14 @@ SCENARIOS = REPO / "scenarios"
 
 
 def simd(
-    *args: str, cwd: Path | None = None, timeout: float = 240, check: int | None = None
+    *args: str,
+    cwd: Path | None = None,
+    timeout: float = 240,
+    check: int | None = None,
+    **popen: Any,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m simd ARGS`; if `check` is given, assert that exit code."""
+    """Run `python -m simd ARGS` (`popen`: more subprocess.run arguments); if `check` is
+    given, assert that exit code."""
     env = {**os.environ, "COLUMNS": "200"}
     proc = subprocess.run(
         [sys.executable, "-m", "simd", *args],
@@ -27,6 +33,7 @@ def simd(
         text=True,
         timeout=timeout,
         env=env,
+        **popen,
     )
     if check is not None:
         assert proc.returncode == check, (

@@ -124,28 +124,10 @@ def test_disk_full_stops_the_run_cleanly(tmp_path: Path) -> None:
     """
     path = write_scenario(tmp_path, body)
     with _small_disk(tmp_path, "1m") as (disk, popen_kw):
-        started = time.monotonic()
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "simd",
-                "run",
-                str(path),
-                "--runs-dir",
-                str(disk),
-                "--run-id",
-                "full",
-                "--no-progress",
-                "--no-report",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            **popen_kw,  # type: ignore[arg-type]
-        )
-        assert time.monotonic() - started < 30, "stopped well before the 60 s scenario's end"
-        assert proc.returncode == 3, proc.stderr
+        proc = simd(
+            "run", str(path), "--runs-dir", str(disk), "--run-id", "full", "--no-progress",
+            "--no-report", timeout=120, check=3, **popen_kw,
+        )  # fmt: skip
         assert "Traceback" not in proc.stderr
         last = proc.stderr.strip().splitlines()[-1]
         assert last.startswith("simd: error: run failed: worker ")
@@ -156,7 +138,10 @@ def test_disk_full_stops_the_run_cleanly(tmp_path: Path) -> None:
         subprocess.run(["cp", "-r", str(disk / "full"), str(copy)], check=True)
     (copy / "results.duckdb").unlink(missing_ok=True)
     simd("ingest", str(copy), check=0)
-    assert sql(copy, "SELECT count(*) FROM events WHERE kind = 'publish'")[0][0] > 10_000
+    logged, last_ns = sql(
+        copy, "SELECT count(*), max(t_intended_ns) FROM events WHERE kind = 'publish'"
+    )[0]
+    assert logged > 10_000 and last_ns < 30 * 10**9  # stopped long before the 60 s scenario's end
     assert json.loads((copy / "run.json").read_text())["state"] == "failed"
 
 
@@ -173,13 +158,11 @@ def test_sigterm_during_the_connect_ramp(tmp_path: Path, runs: Path) -> None:
         _wait_running(run_dir)
         time.sleep(2.0)
         proc.send_signal(signal.SIGTERM)
-        started = time.monotonic()
         _, err = proc.communicate(timeout=60)
-    assert time.monotonic() - started < 15
     assert proc.returncode == 3 and "Traceback" not in err
     assert "run stopped by a signal" in err
     manifest = json.loads((run_dir / "run.json").read_text())
-    assert manifest["state"] == "stopped"
+    assert manifest["state"] == "stopped" and manifest["stopped_at_ns"] < 10 * 10**9
     connected = sql(
         run_dir,
         "SELECT count(DISTINCT device) FROM events WHERE kind = 'connect' AND status = 'ok'",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -177,7 +176,7 @@ def test_manifest_is_redacted(tmp_path: Path) -> None:
     run_dir = virtual_run(write_scenario(tmp_path, body), tmp_path / "runs", check=1)
     text = (run_dir / "report.html").read_text()
     assert "hunter2-secret" not in text
-    assert re.search(r"password&quot;: &quot;\*+", text) or "redacted" in text
+    assert "password&quot;: &quot;***&quot;" in text  # the key stays, its value does not
 
 
 @pytest.mark.trio

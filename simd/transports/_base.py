@@ -57,13 +57,13 @@ class PublishBatch:
     def __len__(self) -> int:
         return len(self.seq)
 
-    def take(self, rows: np.ndarray, t_sent: int | None = None) -> PublishBatch:
-        """The publishes at `rows`, in that order (sent at `t_sent` when given)."""
+    def take(self, rows: np.ndarray) -> PublishBatch:
+        """The publishes at `rows`, in that order (copies)."""
         return PublishBatch(
             device=self.device[rows],
             seq=self.seq[rows],
             t_intended=self.t_intended[rows],
-            t_sent=self.t_sent[rows] if t_sent is None else np.full(len(rows), t_sent),
+            t_sent=self.t_sent[rows],
             phase=self.phase[rows],
             message=self.message[rows],
             group=self.group[rows],

@@ -588,7 +588,7 @@ class MqttTransport:
         if waiting is None:
             return
         deadline = self.clock.now_ns() + int(self.timeout_of[batch.group[waiting]].min())
-        sub = batch.take(waiting)
+        sub = batch.take(waiting)  # its own arrays: t_sent is set in place below
         while True:
             await trio.sleep(WINDOW_POLL_S)
             now = self.clock.now_ns()
@@ -596,11 +596,12 @@ class MqttTransport:
                 self._log_dropped(sub, np.arange(len(sub)), self._code("in-flight window full"))
                 self.stage.flush(self.log)
                 return
-            sub = sub.take(np.arange(len(sub)), t_sent=now)
+            sub.t_sent[:] = now
             rest = self._publish_now(sub)
             if rest is None:
                 return
-            sub = sub.take(rest)
+            if len(rest) < len(sub):
+                sub = sub.take(rest)
 
     def _publish_now(self, batch: PublishBatch) -> np.ndarray | None:
         """Send what can go now; return the rows (of `batch`) left waiting for window room."""
