@@ -69,6 +69,21 @@ CREATE TABLE IF NOT EXISTS topic_max (grp SMALLINT, message UTINYINT, max_ns BIG
 CREATE TABLE IF NOT EXISTS samples (
     worker INTEGER, t_ns BIGINT, rss_bytes BIGINT, cpu_ns BIGINT, open_fds INTEGER
 );
+-- replay runs (simd/replay.py): each replay group's recording and options, every recorded device
+-- (source) and every recorded message, with its offset from the recording's first message.
+-- `passes` is how many times through the recording the run's duration holds.
+CREATE TABLE IF NOT EXISTS replay_groups (
+    group_index SMALLINT, recording VARCHAR, recording_sha256 VARCHAR, recorded_from VARCHAR,
+    sources BIGINT, fanout BIGINT, passes BIGINT, speed DOUBLE, lead_in_ns BIGINT,
+    period_ns BIGINT, recorded_messages BIGINT
+);
+CREATE TABLE IF NOT EXISTS replay_sources (
+    group_index SMALLINT, source BIGINT, device_id VARCHAR, messages BIGINT
+);
+CREATE TABLE IF NOT EXISTS recorded_messages (
+    group_index SMALLINT, source BIGINT, rank BIGINT, offset_ns BIGINT, topic VARCHAR,
+    bytes INTEGER
+);
 -- how far each segment has been read (ingest is incremental and idempotent)
 CREATE TABLE IF NOT EXISTS ingested (
     segment VARCHAR, worker INTEGER, offset_bytes BIGINT, frames BIGINT, rows BIGINT,

@@ -583,3 +583,109 @@ SELECT 100 + row_number() OVER (ORDER BY group_name, phase),
 FROM latency_percentiles
 WHERE group_name <> '*'
 ORDER BY 1;
+
+-- ---------------------------------------------------------------- replay fidelity
+-- replay runs: every replayed publish beside the recorded message it plays. Device d of a
+-- replay group is copy d // sources of recorded device d % sources; its publish seq is
+-- pass * n + rank (n: its recorded messages). Expected time: lead_in + (pass * period +
+-- offset) / speed, rounded half to even as the scheduler does; send offset: sent - expected.
+CREATE OR REPLACE VIEW replay_messages AS
+WITH r AS (
+    SELECT rg.*, g.group_name, g.first_device
+    FROM replay_groups rg JOIN groups g USING (group_index)
+), e AS (
+    SELECT r.group_index, r.group_name, r.sources, r.lead_in_ns, r.period_ns, r.speed,
+           ev.device, ev.seq, ev.status, ev.t_intended_ns, ev.t_sent_ns, ev.bytes,
+           (ev.device - r.first_device) % r.sources AS source,
+           (ev.device - r.first_device) // r.sources AS copy
+    FROM event_rows ev
+    JOIN r ON ev.device >= r.first_device AND ev.device < r.first_device + r.sources * r.fanout
+    WHERE ev.kind = 0
+)
+SELECT
+    e.group_name, e.device, d.device_id, e.source, e.copy,
+    e.seq // s.messages AS pass, e.seq % s.messages AS rank, e.seq,
+    (['acked', 'sent', 'timeout', 'error', 'dropped', 'missed', 'unsent', 'ok'])[e.status + 1] AS status,
+    m.topic AS recorded_topic, m.offset_ns,
+    e.lead_in_ns + round_even((e.seq // s.messages * e.period_ns + m.offset_ns) / e.speed, 0)::BIGINT
+        AS t_expected_ns,
+    e.t_intended_ns,
+    e.t_sent_ns,
+    e.t_intended_ns - t_expected_ns AS intended_error_ns,
+    e.t_sent_ns - t_expected_ns AS send_offset_ns,
+    e.bytes::INTEGER AS bytes, m.bytes AS recorded_bytes
+FROM e
+JOIN replay_sources s ON s.group_index = e.group_index AND s.source = e.source
+JOIN recorded_messages m
+    ON m.group_index = e.group_index AND m.source = e.source AND m.rank = e.seq % s.messages
+LEFT JOIN devices d ON d.device = e.device;
+
+-- per second of recording time (replay time x speed, so a 10x replay is compared in tenths of
+-- a second): publishes the recording holds (x fanout, every pass) against those replayed, by
+-- intended and by actual send time
+CREATE OR REPLACE VIEW replay_series AS
+WITH r AS (
+    SELECT rg.*, g.group_name FROM replay_groups rg JOIN groups g USING (group_index)
+), recorded AS (
+    SELECT r.group_name, (p.pass * r.period_ns + m.offset_ns) // 1000000000 AS second,
+           count(*) * any_value(r.fanout) AS recorded
+    FROM r
+    CROSS JOIN LATERAL (SELECT unnest(range(r.passes)) AS pass) p
+    JOIN recorded_messages m ON m.group_index = r.group_index
+    WHERE r.lead_in_ns + round_even((p.pass * r.period_ns + m.offset_ns) / r.speed, 0)
+          < (SELECT duration_ns FROM runs)
+    GROUP BY ALL
+), replayed AS (
+    SELECT rm.group_name,
+           floor((rm.t_intended_ns - r.lead_in_ns) * r.speed / 1e9)::BIGINT AS second,
+           count(*) AS replayed_intended
+    FROM replay_messages rm JOIN r USING (group_name)
+    GROUP BY ALL
+), sent AS (
+    SELECT rm.group_name,
+           floor((rm.t_sent_ns - r.lead_in_ns) * r.speed / 1e9)::BIGINT AS second,
+           count(*) AS replayed_sent
+    FROM replay_messages rm JOIN r USING (group_name)
+    WHERE rm.t_sent_ns IS NOT NULL
+    GROUP BY ALL
+)
+SELECT group_name, second, coalesce(recorded, 0) AS recorded,
+       coalesce(replayed_intended, 0) AS replayed_intended,
+       coalesce(replayed_sent, 0) AS replayed_sent
+FROM recorded
+FULL OUTER JOIN replayed USING (group_name, second)
+FULL OUTER JOIN sent USING (group_name, second)
+ORDER BY group_name, second;
+
+-- one row per replay group: how faithfully the run replayed its recording. Offsets in ms;
+-- correlations of the per-second counts above (1.0 = the same shape).
+CREATE OR REPLACE VIEW replay_fidelity AS
+WITH r AS (
+    SELECT rg.*, g.group_name FROM replay_groups rg JOIN groups g USING (group_index)
+), m AS (
+    SELECT group_name,
+           count(*) AS replayed,
+           count(t_sent_ns) AS sent,
+           count(*) FILTER (WHERE status IN ('acked', 'sent')) AS completed,
+           max(abs(intended_error_ns)) AS intended_error_max_ns,
+           quantile_cont(send_offset_ns, 0.5) / 1e6 AS send_offset_p50_ms,
+           quantile_cont(send_offset_ns, 0.99) / 1e6 AS send_offset_p99_ms,
+           max(send_offset_ns) / 1e6 AS send_offset_max_ms,
+           count(*) FILTER (WHERE bytes <> recorded_bytes AND t_sent_ns IS NOT NULL)
+               AS size_mismatches
+    FROM replay_messages GROUP BY group_name
+), s AS (
+    SELECT group_name, sum(recorded) AS planned,
+           corr(recorded, replayed_intended) AS correlation_intended,
+           corr(recorded, replayed_sent) AS correlation_sent,
+           count(*) AS seconds
+    FROM replay_series GROUP BY group_name
+)
+SELECT r.group_name, r.recording, r.recorded_from, r.recorded_messages, r.sources, r.fanout,
+       r.passes, r.speed, s.planned, coalesce(m.replayed, 0) AS replayed,
+       coalesce(m.sent, 0) AS sent, coalesce(m.completed, 0) AS completed,
+       m.intended_error_max_ns, m.send_offset_p50_ms, m.send_offset_p99_ms,
+       m.send_offset_max_ms, s.seconds, s.correlation_intended, s.correlation_sent,
+       coalesce(m.size_mismatches, 0) AS size_mismatches
+FROM r LEFT JOIN m USING (group_name) LEFT JOIN s USING (group_name)
+ORDER BY r.group_name;

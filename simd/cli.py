@@ -96,8 +96,6 @@ def run(
     """Run a scenario: workers publish, every event is logged, then ingest, report and check."""
     from simd import supervisor
     from simd.clock import parse_clock
-    from simd.report import check, render_report
-    from simd.results import ingest
     from simd.scenario import load_scenario
 
     if resume is not None:
@@ -111,8 +109,7 @@ def run(
             raise UserError("give a scenario file (or --resume RUN)")
         if clock is not None:
             parse_clock(clock)
-        if run_id is not None and ("/" in run_id or run_id in (".", "..")):
-            raise UserError(f"--run-id {run_id!r}: a folder name, without '/'")
+        _check_run_id(run_id)
         sc = load_scenario(scenario, _overrides(target, duration, seed))
         outcome = supervisor.run(
             sc,
@@ -124,6 +121,15 @@ def run(
             progress=progress,
             status_port=status_port,
         )
+    _finish(outcome, report)
+
+
+def _finish(outcome: Any, report: bool) -> None:
+    """After a run: print its folder, ingest, report, and exit as the contract says."""
+    from simd.html_report import write_html
+    from simd.report import check, render_report
+    from simd.results import ingest
+
     print(outcome.run_dir, flush=True)
     try:
         result = ingest(outcome.run_dir)
@@ -131,8 +137,6 @@ def run(
             sys.stderr.write(f"simd: warning: {t}\n")
         if report:
             render_report(outcome.run_dir, out)
-        from simd.html_report import write_html
-
         print(f"report: {write_html(outcome.run_dir)}", flush=True)
     except UserError as exc:
         if outcome.state == "completed":
@@ -157,6 +161,11 @@ def run(
         for s in failed:
             sys.stderr.write(f"simd: slo failed: {s.describe()}\n")
         raise typer.Exit(EXIT_SLO)
+
+
+def _check_run_id(run_id: str | None) -> None:
+    if run_id is not None and ("/" in run_id or run_id in (".", "..")):
+        raise UserError(f"--run-id {run_id!r}: a folder name, without '/'")
 
 
 def _fail_if_never_connected(run_dir: Path) -> None:
@@ -257,10 +266,14 @@ def schema() -> None:
 def inspect(
     path: Annotated[Path, typer.Argument(help="a run folder, its events/ folder or a .simlog")],
 ) -> None:
-    """Segments, frames, rows and any torn tail of an event log."""
+    """Segments, frames, rows and any torn tail of an event log, or what a recording holds."""
     from simd.errors import LogFormatError
     from simd.eventlog import read_segment, segment_paths
+    from simd.recording import MAGIC
 
+    if path.is_file() and (path.suffix in (".jsonl", ".ndjson") or _starts_with(path, MAGIC)):
+        _inspect_recording(path)
+        return
     if path.is_file():
         paths = [path]
     elif (path / "events").is_dir():
@@ -302,6 +315,229 @@ def inspect(
         f"{len(paths)} segment(s), {total:,} rows"
         + ("; torn tail(s) reported above" if torn_any else "")
     )
+
+
+@app.command()
+@guarded
+def record(
+    url: Annotated[str, typer.Argument(help="broker URL: mqtt://, mqtts://, ws://, wss://")],
+    topic: Annotated[
+        list[str], typer.Option("--topic", "-t", help="a topic filter to subscribe to (repeat)")
+    ],
+    out: Annotated[Path, typer.Option(help="the recording to write, e.g. recordings/x.simrec")],
+    duration: Annotated[
+        str | None, typer.Option(help="stop after this long (default: until Ctrl-C)")
+    ] = None,
+    qos: Annotated[int, typer.Option(min=0, max=2, help="subscription qos")] = 1,
+    mqtt_version: Annotated[str, typer.Option(help="5 | 3.1.1")] = "5",
+    client_id: Annotated[str | None, typer.Option(help="default: simd-record-<pid>-<n>")] = None,
+    username: Annotated[str | None, typer.Option(help="user name")] = None,
+    password_env: Annotated[
+        str | None, typer.Option(help="environment variable holding the password")
+    ] = None,
+    ca_file: Annotated[Path | None, typer.Option(help="CA certificates (mqtts://)")] = None,
+    insecure: Annotated[bool, typer.Option(help="do not verify TLS certificates")] = False,
+) -> None:
+    """Subscribe to a broker and write every message it delivers to a recording."""
+    import os
+
+    from simd.durations import parse_duration_ns
+    from simd.record import RecordOptions
+    from simd.record import record as do_record
+    from simd.scenario import TlsOptions
+
+    if mqtt_version not in ("5", "3.1.1"):
+        raise UserError(f"--mqtt-version {mqtt_version!r}: 5 or 3.1.1")
+    password = None
+    if password_env is not None:
+        value = os.environ.get(password_env)
+        if value is None:
+            raise UserError(f"--password-env: environment variable {password_env} is not set")
+        password = value.encode()
+    if out.exists() and out.is_dir():
+        raise UserError(f"--out {out}: is a folder; give a file name such as {out}/x.simrec")
+    opts = RecordOptions(
+        url=url,
+        filters=topic,
+        out=out,
+        duration_s=parse_duration_ns(duration) / 1e9 if duration is not None else None,
+        qos=qos,
+        version=mqtt_version,
+        client_id=client_id,
+        username=username,
+        password=password,
+        tls=TlsOptions(ca_file=str(ca_file) if ca_file else None, verify=not insecure),
+    )
+
+    def say(line: str) -> None:
+        sys.stderr.write(f"simd: record: {line}\n")
+        sys.stderr.flush()
+
+    say(f"recording {', '.join(topic)} to {out} ({duration or 'until Ctrl-C'})")
+    r = do_record(opts, say)
+    print(
+        f"recorded {r.messages:,} messages ({r.bytes:,} payload bytes) on {r.topics:,} topics "
+        f"in {r.duration_s:.1f}s, {r.reconnects} reconnect(s), stopped by {r.stopped_by}: "
+        f"{r.path}",
+        flush=True,
+    )
+
+
+@app.command("import")
+@guarded
+def import_cmd(
+    capture: Annotated[Path, typer.Argument(help="a JSON-lines capture (one message per line)")],
+    out: Annotated[Path, typer.Option(help="the recording to write")],
+) -> None:
+    """Convert a JSON-lines capture made by another tool into a recording."""
+    from simd.capture import import_jsonl
+    from simd.recording import write_recording
+
+    rec = import_jsonl(capture)
+    path = write_recording(rec, out)
+    print(
+        f"imported {len(rec):,} messages on {len(set(rec.topic)):,} topics spanning "
+        f"{rec.duration_ns / 1e9:.3f}s: {path}",
+        flush=True,
+    )
+
+
+@app.command()
+@guarded
+def replay(
+    recording: Annotated[Path, typer.Argument(help="a .simrec recording or a .jsonl capture")],
+    target: Annotated[
+        str, typer.Option(help="where to publish: mqtt://host:port, embedded, sim:, null:")
+    ] = "embedded",
+    speed: Annotated[float, typer.Option(help="2 plays twice as fast")] = 1.0,
+    loop: Annotated[
+        int, typer.Option(min=0, help="times through the recording (0: until --duration)")
+    ] = 1,
+    fanout: Annotated[int, typer.Option(min=1, help="copies of every recorded device")] = 1,
+    topic_map: Annotated[
+        list[str] | None,
+        typer.Option(help="FROM=TO: replace the topic prefix FROM with TO (repeat)"),
+    ] = None,
+    device_level: Annotated[
+        str, typer.Option(help="topic level naming the device: auto, topic, or 0, 1, ...")
+    ] = "auto",
+    qos: Annotated[
+        int | None, typer.Option(min=0, max=2, help="instead of the recorded qos")
+    ] = None,
+    lead_in: Annotated[str, typer.Option(help="when the first message plays")] = "1s",
+    mqtt_version: Annotated[str, typer.Option(help="5 | 3.1.1")] = "3.1.1",
+    duration: Annotated[
+        str | None, typer.Option(help="run this long (default: to the last message)")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="worker processes")] = None,
+    clock: Annotated[str | None, typer.Option(help="real | scaled:N | virtual")] = None,
+    runs_dir: Annotated[Path, typer.Option(help="where run folders go")] = Path("runs"),
+    run_id: Annotated[str | None, typer.Option(help="the run folder's name")] = None,
+    progress: Annotated[bool, typer.Option(help="live progress on stderr")] = True,
+    report: Annotated[bool, typer.Option(help="print the report at the end")] = True,
+    status_port: Annotated[
+        int | None, typer.Option(help="/status and /metrics port (0 a free one, -1 none)")
+    ] = None,
+) -> None:
+    """Replay a recording: each recorded device publishes its messages at their recorded times
+    (scaled by --speed), logged like any run, with replay fidelity in the report."""
+    import re
+
+    from simd import supervisor
+    from simd.clock import parse_clock
+    from simd.replay import expand_replays
+    from simd.scenario import parse_scenario
+
+    if clock is not None:
+        parse_clock(clock)
+    _check_run_id(run_id)
+    mapping: dict[str, str] = {}
+    for item in topic_map or []:
+        old, sep, new = item.partition("=")
+        if not sep or not old:
+            raise UserError(
+                f"--topic-map {item!r}: expected FROM=TO (a topic prefix and its new one)"
+            )
+        mapping[old] = new
+    level: int | str = int(device_level) if device_level.isdigit() else device_level
+    source: dict[str, Any] = {
+        "recording": str(recording),
+        "speed": speed,
+        "loop": loop,
+        "fanout": fanout,
+        "topic_map": mapping,
+        "device_level": level,
+        "lead_in": lead_in,
+    }
+    if qos is not None:
+        source["qos"] = qos
+    data: dict[str, Any] = {
+        "name": "replay-" + re.sub(r"[^\w.-]", "_", recording.stem),
+        "target": target,
+        "fleet": [{"name": "replay", "replay": source, "mqtt": {"version": mqtt_version}}],
+    }
+    if duration is not None:
+        data["duration"] = duration
+    sc = expand_replays(parse_scenario(data, "replay"), Path.cwd(), "replay")
+    outcome = supervisor.run(
+        sc,
+        scenario_path=recording.resolve(),
+        runs_dir=runs_dir,
+        run_id=run_id,
+        workers=workers,
+        clock=clock,
+        progress=progress,
+        status_port=status_port,
+    )
+    _finish(outcome, report)
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    with open(path, "rb") as f:
+        return f.read(len(magic)) == magic
+
+
+def _inspect_recording(path: Path) -> None:
+    """A recording's header, messages, topics, gaps, torn tail, and how a replay maps it."""
+    from datetime import UTC, datetime
+
+    import numpy as np
+
+    from simd.recording import read_recording
+    from simd.replay import build_plan
+    from simd.scenario import ReplaySource
+
+    rec = read_recording(path)
+    h = rec.header
+    t0 = datetime.fromtimestamp((h.get("t0_epoch_ns") or 0) / 1e9, UTC)
+    out.print(f"recording {path}")
+    out.print(
+        f"  source {h.get('source')}  filters {', '.join(h.get('filters') or []) or '-'}"
+        f"  mqtt {h.get('mqtt_version') or '-'}  t0 {t0.isoformat(timespec='milliseconds')}"
+    )
+    qos = np.bincount(rec.qos, minlength=3) if len(rec) else np.zeros(3, dtype=np.int64)
+    end = "closed cleanly" if rec.end_ns is not None else "no clean close"
+    out.print(
+        f"  {len(rec):,} messages in {rec.frames:,} frames, {int(rec.payload.lengths.sum()):,} "
+        f"payload bytes, {len(set(rec.topic)):,} topics, {rec.duration_ns / 1e9:.3f}s ({end}); "
+        f"qos 0/1/2: {qos[0]:,}/{qos[1]:,}/{qos[2]:,}, retained {int(rec.retain.sum()):,}, "
+        f"with properties {len(rec.properties):,}"
+    )
+    for lost, back, why in rec.gaps:
+        out.print(f"  gap {lost / 1e9:.3f}s .. {back / 1e9:.3f}s: {why}")
+    if rec.torn is not None:
+        out.print(
+            f"  torn tail at byte {rec.torn.offset}: {rec.torn.size} bytes, {rec.torn.reason} "
+            "(the messages before it read and replay)"
+        )
+    if len(rec):
+        plan = build_plan(rec, ReplaySource(recording=str(path)), str(path))
+        out.print(
+            f"  replay (device_level auto): {plan.sources:,} devices, "
+            f"{plan.mean_rate_per_device:.3g} msg/s each on average, topics:"
+        )
+        for t, q in zip(plan.templates, plan.template_qos, strict=True):
+            out.print(f"    {t}  (qos {q})")
 
 
 @app.command("ingest")

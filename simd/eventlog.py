@@ -75,8 +75,9 @@ class SegmentInfo:
     errors: dict[int, str] = field(default_factory=dict)
 
 
-def _scan(data: bytes | memoryview, pos: int) -> Iterator[tuple[int, int, Any] | TornTail]:
-    """Yield (start, end, body) per good frame, then a TornTail if bytes remain that are not one."""
+def scan_frames(data: bytes | memoryview, pos: int) -> Iterator[tuple[int, int, Any] | TornTail]:
+    """Yield (start, end, body) per good frame, then a TornTail if bytes remain that are not one.
+    The framing (and this torn-tail rule) is shared by event logs and recordings."""
     end = len(data)
     while pos < end:
         if end - pos < _FRAME.size:
@@ -109,7 +110,7 @@ def _read_header(data: bytes | memoryview, path: Path) -> tuple[dict[str, Any], 
         if MAGIC.startswith(head):
             raise LogFormatError(f"{path}: segment too short to hold its header (torn at creation)")
         raise LogFormatError(f"{path}: not a simd event log (bad magic)")
-    for item in _scan(data, len(MAGIC)):
+    for item in scan_frames(data, len(MAGIC)):
         if isinstance(item, TornTail):
             raise LogFormatError(f"{path}: header frame unreadable ({item.reason})")
         _, end, header = item
@@ -156,7 +157,7 @@ def _read_mapped(data: memoryview, p: Path, start: int | None) -> tuple[SegmentI
     batches: list[Batch] = []
     pos = first if start is None or start < first else start
     info.valid_bytes = pos
-    for item in _scan(data, pos):
+    for item in scan_frames(data, pos):
         if isinstance(item, TornTail):
             info.torn = item
             break

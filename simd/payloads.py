@@ -18,6 +18,7 @@ import numpy as np
 from simd.errors import UserError
 from simd.hashing import hash2, stream_key, uniform01
 from simd.ragged import Ragged, concat_columns, format_fixed, format_ints
+from simd.replay import ReplayPlan
 from simd.scenario import (
     PLACEHOLDER,
     ChoiceField,
@@ -25,6 +26,7 @@ from simd.scenario import (
     Payload,
     PluginPayload,
     RandomBytesPayload,
+    ReplayPayload,
     TemplatePayload,
     UniformField,
     WalkField,
@@ -248,11 +250,32 @@ class PluginGenerator:
         return result
 
 
+class ReplayGenerator:
+    """The recorded payload of each (device, seq), byte for byte (simd.replay)."""
+
+    def __init__(self, plan: ReplayPlan) -> None:
+        self.plan = plan
+
+    def render(self, ctx: PayloadContext) -> Ragged:
+        return self.plan.payloads(ctx.local, ctx.seq)
+
+
 def make_generator(
-    spec: Payload, *, seed: int, group: str, message: str, ids: Ragged, base: Path
+    spec: Payload,
+    *,
+    seed: int,
+    group: str,
+    message: str,
+    ids: Ragged,
+    base: Path,
+    replay: ReplayPlan | None = None,
 ) -> PayloadGenerator:
-    """Build the generator a (group, message) uses."""
+    """Build the generator a (group, message) uses (`replay`: the group's replay plan)."""
     key = stream_key(seed, "payload", group, message)
+    if isinstance(spec, ReplayPayload):
+        if replay is None:
+            raise UserError(f"fleet {group}: payload kind 'replay' needs the group's replay")
+        return ReplayGenerator(replay)
     if isinstance(spec, TemplatePayload):
         return TemplateGenerator(spec, key, ids, group)
     if isinstance(spec, JsonLinesPayload):

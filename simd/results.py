@@ -23,13 +23,14 @@ from simd.eventlog import SegmentInfo, read_segment, segment_paths
 from simd.events import NULL_NS
 from simd.histogram import Histograms, HistRows, frame_metrics
 from simd.manifest import read_manifest
+from simd.replay import ReplayPlan
 from simd.scenario import DURATION_SLOS, Scenario
-from simd.schedule import device_ids, expected_series
+from simd.schedule import device_ids, expected_series, layout_groups
 from simd.series import Tallies, series_window_ns
 from simd.shape import compile_shape
 
 RESULTS = "results.duckdb"
-SCHEMA_VERSION = 4  # analysis/schema.sql's layout; an older file is rebuilt from the logs
+SCHEMA_VERSION = 5  # analysis/schema.sql's layout; an older file is rebuilt from the logs
 LOCK_WAIT_S = 30.0  # another simd process (ingest --follow, a run's last ingest) holds the file
 FRAMES_PER_INSERT = 64  # up to 64 x 65,536 rows per INSERT: bounds memory for big segments
 
@@ -166,6 +167,7 @@ def _write_metadata(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) ->
         ],
     )
     tables = ("groups", "devices", "messages", "phases", "planned", "slo", "schema_info")
+    tables += ("replay_groups", "replay_sources", "recorded_messages")
     for table in (*tables, "analysis_settings", "planned_series"):
         con.execute(f"DELETE FROM {table}")
     con.execute("INSERT INTO schema_info VALUES (?, ?)", [SCHEMA_VERSION, views_hash()])
@@ -201,6 +203,9 @@ def _write_metadata(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) ->
                 "INSERT INTO messages VALUES (?, ?, ?, ?, ?)", [gi, mi, m.name, m.topic, m.qos]
             )
         offset += g.count
+    for gi, layout in enumerate(layout_groups(scenario)):
+        if layout.replay is not None:
+            _write_replay(con, gi, layout.replay, shape.duration_ns)
     for pi, name in enumerate(shape.phase_names):
         a, b = shape.phase_span(pi)
         con.execute("INSERT INTO phases VALUES (?, ?, ?, ?)", [pi, name, a, b])
@@ -216,6 +221,47 @@ def _write_metadata(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) ->
             [name, float(value), unit, name == "throughput_ratio"],
         )
     return group_of
+
+
+def _write_replay(
+    con: duckdb.DuckDBPyConnection, gi: int, plan: ReplayPlan, duration_ns: int
+) -> None:
+    """A replay group's recording, as the replay_* tables (analysis/schema.sql)."""
+    o = plan.options
+    con.execute(
+        "INSERT INTO replay_groups VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            gi,
+            o.recording,
+            o.recording_sha256,
+            plan.recording.header.get("source"),
+            plan.sources,
+            o.fanout,
+            len(plan.passes(duration_ns)),
+            o.speed,
+            o.lead_in,
+            plan.period_ns,
+            len(plan.offset),
+        ],
+    )
+    n = plan.sources
+    con.execute(
+        "INSERT INTO replay_sources SELECT $1, unnest(range($2)), unnest($3), unnest($4)",
+        [gi, n, plan.ids, plan.per_source.tolist()],
+    )
+    table = pa.table(
+        {
+            "group_index": pa.array(np.full(len(plan.offset), gi, dtype=np.int16)),
+            "source": pa.array(plan.source),
+            "rank": pa.array(plan.rank),
+            "offset_ns": pa.array(plan.offset),
+            "topic": pa.array(plan.recording.topic),
+            "bytes": pa.array(plan.recording.payload.lengths.astype(np.int32)),
+        }
+    )
+    con.register("_recorded", table)
+    con.execute("INSERT INTO recorded_messages SELECT * FROM _recorded")
+    con.unregister("_recorded")
 
 
 @dataclass

@@ -12,7 +12,15 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from simd.durations import parse_duration_ns
 from simd.errors import ScenarioError
@@ -119,8 +127,14 @@ class PluginPayload(_Model):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class ReplayPayload(_Model):
+    """The recorded payload of each message, byte for byte (a replay group's own; simd.replay)."""
+
+    kind: Literal["replay"] = "replay"
+
+
 Payload = Annotated[
-    TemplatePayload | JsonLinesPayload | RandomBytesPayload | PluginPayload,
+    TemplatePayload | JsonLinesPayload | RandomBytesPayload | PluginPayload | ReplayPayload,
     Field(discriminator="kind"),
 ]
 
@@ -235,9 +249,64 @@ class Message(_Model):
     payload: Payload | None = None
 
 
+class ReplaySource(_Model):
+    """A recording as a group's timing, topics and payloads (simd.replay).
+
+    Each recorded device (its client id when the capture has one, else the topic level named by
+    `device_level`) becomes a simulated device; its messages keep their recorded topics, with
+    the device's level as `{device_id}`, and payloads byte for byte. Message i plays at
+    `lead_in + (loop * recording length + recorded offset of i) / speed`, offsets counted from
+    the recording's first message. `fanout` K runs K copies of every device: copy j > 0 has the
+    id `<id>-r<j>` (and so its own topics). Phases name stretches of the run; they do not scale
+    a replay (its rate is the recording's).
+    """
+
+    recording: str = Field(description="a .simrec recording or a JSON-lines capture (.jsonl)")
+    speed: float = Field(1.0, gt=0, le=1e6, description="2 plays twice as fast")
+    loop: int = Field(1, ge=0, description="times through the recording; 0 = until the duration")
+    fanout: int = Field(1, ge=1, le=1_000_000, description="copies of every recorded device")
+    topic_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="topic prefix FROM -> TO, applied to recorded topics (longest FROM first)",
+    )
+    device_level: int | Literal["auto", "topic"] = Field(
+        "auto",
+        description="which topic level (0-based) names the device: auto = the level with the "
+        "most distinct values; topic = every topic is its own device",
+    )
+    lead_in: DurationNs = Field(
+        1_000_000_000, description="when the first recorded message plays (connections first)"
+    )
+    qos: Literal[0, 1, 2] | None = Field(None, description="instead of the recorded qos")
+    recording_sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="the recording's content hash; set when a run starts, checked on resume",
+    )
+
+    _dur = field_validator("lead_in", mode="before")(classmethod(lambda cls, v: _duration(v)))
+
+    @field_validator("device_level")
+    @classmethod
+    def _level(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v < 0:
+            raise ValueError("a topic level is >= 0 (or auto, or topic)")
+        return v
+
+
+_FROM_RECORDING = ("rate", "interval", "arrival", "topic", "qos", "retain", "payload", "messages")
+
+
 class FleetGroup(_Model):
     name: str = Field(pattern=r"^[\w.-]+$")
-    count: int = Field(gt=0, le=10_000_000)
+    replay: ReplaySource | None = None
+    count: int | None = Field(
+        None,
+        gt=0,
+        le=10_000_000,
+        validate_default=True,
+        description="devices (with replay: derived, recorded devices x fanout)",
+    )
     id: str = "{group}-{index:05d}"
     rate: float | None = Field(None, gt=0, description="messages per second per device")
     interval: DurationNs | None = Field(None, description="time between messages per device")
@@ -255,6 +324,13 @@ class FleetGroup(_Model):
 
     _dur = field_validator("interval", mode="before")(classmethod(lambda cls, v: _opt_dur(v)))
 
+    @field_validator("count")
+    @classmethod
+    def _count_given(cls, v: int | None, info: ValidationInfo) -> int | None:
+        if v is None and "replay" in info.data and info.data["replay"] is None:
+            raise ValueError("required key is missing")
+        return v
+
     @field_validator("interval")
     @classmethod
     def _positive_interval(cls, v: int | None) -> int | None:
@@ -264,6 +340,21 @@ class FleetGroup(_Model):
 
     @model_validator(mode="after")
     def _rate_or_interval(self) -> FleetGroup:
+        if self.replay is not None:
+            fields = type(self).model_fields
+            given = [
+                k
+                for k in _FROM_RECORDING
+                if getattr(self, k) != fields[k].get_default(call_default_factory=True)
+            ]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)}: a replay group takes its timing, topics and payloads "
+                    "from its recording (replay.qos overrides the recorded qos)"
+                )
+            return self
+        if any(isinstance(m.payload, ReplayPayload) for m in [self, *self.messages]):
+            raise ValueError("payload kind 'replay' belongs to replay groups (give replay = {...})")
         if (self.rate is None) == (self.interval is None):
             raise ValueError("give exactly one of rate (messages/s) or interval (e.g. 10s)")
         try:
@@ -281,14 +372,23 @@ class FleetGroup(_Model):
 
     @property
     def rate_per_s(self) -> float:
-        """Messages per second per device at a phase level of 1."""
+        """Messages per second per device at a phase level of 1 (replay: the mean)."""
+        if self.replay is not None:
+            from simd.replay import replay_plan
+
+            return replay_plan(self).mean_rate_per_device
         if self.rate is not None:
             return self.rate
         assert self.interval is not None
         return 1e9 / self.interval
 
     def resolved_messages(self) -> list[Message]:
-        """The weighted mix with every key filled from the group's defaults."""
+        """The weighted mix with every key filled from the group's defaults (replay: one
+        message per recorded topic template)."""
+        if self.replay is not None:
+            from simd.replay import replay_plan
+
+            return replay_plan(self).messages()
         if not self.messages:
             return [
                 Message(
@@ -498,7 +598,7 @@ class Scenario(_Model):
 
     @model_validator(mode="after")
     def _whole(self) -> Scenario:
-        if self.duration is None and not self.phase:
+        if self.duration is None and not self.phase and not any(g.replay for g in self.fleet):
             raise ValueError('give a duration (e.g. duration = "10m") or at least one [[phase]]')
         if self.duration is not None and self.duration <= 0:
             raise ValueError("duration must be > 0")
@@ -529,17 +629,22 @@ class Scenario(_Model):
 # ---------------------------------------------------------------- loading
 
 
+_TAGS = {"template", "jsonl", "random", "plugin", "uniform", "walk", "choice"}
+
+
 def _loc(loc: tuple[int | str, ...]) -> str:
     out = ""
+    prev: int | str | None = None
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("template", "jsonl", "random", "plugin", "uniform", "walk", "choice"):
+        elif part in _TAGS or (part == "replay" and prev == "payload"):
             continue  # pydantic's discriminator tag; the user never wrote it as a key
-        elif isinstance(part, str) and part.startswith("function-"):
-            continue
+        elif part in ("int", "str") or part.startswith(("function-", "literal[")):
+            continue  # which member of a union pydantic tried
         else:
             out += f".{part}" if out else str(part)
+        prev = part
     return out or "(top level)"
 
 
@@ -592,7 +697,9 @@ def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> 
         data = {**data, **overrides}
     scenario = parse_scenario(data, str(p))
     _check_files(scenario, p.parent, str(p))
-    return scenario
+    from simd.replay import expand_replays
+
+    return expand_replays(scenario, p.parent, str(p))
 
 
 def _check_files(scenario: Scenario, base: Path, source: str) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simd.hashing import hash2, stream_key, uniform01
+from simd.replay import ReplayCursor, ReplayPlan, replay_plan
 from simd.scenario import FleetGroup, Scenario
 from simd.shape import Shape, compile_shape
 
@@ -42,6 +43,7 @@ class GroupLayout:
     mix_cdf: np.ndarray  # cumulative weights, last == 1.0
     spawn_rate: float | None = None  # devices/s: the group's connect ramp
     spawn_key: int = 0
+    replay: ReplayPlan | None = None  # a replay group: timing from its recording
 
     def spawn_rank(self) -> np.ndarray:
         """Each device's place in the ramp: a seeded shuffle of the group, so that every
@@ -86,6 +88,7 @@ def layout_groups(scenario: Scenario) -> list[GroupLayout]:
         weights = np.array([m.weight for m in g.resolved_messages()], dtype=np.float64)
         cdf = np.cumsum(weights) / weights.sum()
         cdf[-1] = 1.0
+        replay = replay_plan(g) if g.replay is not None else None
         out.append(
             GroupLayout(
                 index=gi,
@@ -93,7 +96,8 @@ def layout_groups(scenario: Scenario) -> list[GroupLayout]:
                 offset=offset,
                 count=g.count,
                 rate=g.rate_per_s,
-                arrival=g.arrival,
+                arrival="replay" if replay is not None else g.arrival,
+                replay=replay,
                 phase_key=stream_key(scenario.seed, "phase", g.name),
                 arrival_key=stream_key(scenario.seed, "arrival", g.name),
                 mix_key=stream_key(scenario.seed, "mix", g.name),
@@ -107,7 +111,10 @@ def layout_groups(scenario: Scenario) -> list[GroupLayout]:
 
 
 def device_ids(group: FleetGroup, local: range | np.ndarray) -> list[str]:
-    """Render device ids from the group's pattern (`sensor-{index:05d}`)."""
+    """Render device ids from the group's pattern (`sensor-{index:05d}`), or a replay group's
+    recorded ids (simd.replay)."""
+    if group.replay is not None:
+        return replay_plan(group).device_ids(local)
     return [group.id.format(index=int(i), group=group.name) for i in local]
 
 
@@ -256,22 +263,43 @@ class SliceSchedule:
     def __init__(self, scenario: Scenario, lo: int, hi: int, shape: Shape | None = None) -> None:
         self.shape = shape or compile_shape(scenario)
         self.cursors: list[GroupCursor] = []
+        self.replays: list[ReplayCursor] = []
         for layout in layout_groups(scenario):
             a = max(lo, layout.offset)
             b = min(hi, layout.offset + layout.count)
             if a < b:
                 local = np.arange(a - layout.offset, b - layout.offset, dtype=np.int64)
-                self.cursors.append(GroupCursor(layout, self.shape, local))
+                if layout.replay is not None:
+                    self.replays.append(
+                        ReplayCursor(layout.replay, layout.index, layout.offset, local)
+                    )
+                else:
+                    self.cursors.append(GroupCursor(layout, self.shape, local))
         self._m_done = 0.0
+        self._t_done = 0
 
     def chunk_until(self, t_ns: int) -> Chunk:
-        """Every event not yet returned whose work lies before M(t_ns). Call with rising t_ns."""
+        """Every event not yet returned whose work lies before M(t_ns) (replay groups: whose
+        time lies before t_ns). Call with rising t_ns."""
         m_hi = self.shape.m_at(t_ns)
         m_lo = self._m_done
         self._m_done = m_hi
+        t_lo, t_hi = self._t_done, min(t_ns, self.shape.duration_ns)
+        self._t_done = max(t_lo, t_hi)
         # Work boundaries are rate * M, computed the same way for every chunk.
-        return concat_sorted(
-            [c.events(c.layout.rate * m_lo, c.layout.rate * m_hi) for c in self.cursors]
+        chunks = [c.events(c.layout.rate * m_lo, c.layout.rate * m_hi) for c in self.cursors]
+        chunks += [self._replayed(c, t_lo, t_hi) for c in self.replays]
+        return concat_sorted(chunks)
+
+    def _replayed(self, cursor: ReplayCursor, t_lo: int, t_hi: int) -> Chunk:
+        device, seq, t, message = cursor.events(t_lo, t_hi)
+        return Chunk(
+            device=device,
+            seq=seq,
+            t_intended=t,
+            phase=self.shape.phase_of(t),
+            message=message,
+            group=np.full(len(seq), cursor.group_index, dtype=np.int16),
         )
 
 
@@ -334,6 +362,9 @@ def plan_counts(scenario: Scenario, chunk_devices: int = 65536) -> Plan:
     groups = []
     nphase = len(shape.phase_names)
     for layout in layout_groups(scenario):
+        if layout.replay is not None:
+            groups.append(_replay_group_plan(layout, layout.replay, shape))
+            continue
         per_phase = np.zeros(nphase, dtype=np.int64)
         wknots = layout.rate * shape.knots
         for start in range(0, layout.count, chunk_devices):
@@ -364,6 +395,30 @@ def plan_counts(scenario: Scenario, chunk_devices: int = 65536) -> Plan:
     return Plan(scenario.name, shape.duration_ns, groups, list(shape.phase_names))
 
 
+def _replay_group_plan(layout: GroupLayout, replay: ReplayPlan, shape: Shape) -> GroupPlan:
+    """A replay group's exact counts per phase and its peak rate (busiest second) per phase."""
+    nphase = len(shape.phase_names)
+    per_phase = np.zeros(nphase, dtype=np.int64)
+    for loop in replay.passes(shape.duration_ns):
+        t = replay.due(loop, slice(None))
+        t = t[t < shape.duration_ns]
+        per_phase += np.bincount(shape.phase_of(t), minlength=nphase)
+    per_phase *= replay.options.fanout
+    per_second = replay.due_counts(shape.duration_ns, 1_000_000_000)
+    second_phase = shape.phase_of(np.arange(len(per_second), dtype=np.int64) * 1_000_000_000)
+    peaks = {
+        name: float(per_second[second_phase == pi].max(initial=0.0))
+        for pi, name in enumerate(shape.phase_names)
+    }
+    return GroupPlan(
+        name=layout.name,
+        devices=layout.count,
+        rate=layout.rate,
+        per_phase={n: int(per_phase[i]) for i, n in enumerate(shape.phase_names)},
+        peak_rate=peaks,
+    )
+
+
 def expected_series(scenario: Scenario, window_ns: int, shape: Shape | None = None) -> np.ndarray:
     """Expected publishes per time window [k*w, (k+1)*w) of the run: the fluid rate (the shape
     times each device's rate, from each device's start in a connect ramp), not the exact counts
@@ -374,6 +429,9 @@ def expected_series(scenario: Scenario, window_ns: int, shape: Shape | None = No
     m_edges = shape.m_at_many(edges)
     total = np.zeros(n, dtype=np.float64)
     for layout in layout_groups(scenario):
+        if layout.replay is not None:
+            total += layout.replay.due_counts(shape.duration_ns, window_ns)[:n]
+            continue
         if not layout.spawn_rate:
             total += layout.rate * layout.count * np.diff(m_edges)
             continue

@@ -63,6 +63,11 @@ class Shape:
         m = np.where(t >= self.duration_ns, self.m_end, m)
         return np.where(t <= 0, 0.0, m)
 
+    def phase_of(self, t_ns: np.ndarray) -> np.ndarray:
+        """The phase index (int16) of each time."""
+        j = np.clip(np.searchsorted(self.t0, t_ns, side="right") - 1, 0, len(self.t0) - 1)
+        return self.phase[j]
+
     def level_at(self, t_ns: int) -> float:
         j = max(0, int(np.searchsorted(self.t0, t_ns, side="right")) - 1)
         return float(self.a[j] + self.b[j] * (t_ns - int(self.t0[j])) / NS)

@@ -127,6 +127,7 @@ class SliceRunner:
                         message=msg.name,
                         ids=table,
                         base=base,
+                        replay=layout.replay,
                     )
         dev = np.arange(self.spec.lo, self.spec.hi, dtype=np.int64)
         grp = (np.searchsorted(self.offsets, dev, side="right") - 1).astype(np.int16)

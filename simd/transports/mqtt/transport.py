@@ -38,7 +38,7 @@ from simd.events import (
 )
 from simd.hashing import hash2, stream_key, uniform01
 from simd.ragged import Ragged, concat_columns, format_ints, scatter_rows
-from simd.scenario import MqttOptions, Probe, Scenario, resolve_path, template_names
+from simd.scenario import MqttOptions, Probe, Scenario, TlsOptions, resolve_path, template_names
 from simd.schedule import layout_groups
 from simd.transports._base import DeviceSet, PublishBatch, TransportContext
 from simd.transports.mqtt import codec as c
@@ -82,6 +82,29 @@ def parse_target(url: str) -> Target:
         ws_url = f"{parts.scheme}://{parts.hostname}:{port}{path}"
         return Target(parts.hostname, port, tls, ws_url)
     return Target(parts.hostname, parts.port or (8883 if tls else 1883), tls)
+
+
+async def open_stream(
+    target: Target,
+    ssl_context: ssl.SSLContext | None,
+    tls: TlsOptions,
+    nursery: trio.Nursery,
+    local_address: str | None = None,
+) -> trio.abc.Stream:
+    """A byte stream to the broker: TCP, TLS over TCP, or MQTT over WebSocket (ws://, wss://).
+    Errors are those of trio and ssl (OSError, BrokenResourceError, SSLError)."""
+    if target.websocket_url is not None:
+        return await open_websocket(nursery, target.websocket_url, ssl_context)
+    stream: trio.abc.Stream = await trio.open_tcp_stream(
+        target.host, target.port, local_address=local_address
+    )
+    if ssl_context is not None:
+        tls_stream = trio.SSLStream(
+            stream, ssl_context, server_hostname=tls.server_name or target.host
+        )
+        await tls_stream.do_handshake()
+        return tls_stream
+    return stream
 
 
 @dataclass
@@ -148,7 +171,7 @@ class MqttTransport:
         self.clock = ctx.clock
         self.scenario: Scenario = ctx.scenario
         self.target = parse_target(url)
-        self.ssl_context = _ssl_context(self.scenario) if self.target.tls else None
+        self.ssl_context = ssl_context_for(self.scenario.tls) if self.target.tls else None
         self.stage = _Stage()
         self.inflight = InFlight()
         self.conns: list[_Conn] = []
@@ -298,7 +321,7 @@ class MqttTransport:
             trio.TooSlowError,
         ) as exc:
             ok = False
-            reason = _reason(exc)
+            reason = reason_of(exc)
             self._conn_row(
                 conn,
                 CONNECT,
@@ -320,20 +343,10 @@ class MqttTransport:
         with trio.fail_after(opts.connect_timeout / 1e9):
             sources = self.scenario.run.source_addresses
             local = sources[conn.device % len(sources)] if sources else None
-            stream: trio.abc.Stream
-            if self.target.websocket_url is not None:
-                assert self.nursery is not None
-                stream = await open_websocket(
-                    self.nursery, self.target.websocket_url, self.ssl_context
-                )
-            else:
-                stream = await trio.open_tcp_stream(
-                    self.target.host, self.target.port, local_address=local
-                )
-            if self.ssl_context is not None and self.target.websocket_url is None:
-                server_name = self.scenario.tls.server_name or self.target.host
-                stream = trio.SSLStream(stream, self.ssl_context, server_hostname=server_name)
-                await stream.do_handshake()
+            assert self.nursery is not None
+            stream = await open_stream(
+                self.target, self.ssl_context, self.scenario.tls, self.nursery, local
+            )
             conn.stream = stream
             props: c.Properties = ()
             if version == c.V5:
@@ -466,7 +479,7 @@ class MqttTransport:
             c.ProtocolError,
         ) as exc:
             if conn.session is session:
-                await self._lost(conn, _reason(exc))
+                await self._lost(conn, reason_of(exc))
 
     def _start_writer(self, conn: _Conn) -> None:
         """A writer task for this connection, started the first time a write cannot be direct
@@ -491,7 +504,7 @@ class MqttTransport:
                         conn.writing = False
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             if conn.session is session:
-                await self._lost(conn, _reason(exc))
+                await self._lost(conn, reason_of(exc))
 
     async def _lost(self, conn: _Conn, reason: str) -> None:
         """The connection died: in-flight publishes fail, a disconnect row, then reconnect."""
@@ -835,13 +848,10 @@ class MqttTransport:
         client_id = f"simd-probe-{probe.name}-{os.getpid()}"
         t0 = self.clock.now_ns()
         try:
-            stream = await trio.open_tcp_stream(self.target.host, self.target.port)
-            if self.ssl_context is not None:
-                stream = trio.SSLStream(
-                    stream,
-                    self.ssl_context,
-                    server_hostname=self.scenario.tls.server_name or self.target.host,
-                )
+            assert self.nursery is not None
+            stream = await open_stream(
+                self.target, self.ssl_context, self.scenario.tls, self.nursery
+            )
             session = ClientSession(version)
             session.connect(c.Connect(client_id, version, True, 60))
             await stream.send_all(session.take_outbound())
@@ -886,7 +896,7 @@ class MqttTransport:
                 self.clock.now_ns(),
                 0,
                 0,
-                self._code(f"probe {probe.name}: {_reason(exc)}"),
+                self._code(f"probe {probe.name}: {reason_of(exc)}"),
             )
         finally:
             ready.set()
@@ -972,7 +982,7 @@ def _password(opts: MqttOptions) -> bytes | None:
     return opts.password.encode() if opts.password is not None else None
 
 
-def _reason(exc: BaseException) -> str:
+def reason_of(exc: BaseException) -> str:
     """One line saying why, from the most specific exception in the chain (trio wraps TLS
     failures such as CERTIFICATE_VERIFY_FAILED in BrokenResourceError)."""
     while isinstance(exc, trio.BrokenResourceError) and exc.__cause__ is not None:
@@ -987,8 +997,8 @@ def _reason(exc: BaseException) -> str:
     return text.splitlines()[0][:120]
 
 
-def _ssl_context(scenario: Scenario) -> ssl.SSLContext:
-    tls = scenario.tls
+def ssl_context_for(tls: TlsOptions) -> ssl.SSLContext:
+    """Certificates verified (against ca_file, or the system's) unless tls.verify is false."""
     ctx = ssl.create_default_context(cafile=tls.ca_file)
     if not tls.verify:
         ctx.check_hostname = False
