@@ -478,7 +478,15 @@ def replay(
     }
     if duration is not None:
         data["duration"] = duration
-    sc = expand_replays(parse_scenario(data, "replay"), Path.cwd(), "replay")
+    try:
+        sc = expand_replays(parse_scenario(data, str(recording)), Path.cwd(), str(recording))
+    except ScenarioError as exc:  # name the flags, not the scenario keys they became
+        lines = []
+        for p in exc.problems:
+            p = re.sub(r"^fleet\[0\]\.replay\.recording: ('[^']*' )?", "", p)
+            p = re.sub(r"^fleet\[0\]\.replay\.(\w+)", lambda m: "--" + m[1].replace("_", "-"), p)
+            lines.append(p)
+        raise ScenarioError(str(recording), lines) from None
     outcome = supervisor.run(
         sc,
         scenario_path=recording.resolve(),

@@ -15,7 +15,7 @@ from typing import Any
 
 from simd.charts import Line, percentile_chart, time_chart
 from simd.manifest import redact
-from simd.report import LATENCY_COLUMNS, MIN_TREND_SPAN_H
+from simd.report import LATENCY_COLUMNS, MIN_TREND_SPAN_H, REPLAY_COLUMNS
 from simd.results import connect, run_dir_of
 
 REPORT_FILE = "report.html"
@@ -77,6 +77,8 @@ def load(run: str | Path) -> dict[str, Any]:
             "recommendations",
         ):
             d[view] = _rows(con, f"SELECT * FROM {view}")
+        replays = con.execute("SELECT count(*) FROM replay_groups").fetchone()[0]
+        d["replay_fidelity"] = _rows(con, "SELECT * FROM replay_fidelity") if replays else []
         manifest = con.execute("SELECT manifest FROM runs").fetchone()[0]
     finally:
         con.close()
@@ -395,6 +397,42 @@ def render(d: dict[str, Any]) -> str:
                     for x in d["end_to_end"]
                 ],
             )
+        )
+    if d["replay_fidelity"]:
+        add("<h2>Replay fidelity</h2>")
+        add(
+            _table(
+                "replay_fidelity",
+                list(REPLAY_COLUMNS),
+                [
+                    [
+                        _cell(x["group_name"], x["group_name"], left=True),
+                        _cell(x["recorded_messages"], _int(x["recorded_messages"])),
+                        _cell(x["passes"] * x["fanout"], f"{x['passes']} x {x['fanout']}"),
+                        _cell(x["speed"], f"{x['speed']:g}"),
+                    ]
+                    + [_cell(x[k], _int(x[k])) for k in ("planned", "sent", "completed")]
+                    + [
+                        _cell(x[k], "-" if x[k] is None else f"{x[k]:.3f}")
+                        for k in ("send_offset_p50_ms", "send_offset_p99_ms", "send_offset_max_ms")
+                    ]
+                    + [
+                        _cell(
+                            x["correlation_sent"],
+                            "-"
+                            if x["correlation_sent"] is None
+                            else f"{x['correlation_sent']:.4f}",
+                        ),
+                        _cell(x["size_mismatches"], _int(x["size_mismatches"])),
+                    ]
+                    for x in d["replay_fidelity"]
+                ],
+            )
+        )
+        add(
+            "<p class='meta'>send offset: actual send time minus the recorded time scaled by "
+            "speed (ms); correlation of messages per second of recording time, recorded "
+            "(x fanout) vs replayed</p>"
         )
     add("<h2>Errors by kind</h2>")
     if d["errors_by_kind"]:

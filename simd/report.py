@@ -88,6 +88,49 @@ def _fetch(con: Any, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
     return [d[0] for d in cur.description], cur.fetchall()
 
 
+REPLAY_COLUMNS = (
+    "group",
+    "recorded",
+    "passes x fanout",
+    "speed",
+    "planned",
+    "sent",
+    "completed",
+    "offset p50",
+    "offset p99",
+    "offset max",
+    "corr (sent)",
+    "size diffs",
+)
+
+
+def _replay_table(con: Any, console: Console) -> None:
+    """Replay fidelity (analysis/views.sql replay_fidelity): send offsets from the recorded
+    times and the per-second shape."""
+    t = Table(
+        title="replay fidelity: send offset (ms) from the recorded time scaled; "
+        "correlation of per-second counts"
+    )
+    for n in REPLAY_COLUMNS:
+        t.add_column(n, justify="left" if n == "group" else "right")
+    for r in con.execute(
+        "SELECT group_name, recorded_messages, passes, fanout, speed, planned, sent, completed, "
+        "send_offset_p50_ms, send_offset_p99_ms, send_offset_max_ms, correlation_sent, "
+        "size_mismatches FROM replay_fidelity"
+    ).fetchall():
+        t.add_row(
+            r[0],
+            f"{r[1]:,}",
+            f"{r[2]} x {r[3]}",
+            f"{r[4]:g}",
+            *[f"{v:,}" for v in r[5:8]],
+            *["-" if v is None else f"{v:.3f}" for v in r[8:11]],
+            "-" if r[11] is None else f"{r[11]:.4f}",
+            f"{r[12]:,}",
+        )
+    console.print(t)
+
+
 def render_report(run: str | Path, console: Console) -> None:
     """Totals, throughput, latency (from intended and from sent), lag, errors, SLOs."""
     run_dir = run_dir_of(run)
@@ -147,6 +190,9 @@ def render_report(run: str | Path, console: Console) -> None:
                     r[0], f"{r[1]:,}", f"{r[2]:,}", *[_ms(v).removesuffix(" ms") for v in r[3:]]
                 )
             console.print(t)
+
+        if con.execute("SELECT count(*) FROM replay_groups").fetchone()[0]:
+            _replay_table(con, console)
 
         errs = con.execute("SELECT * FROM errors_by_kind LIMIT 20").fetchall()
         if errs:

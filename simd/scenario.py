@@ -706,6 +706,8 @@ def _check_files(scenario: Scenario, base: Path, source: str) -> None:
     """Payload data files are read at plan time; a missing one is a scenario error, not a crash."""
     problems = []
     for gi, group in enumerate(scenario.fleet):
+        if group.replay is not None:
+            continue  # its recording is read by simd.replay.expand_replays
         if group.mqtt.token_file is not None:
             f = resolve_path(group.mqtt.token_file, base)
             if not f.is_file():

@@ -30,6 +30,7 @@ from simd.live import ALERT_WINDOW_S, LiveState, StatusServer
 from simd.manifest import reserve_space, scenario_hash, write_manifest
 from simd.messages import Done, Failed, Progress, Ready, Start, Stop, WorkerSpec
 from simd.payloads import check_plugins
+from simd.replay import expand_replays
 from simd.scenario import DURATION_SLOS, Scenario
 from simd.schedule import Plan, plan_counts
 from simd.transports import does_real_io, scheme_of
@@ -158,6 +159,8 @@ def resume(run_dir: Path, *, progress: bool = True, status_port: int | None = No
     if manifest.get("state") in ("completed", "stopped"):
         raise UserError(f"{run_dir}: the run {manifest['state']} already; nothing to resume")
     scenario = Scenario.model_validate(manifest["scenario"])
+    # a replay group's recording must be the one the run started with (run.json pins its hash)
+    scenario = expand_replays(scenario, run_dir, str(run_dir / "run.json"))
     go = functools.partial(
         _run,
         scenario,

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +141,33 @@ def runs(tmp_path: Path) -> Path:
     d = tmp_path / "runs"
     d.mkdir()
     return d
+
+
+def subscribe_in_thread(
+    url: str, topic: str, version: str, got: list, ready: threading.Event, stop: threading.Event
+) -> threading.Thread:
+    """aiomqtt (the reference client) subscribed to `topic` in a thread, appending (topic,
+    payload, qos, retain, v5 user properties) to `got` until `stop`; `ready` once subscribed."""
+    import asyncio
+
+    import aiomqtt
+
+    host, port = url.removeprefix("mqtt://").split(":")
+    proto = aiomqtt.ProtocolVersion.V5 if version == "5" else aiomqtt.ProtocolVersion.V311
+
+    async def main() -> None:
+        async with aiomqtt.Client(host, int(port), identifier="ref-sub", protocol=proto) as c:
+            await c.subscribe(topic, qos=1)
+            ready.set()
+            while not stop.is_set():
+                try:
+                    async with asyncio.timeout(0.2):
+                        msg = await anext(c.messages)
+                except TimeoutError:
+                    continue
+                props = getattr(msg.properties, "UserProperty", None) if msg.properties else None
+                got.append((str(msg.topic), bytes(msg.payload), msg.qos, msg.retain, props))
+
+    t = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
+    t.start()
+    return t

@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 
 from simd.broker import EmbeddedBroker
-from tests.conftest import need_mosquitto, run_dir_from, simd, sql, start_run, write_scenario
+from tests.conftest import (
+    need_mosquitto,
+    run_dir_from,
+    simd,
+    sql,
+    start_run,
+    subscribe_in_thread,
+    write_scenario,
+)
 
 FLEET = """
 name = "mq"
@@ -106,32 +114,6 @@ def test_every_publish_reaches_a_final_status(
     assert conns == [("connect", "ok", 20), ("disconnect", "ok", 20)]
 
 
-def _subscribe_in_thread(
-    url: str, topic: str, version: str, got: list, ready: threading.Event, stop: threading.Event
-) -> threading.Thread:
-    import aiomqtt
-
-    host, port = url.removeprefix("mqtt://").split(":")
-    proto = aiomqtt.ProtocolVersion.V5 if version == "5" else aiomqtt.ProtocolVersion.V311
-
-    async def main() -> None:
-        async with aiomqtt.Client(host, int(port), identifier="ref-sub", protocol=proto) as c:
-            await c.subscribe(topic, qos=1)
-            ready.set()
-            while not stop.is_set():
-                try:
-                    async with asyncio.timeout(0.2):
-                        msg = await anext(c.messages)
-                except TimeoutError:
-                    continue
-                props = getattr(msg.properties, "UserProperty", None) if msg.properties else None
-                got.append((str(msg.topic), bytes(msg.payload), msg.qos, msg.retain, props))
-
-    t = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
-    t.start()
-    return t
-
-
 @pytest.mark.parametrize("version", ["3.1.1", "5"])
 def test_aiomqtt_receives_what_simd_published(
     broker: EmbeddedBroker, tmp_path: Path, runs: Path, version: str
@@ -144,7 +126,7 @@ def test_aiomqtt_receives_what_simd_published(
     path = _scenario(tmp_path, count=10, version=version, extra=extra)
     got: list = []
     ready, stop = threading.Event(), threading.Event()
-    t = _subscribe_in_thread(broker.url, "simd/#", version, got, ready, stop)
+    t = subscribe_in_thread(broker.url, "simd/#", version, got, ready, stop)
     assert ready.wait(10)
     run_dir = _run(path, runs, broker.url)
     deadline = time.monotonic() + 10  # a broker under load may deliver the last ones late
