@@ -32,3 +32,11 @@ class RunError(SimdError):
 
 class LogFormatError(SimdError):
     """An event log whose header is not one simd wrote (a torn tail is not this: it is reported)."""
+
+
+def first_leaf(exc: BaseException) -> BaseException:
+    """The first non-group exception inside (possibly nested) exception groups: trio wraps a
+    task's error in one, and the CLI wants the error itself."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import trio
 
-from simd.errors import RunError, UserError
+from simd.errors import RunError, SimdError, UserError, first_leaf
 from simd.recording import RecordingWriter, redact_url
 from simd.scenario import TlsOptions
 from simd.transports.mqtt import codec as c
@@ -102,6 +102,7 @@ class Recorder:
         self.t0 = 0.0
         self.result = RecordResult(opts.out)
         self.live: tuple[trio.abc.Stream, ClientSession] | None = None
+        self.on_subscribed: Callable[[], None] = lambda: None
 
     def now_ns(self) -> int:
         return int((trio.current_time() - self.t0) * 1e9)
@@ -159,21 +160,24 @@ class Recorder:
             self.writer.flush()
 
     async def _first_connection(self, nursery: trio.Nursery, t0_epoch: int) -> None:
+        def open_writer() -> None:
+            if self.writer is None:
+                self.writer = RecordingWriter(
+                    self.opts.out,
+                    t0_epoch_ns=t0_epoch,
+                    source=self.opts.url,
+                    filters=self.opts.filters,
+                    mqtt_version=self.opts.version,
+                )
+
+        self.on_subscribed = open_writer
         try:
             stream, session = await self._connect(nursery, clean=True)
         except _Refused as exc:
             raise UserError(f"{redact_url(self.opts.url)}: {exc}") from None
         except _NETWORK_ERRORS as exc:
-            raise RunError(
-                f"cannot record from {redact_url(self.opts.url)}: {reason_of(exc)}"
-            ) from None
-        self.writer = RecordingWriter(
-            self.opts.out,
-            t0_epoch_ns=t0_epoch,
-            source=self.opts.url,
-            filters=self.opts.filters,
-            mqtt_version=self.opts.version,
-        )
+            where = redact_url(self.opts.url)
+            raise RunError(f"cannot record from {where}: {reason_of(exc)}") from None
         self.live = (stream, session)
 
     async def _stay_connected(self, nursery: trio.Nursery) -> None:
@@ -234,6 +238,7 @@ class Recorder:
                 if not data:
                     raise trio.BrokenResourceError("connection closed by the broker")
                 now = self.now_ns()
+                subscribed = False
                 for ev in session.receive(data):
                     if isinstance(ev, Refused):
                         await _close(stream)
@@ -249,13 +254,14 @@ class Recorder:
                         if bad:
                             await _close(stream)
                             raise _Refused(f"subscription refused: {', '.join(bad)}")
-                        if session.outbound:
-                            await stream.send_all(session.take_outbound())
-                        return stream, session
-                    elif isinstance(ev, Received):
+                        subscribed = True
+                        self.on_subscribed()
+                    elif isinstance(ev, Received):  # retained ones come right after SUBACK
                         self._write(ev.publish, now)
                 if session.outbound:
                     await stream.send_all(session.take_outbound())
+                if subscribed:
+                    return stream, session
 
     def _write(self, p: c.Publish, now: int) -> None:
         if self.writer is None:  # before the first SUBACK of the very first connection
@@ -295,4 +301,10 @@ async def _close(stream: trio.abc.Stream) -> None:
 
 def record(opts: RecordOptions, say: Callable[[str], None]) -> RecordResult:
     """Record until the duration ends or a signal arrives; returns what was written."""
-    return trio.run(Recorder(opts, say).run)
+    try:
+        return trio.run(Recorder(opts, say).run)
+    except BaseExceptionGroup as group:
+        leaf = first_leaf(group)
+        if isinstance(leaf, SimdError):
+            raise leaf from None
+        raise

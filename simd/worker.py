@@ -20,7 +20,7 @@ import numpy as np
 import trio
 
 from simd.clock import RunClock, parse_clock, trio_clock
-from simd.errors import SimdError, UserError
+from simd.errors import SimdError, UserError, first_leaf
 from simd.eventlog import SegmentWriter
 from simd.events import MISSED, NOT_SENT_STATUSES, PUBLISH, UNSENT, EventBuffer
 from simd.live_stats import LiveStats
@@ -381,13 +381,6 @@ def run_worker(spec: WorkerSpec, t0_epoch_ns: int, conn: Connection | None = Non
     return trio.run(main, clock=clock)
 
 
-def _first_leaf(exc: BaseException) -> BaseException:
-    """The first non-group exception inside (possibly nested) exception groups."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return exc
-
-
 def worker_main(spec: WorkerSpec, conn: Connection) -> None:
     """Entry point of a worker process: Ready, wait for Start, run, report Done or Failed."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; it sends Stop
@@ -403,7 +396,7 @@ def worker_main(spec: WorkerSpec, conn: Connection) -> None:
     try:
         done = run_worker(spec, msg.t0_epoch_ns, conn)
     except BaseException as raised:  # trio wraps task errors in exception groups
-        exc = _first_leaf(raised)
+        exc = first_leaf(raised)
         if isinstance(exc, UserError):
             conn.send(Failed(spec.worker, str(exc), True))
             sys.exit(2)
