@@ -84,6 +84,19 @@ CREATE TABLE IF NOT EXISTS recorded_messages (
     group_index SMALLINT, source BIGINT, rank BIGINT, offset_ns BIGINT, topic VARCHAR,
     bytes INTEGER
 );
+-- replay fidelity tallies, added at ingest (simd/replay_fidelity.py); views sum them. Per replay
+-- group: rows, sent, completed, payload size mismatches, the largest |intended - expected|; the
+-- send offset (sent - expected) as a fine log histogram (buckets as latency_hist) with its exact
+-- maximum; rows per second of recording time by intended (by_sent false) and by sent time.
+CREATE TABLE IF NOT EXISTS replay_counts (
+    group_index SMALLINT, replayed BIGINT, sent BIGINT, completed BIGINT, size_mismatches BIGINT,
+    intended_error_max_ns BIGINT
+);
+CREATE TABLE IF NOT EXISTS replay_offset_hist (group_index SMALLINT, bucket INTEGER, count BIGINT);
+CREATE TABLE IF NOT EXISTS replay_offset_max (group_index SMALLINT, max_ns BIGINT);
+CREATE TABLE IF NOT EXISTS replay_bins (
+    group_index SMALLINT, second BIGINT, by_sent BOOLEAN, count BIGINT
+);
 -- how far each segment has been read (ingest is incremental and idempotent)
 CREATE TABLE IF NOT EXISTS ingested (
     segment VARCHAR, worker INTEGER, offset_bytes BIGINT, frames BIGINT, rows BIGINT,

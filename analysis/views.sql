@@ -622,12 +622,12 @@ LEFT JOIN devices d ON d.device = e.device;
 
 -- per second of recording time (replay time x speed, so a 10x replay is compared in tenths of
 -- a second): publishes the recording holds (x fanout, every pass) against those replayed, by
--- intended and by actual send time
+-- intended and by actual send time (from the replay_bins tallies)
 CREATE OR REPLACE VIEW replay_series AS
 WITH r AS (
     SELECT rg.*, g.group_name FROM replay_groups rg JOIN groups g USING (group_index)
 ), recorded AS (
-    SELECT r.group_name, (p.pass * r.period_ns + m.offset_ns) // 1000000000 AS second,
+    SELECT r.group_index, (p.pass * r.period_ns + m.offset_ns) // 1000000000 AS second,
            count(*) * any_value(r.fanout) AS recorded
     FROM r
     CROSS JOIN LATERAL (SELECT unnest(range(r.passes)) AS pass) p
@@ -636,44 +636,43 @@ WITH r AS (
           < (SELECT duration_ns FROM runs)
     GROUP BY ALL
 ), replayed AS (
-    SELECT rm.group_name,
-           floor((rm.t_intended_ns - r.lead_in_ns) * r.speed / 1e9)::BIGINT AS second,
-           count(*) AS replayed_intended
-    FROM replay_messages rm JOIN r USING (group_name)
-    GROUP BY ALL
-), sent AS (
-    SELECT rm.group_name,
-           floor((rm.t_sent_ns - r.lead_in_ns) * r.speed / 1e9)::BIGINT AS second,
-           count(*) AS replayed_sent
-    FROM replay_messages rm JOIN r USING (group_name)
-    WHERE rm.t_sent_ns IS NOT NULL
-    GROUP BY ALL
+    SELECT group_index, second,
+           sum(count) FILTER (WHERE NOT by_sent) AS replayed_intended,
+           sum(count) FILTER (WHERE by_sent) AS replayed_sent
+    FROM replay_bins GROUP BY ALL
 )
-SELECT group_name, second, coalesce(recorded, 0) AS recorded,
+SELECT r.group_name, second, coalesce(recorded, 0) AS recorded,
        coalesce(replayed_intended, 0) AS replayed_intended,
        coalesce(replayed_sent, 0) AS replayed_sent
 FROM recorded
-FULL OUTER JOIN replayed USING (group_name, second)
-FULL OUTER JOIN sent USING (group_name, second)
-ORDER BY group_name, second;
+FULL OUTER JOIN replayed USING (group_index, second)
+JOIN r USING (group_index)
+ORDER BY r.group_name, second;
 
--- one row per replay group: how faithfully the run replayed its recording. Offsets in ms;
--- correlations of the per-second counts above (1.0 = the same shape).
+-- one row per replay group: how faithfully the run replayed its recording. Offsets in ms, read
+-- from the tallies' histogram (within 0.05 %; exact max); correlations of the per-second counts
+-- above (1.0 = the same shape).
 CREATE OR REPLACE VIEW replay_fidelity AS
 WITH r AS (
     SELECT rg.*, g.group_name FROM replay_groups rg JOIN groups g USING (group_index)
-), m AS (
-    SELECT group_name,
-           count(*) AS replayed,
-           count(t_sent_ns) AS sent,
-           count(*) FILTER (WHERE status IN ('acked', 'sent')) AS completed,
-           max(abs(intended_error_ns)) AS intended_error_max_ns,
-           quantile_cont(send_offset_ns, 0.5) / 1e6 AS send_offset_p50_ms,
-           quantile_cont(send_offset_ns, 0.99) / 1e6 AS send_offset_p99_ms,
-           max(send_offset_ns) / 1e6 AS send_offset_max_ms,
-           count(*) FILTER (WHERE bytes <> recorded_bytes AND t_sent_ns IS NOT NULL)
-               AS size_mismatches
-    FROM replay_messages GROUP BY group_name
+), c AS (
+    SELECT group_index, sum(replayed) AS replayed, sum(sent) AS sent,
+           sum(completed) AS completed, sum(size_mismatches) AS size_mismatches,
+           max(intended_error_max_ns) AS intended_error_max_ns
+    FROM replay_counts GROUP BY group_index
+), h AS (
+    SELECT group_index, bucket,
+           sum(sum(count)) OVER (PARTITION BY group_index ORDER BY bucket
+                                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cum,
+           sum(sum(count)) OVER (PARTITION BY group_index) AS total
+    FROM replay_offset_hist GROUP BY group_index, bucket
+), q AS (
+    SELECT group_index,
+           min(bucket) FILTER (WHERE cum >= ceil(0.5 * total)) AS b50,
+           min(bucket) FILTER (WHERE cum >= ceil(0.99 * total)) AS b99
+    FROM h GROUP BY group_index
+), mx AS (
+    SELECT group_index, max(max_ns) AS max_ns FROM replay_offset_max GROUP BY group_index
 ), s AS (
     SELECT group_name, sum(recorded) AS planned,
            corr(recorded, replayed_intended) AS correlation_intended,
@@ -682,10 +681,15 @@ WITH r AS (
     FROM replay_series GROUP BY group_name
 )
 SELECT r.group_name, r.recording, r.recorded_from, r.recorded_messages, r.sources, r.fanout,
-       r.passes, r.speed, s.planned, coalesce(m.replayed, 0) AS replayed,
-       coalesce(m.sent, 0) AS sent, coalesce(m.completed, 0) AS completed,
-       m.intended_error_max_ns, m.send_offset_p50_ms, m.send_offset_p99_ms,
-       m.send_offset_max_ms, s.seconds, s.correlation_intended, s.correlation_sent,
-       coalesce(m.size_mismatches, 0) AS size_mismatches
-FROM r LEFT JOIN m USING (group_name) LEFT JOIN s USING (group_name)
+       r.passes, r.speed, s.planned, coalesce(c.replayed, 0) AS replayed,
+       coalesce(c.sent, 0) AS sent, coalesce(c.completed, 0) AS completed,
+       c.intended_error_max_ns,
+       least(bucket_mid(q.b50), mx.max_ns) / 1e6 AS send_offset_p50_ms,
+       least(bucket_mid(q.b99), mx.max_ns) / 1e6 AS send_offset_p99_ms,
+       mx.max_ns / 1e6 AS send_offset_max_ms,
+       s.seconds, s.correlation_intended, s.correlation_sent,
+       coalesce(c.size_mismatches, 0) AS size_mismatches
+FROM r
+LEFT JOIN c USING (group_index) LEFT JOIN q USING (group_index) LEFT JOIN mx USING (group_index)
+LEFT JOIN s USING (group_name)
 ORDER BY r.group_name;

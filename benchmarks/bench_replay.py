@@ -10,10 +10,10 @@
    count correlation (target >= 0.99), and whether every (topic, payload) arrived byte for
    byte, as often as it was recorded.
 3. replay at --speed 10 --fanout 10 (100x the recorded rate) against mosquitto: correlation
-   after scaling (target >= 0.99) and send offsets.
+   after scaling (target >= 0.99) and send offsets, with the recorded qos (1) and with --qos 0.
 4. the replay scheduler's own rate on the virtual clock (null target, 100 passes x fanout 10)
    against a periodic fleet of the same size and event count: the ratio says what replaying
-   from a recording costs beside computing a schedule.
+   from a recording costs beside computing a schedule; then `simd report` over that run.
 Nothing here is asserted by the test suite; read the figures.
 """
 
@@ -178,6 +178,10 @@ def main() -> None:
         line("speed 10 x fanout 10: correlation (sent)", f"{f10['correlation_sent']:.5f}",
              f"target >= 0.99, over {f10['seconds']} tenths of a second")  # fmt: skip
         line("speed 10 x fanout 10: send offset p99", f"{f10['send_offset_p99_ms']:.3f} ms")
+        f0 = replay(out, broker.url, runs, "--speed", "10", "--fanout", "10", "--qos", "0")
+        line("same, --qos 0: correlation (sent)", f"{f0['correlation_sent']:.5f}",
+             "target >= 0.99")  # fmt: skip
+        line("same, --qos 0: send offset p99", f"{f0['send_offset_p99_ms']:.3f} ms")
 
     # the scheduler alone: replay vs a periodic fleet with the same devices and events
     t0 = time.perf_counter()
@@ -198,6 +202,11 @@ def main() -> None:
     line("virtual clock, null: replay run+ingest", f"{n / replay_s:,.0f} ev/s", f"{n:,} events")
     line("virtual clock, null: periodic fleet run+ingest", f"{n / periodic_s:,.0f} ev/s",
          f"ratio replay/periodic {periodic_s / replay_s:.2f}")  # fmt: skip
+    replay_dir = sorted(runs.glob("*-replay-*"), key=lambda p: p.stat().st_mtime)[-1]
+    t0 = time.perf_counter()
+    simd("report", str(replay_dir))
+    line("simd report (terminal + HTML) over that replay run", f"{time.perf_counter() - t0:.2f} s",
+         f"{n:,} events, fidelity from the ingest tallies")  # fmt: skip
     print(f"(work folder: {tmp})")
 
 

@@ -9,6 +9,8 @@ The public API, for scripts and notebooks (the CLI is a thin layer over the same
     simd.query(outcome.run_dir, "SELECT * FROM latency_percentiles")
     simd.write_html(outcome.run_dir)                   # RUN/report.html
     simd.compare(base_dir, outcome.run_dir).regressions
+    rec = simd.read_recording("recordings/sample.simrec")   # or a .jsonl capture
+    simd.record(simd.RecordOptions("mqtt://host:1883", ["devices/#"], Path("x.simrec"), 60), print)
 """
 
 from typing import TYPE_CHECKING, Any
@@ -35,16 +37,24 @@ _EXPORTS = {
     "parse_scenario": "simd.scenario",
     "Plan": "simd.schedule",
     "plan_counts": "simd.schedule",
+    "import_jsonl": "simd.capture",
+    "RecordOptions": "simd.record",
+    "record": "simd.record",
+    "read_recording": "simd.recording",
+    "write_recording": "simd.recording",
     "RunOutcome": "simd.supervisor",
     "run": "simd.supervisor",
     "resume": "simd.supervisor",
 }
 
 if TYPE_CHECKING:
+    from simd.capture import import_jsonl
     from simd.compare import compare
     from simd.errors import LogFormatError, RunError, ScenarioError, SimdError, UserError
     from simd.eventlog import read_segment
     from simd.html_report import write_html
+    from simd.record import RecordOptions, record
+    from simd.recording import read_recording, write_recording
     from simd.report import check
     from simd.results import follow, ingest, query
     from simd.scenario import Scenario, load_scenario, parse_scenario
@@ -66,6 +76,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "LogFormatError",
     "Plan",
+    "RecordOptions",
     "RunError",
     "RunOutcome",
     "Scenario",
@@ -76,13 +87,17 @@ __all__ = [
     "check",
     "compare",
     "follow",
+    "import_jsonl",
     "ingest",
     "load_scenario",
     "parse_scenario",
     "plan_counts",
     "query",
+    "read_recording",
     "read_segment",
+    "record",
     "resume",
     "run",
     "write_html",
+    "write_recording",
 ]

@@ -24,6 +24,7 @@ from simd.events import NULL_NS
 from simd.histogram import Histograms, HistRows, frame_metrics
 from simd.manifest import read_manifest
 from simd.replay import ReplayPlan
+from simd.replay_fidelity import ReplayTallies
 from simd.scenario import DURATION_SLOS, Scenario
 from simd.schedule import device_ids, expected_series, layout_groups
 from simd.series import Tallies, series_window_ns
@@ -288,6 +289,7 @@ def _prepare(
     done: dict[str, int],
     group_of: np.ndarray,
     window_ns: int,
+    replays: list[tuple[int, int, ReplayPlan]],
     out: queue.Queue[Any],
 ) -> None:
     """Reader thread: decode new frames, build columns and histograms, hand them over in order."""
@@ -302,6 +304,7 @@ def _prepare(
             errors: dict[int, str] = {}
             hist = Histograms()
             tallies = Tallies(window_ns, int(info.header["worker"]))
+            replay = ReplayTallies(replays)
             samples: list[tuple[int, int, int, int]] = []
             for start in range(0, len(batches), FRAMES_PER_INSERT):
                 frames = []
@@ -311,12 +314,17 @@ def _prepare(
                     fm = frame_metrics(b.cols)
                     hist.add(b.cols, grp, fm)
                     tallies.add(b.cols, grp, fm)
+                    if replays:
+                        replay.add(b.cols)
                     frames.append(_record_batch(b.cols))
                     errors.update(b.errors)
                     samples.extend(b.samples)
                 out.put(pa.Table.from_batches(frames))
             out.put(hist.rows())
-            out.put(_Tallied(int(info.header["worker"]), samples, tallies.rows()))
+            tables = tallies.rows()
+            if replays:
+                tables.update(replay.rows())
+            out.put(_Tallied(int(info.header["worker"]), samples, tables))
             out.put(
                 _SegmentDone(
                     path.name,
@@ -365,8 +373,16 @@ def _ingest(run: str | Path) -> IngestResult:
         done = dict(con.execute("SELECT segment, offset_bytes FROM ingested").fetchall())
         handoff: queue.Queue[Any] = queue.Queue(maxsize=2)
         window_ns = series_window_ns(manifest["duration_ns"])
+        scenario = Scenario.model_validate(manifest["scenario"])
+        replays = [
+            (lay.index, lay.offset, lay.replay)
+            for lay in layout_groups(scenario)
+            if lay.replay is not None
+        ]
         reader = threading.Thread(
-            target=_prepare, args=(run_dir, done, group_of, window_ns, handoff), daemon=True
+            target=_prepare,
+            args=(run_dir, done, group_of, window_ns, replays, handoff),
+            daemon=True,
         )
         reader.start()
         in_tx = False

@@ -36,7 +36,7 @@ def series_window_ns(duration_ns: int) -> int:
     return -(-duration_ns // SERIES_WINDOWS)
 
 
-class _Sparse:
+class SparseCounts:
     """Counts (and optional sums) per key (major << minor_bits | minor). Each add counts densely
     over the span the frame actually covers in both parts (a frame spans few windows and a
     few hundred buckets), the parts merged once at the end."""
@@ -88,7 +88,7 @@ class _Sparse:
         return k, n, s
 
 
-class _Maxima:
+class Maxima:
     """Exact maximum per small non-negative key, grown as keys appear."""
 
     def __init__(self) -> None:
@@ -115,13 +115,13 @@ class Tallies:
     def __init__(self, window_ns: int, worker: int) -> None:
         self.window_ns = window_ns
         self.worker = worker  # error codes are per worker (simd.events.ErrorTable)
-        self.status = _Sparse()  # window * 8 + status -> publishes, bytes
-        self.hist = _Sparse(_BUCKET_BITS)  # (window * 3 + metric) << 13 | bucket
-        self.maxima = _Maxima()  # window * 3 + metric
-        self.errors = _Sparse(16)  # (window * 8 + status) << 16 | error code
-        self.topic_status = _Sparse()  # (grp * 256 + message) * 8 + status -> rows, bytes
-        self.topic_hist = _Sparse(_BUCKET_BITS)  # (grp * 256 + message) << 13 | bucket
-        self.topic_max = _Maxima()  # grp * 256 + message
+        self.status = SparseCounts()  # window * 8 + status -> publishes, bytes
+        self.hist = SparseCounts(_BUCKET_BITS)  # (window * 3 + metric) << 13 | bucket
+        self.maxima = Maxima()  # window * 3 + metric
+        self.errors = SparseCounts(16)  # (window * 8 + status) << 16 | error code
+        self.topic_status = SparseCounts()  # (grp * 256 + message) * 8 + status -> rows, bytes
+        self.topic_hist = SparseCounts(_BUCKET_BITS)  # (grp * 256 + message) << 13 | bucket
+        self.topic_max = Maxima()  # grp * 256 + message
 
     def add(self, cols: dict[str, np.ndarray], grp: np.ndarray, fm: FrameMetrics) -> None:
         """Count one batch of event columns; `grp` is each row's group index (-1: none);

@@ -280,6 +280,15 @@ def test_record_a_fleet_and_replay_it_faithfully(tmp_path: Path, runs: Path) -> 
     assert f["planned"] == f["sent"] == f["completed"] == len(rec)
     assert f["send_offset_p99_ms"] <= 5.0, f
     assert f["correlation_sent"] >= 0.99, f
+    # the tallies behind replay_fidelity agree with the exact per-message view
+    ((p99, mx, sent),) = sql(
+        run_dir,
+        "SELECT quantile_disc(send_offset_ns, 0.99), max(send_offset_ns), count(t_sent_ns) "
+        "FROM replay_messages",
+    )
+    assert sent == f["sent"] and abs(f["send_offset_p99_ms"] * 1e6 - p99) <= 0.0006 * p99
+    ((tallied_max,),) = sql(run_dir, "SELECT send_offset_max_ms FROM replay_fidelity")
+    assert tallied_max * 1e6 == mx
     received = collections.Counter((topic, payload) for topic, payload, *_ in got)
     recorded = collections.Counter(zip(rec.topic, rec.payload.to_list(), strict=True))
     assert received == recorded
