@@ -10,8 +10,10 @@ CREATE TABLE IF NOT EXISTS runs (
     clock VARCHAR, workers INTEGER, t0_epoch_ns BIGINT, duration_ns BIGINT, state VARCHAR,
     planned_publishes BIGINT, stopped_at_ns BIGINT, manifest JSON
 );
+-- steps: rows per scheduled arrival (an http journey's steps; else 1)
 CREATE TABLE IF NOT EXISTS groups (
-    group_index SMALLINT, group_name VARCHAR, devices BIGINT, first_device BIGINT, rate DOUBLE
+    group_index SMALLINT, group_name VARCHAR, devices BIGINT, first_device BIGINT, rate DOUBLE,
+    steps INTEGER
 );
 CREATE TABLE IF NOT EXISTS phases (
     phase_index UTINYINT, phase VARCHAR, start_ns BIGINT, end_ns BIGINT

@@ -693,3 +693,43 @@ FROM r
 LEFT JOIN c USING (group_index) LEFT JOIN q USING (group_index) LEFT JOIN mx USING (group_index)
 LEFT JOIN s USING (group_name)
 ORDER BY r.group_name;
+
+-- ---------------------------------------------------------------- http journeys
+-- every step of every journey: a journey group logs `steps` rows per arrival, seq = journey *
+-- steps + step, so the journey's sequence id is seq // steps; latency per step from its send
+CREATE OR REPLACE VIEW journey_steps AS
+SELECT e.group_name, e.device, e.device_id, e.seq // g.steps AS journey, e.seq % g.steps AS step,
+       e.message AS request, e.status, e.t_intended_ns, e.t_sent_ns, e.t_done_ns,
+       e.t_done_ns - e.t_sent_ns AS latency_ns, e.error
+FROM events e JOIN groups g USING (group_name)
+WHERE g.steps > 1 AND e.kind = 'publish';
+
+-- one row per journey: its steps, how many passed, and the whole journey's latency (from its
+-- intended start to its last response), with the first error
+CREATE OR REPLACE VIEW journeys AS
+SELECT group_name, device, any_value(device_id) AS device_id, journey,
+       count(*) AS steps,
+       count(*) FILTER (WHERE status = 'acked') AS passed,
+       bool_and(status = 'acked') AS ok,
+       min(t_intended_ns) AS t_start_ns,
+       max(t_done_ns) AS t_end_ns,
+       max(t_done_ns) - min(t_intended_ns) AS latency_ns,
+       min_by(error, step) FILTER (WHERE error IS NOT NULL) AS first_error
+FROM journey_steps
+GROUP BY group_name, device, journey;
+
+-- per journey group: each step's request count, passes and latency (from its send), then the
+-- whole journey (step NULL)
+CREATE OR REPLACE VIEW journey_stats AS
+SELECT * FROM (
+    SELECT group_name, step, any_value(request) AS request, count(*) AS requests,
+           count(*) FILTER (WHERE status = 'acked') AS passed,
+           quantile_cont(latency_ns, 0.5) AS p50_ns, quantile_cont(latency_ns, 0.99) AS p99_ns,
+           max(latency_ns) AS max_ns
+    FROM journey_steps GROUP BY group_name, step
+    UNION ALL
+    SELECT group_name, NULL, '(whole journey)', count(*), count(*) FILTER (WHERE ok),
+           quantile_cont(latency_ns, 0.5), quantile_cont(latency_ns, 0.99), max(latency_ns)
+    FROM journeys GROUP BY group_name
+)
+ORDER BY group_name, step NULLS LAST;

@@ -15,7 +15,7 @@ from typing import Any
 
 from simd.charts import Line, percentile_chart, time_chart
 from simd.manifest import redact
-from simd.report import LATENCY_COLUMNS, MIN_TREND_SPAN_H, REPLAY_COLUMNS
+from simd.report import JOURNEY_COLUMNS, LATENCY_COLUMNS, MIN_TREND_SPAN_H, REPLAY_COLUMNS
 from simd.results import connect, run_dir_of
 
 REPORT_FILE = "report.html"
@@ -79,6 +79,8 @@ def load(run: str | Path) -> dict[str, Any]:
             d[view] = _rows(con, f"SELECT * FROM {view}")
         replays = con.execute("SELECT count(*) FROM replay_groups").fetchone()[0]
         d["replay_fidelity"] = _rows(con, "SELECT * FROM replay_fidelity") if replays else []
+        journeys = con.execute("SELECT count(*) FROM groups WHERE steps > 1").fetchone()[0]
+        d["journey_stats"] = _rows(con, "SELECT * FROM journey_stats") if journeys else []
         manifest = con.execute("SELECT manifest FROM runs").fetchone()[0]
     finally:
         con.close()
@@ -434,6 +436,28 @@ def render(d: dict[str, Any]) -> str:
             "speed (ms); correlation of messages per second of recording time, recorded "
             "(x fanout) vs replayed</p>"
         )
+    if d["journey_stats"]:
+        add("<h2>Journeys</h2>")
+        add(
+            _table(
+                "journey_stats",
+                list(JOURNEY_COLUMNS),
+                [
+                    [
+                        _cell(x["group_name"], x["group_name"], left=True),
+                        _cell(x["step"], "-" if x["step"] is None else str(x["step"])),
+                        _cell(x["request"], x["request"], left=True),
+                        _cell(x["requests"], _int(x["requests"])),
+                        _cell(x["passed"], _int(x["passed"])),
+                    ]
+                    + [_cell(x[k], _ms(x[k])) for k in ("p50_ns", "p99_ns", "max_ns")]
+                    for x in d["journey_stats"]
+                ],
+                left=3,
+            )
+        )
+        add("<p class='meta'>latency per step from its send; a whole journey from its intended "
+            "start to its last response (ms)</p>")  # fmt: skip
     add("<h2>Errors by kind</h2>")
     if d["errors_by_kind"]:
         add(

@@ -131,6 +131,26 @@ def _replay_table(con: Any, console: Console) -> None:
     console.print(t)
 
 
+JOURNEY_COLUMNS = ("group", "step", "request", "requests", "passed", "p50", "p99", "max")
+
+
+def _journey_table(con: Any, console: Console) -> None:
+    """HTTP journeys (journey_stats): each step, then the whole journey."""
+    t = Table(title="journeys: latency (ms) per step from its send, and of the whole journey")
+    for n in JOURNEY_COLUMNS:
+        t.add_column(n, justify="left" if n in ("group", "request") else "right")
+    for r in con.execute("SELECT * FROM journey_stats").fetchall():
+        t.add_row(
+            r[0],
+            "-" if r[1] is None else str(r[1]),
+            r[2],
+            f"{r[3]:,}",
+            f"{r[4]:,}",
+            *[_ms(v).removesuffix(" ms") for v in r[5:]],
+        )
+    console.print(t)
+
+
 def render_report(run: str | Path, console: Console) -> None:
     """Totals, throughput, latency (from intended and from sent), lag, errors, SLOs."""
     run_dir = run_dir_of(run)
@@ -193,6 +213,8 @@ def render_report(run: str | Path, console: Console) -> None:
 
         if con.execute("SELECT count(*) FROM replay_groups").fetchone()[0]:
             _replay_table(con, console)
+        if con.execute("SELECT count(*) FROM groups WHERE steps > 1").fetchone()[0]:
+            _journey_table(con, console)
 
         errs = con.execute("SELECT * FROM errors_by_kind LIMIT 20").fetchall()
         if errs:

@@ -187,7 +187,8 @@ def _write_metadata(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) ->
     offset = 0
     for gi, g in enumerate(scenario.fleet):
         con.execute(
-            "INSERT INTO groups VALUES (?, ?, ?, ?, ?)", [gi, g.name, g.count, offset, g.rate_per_s]
+            "INSERT INTO groups VALUES (?, ?, ?, ?, ?, ?)",
+            [gi, g.name, g.count, offset, g.rate_per_s, g.steps],
         )
         group_of[offset : offset + g.count] = gi
         con.execute(

@@ -222,6 +222,71 @@ class TlsOptions(_Model):
     server_name: str | None = None
 
 
+# ---------------------------------------------------------------- http
+
+HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+"""`${NAME}` in an HTTP header value: the environment variable NAME, read by the worker (never
+written to a manifest or a log)."""
+
+
+class HttpRequest(_Model):
+    """One request of a group's weighted mix, or one step of its journey (http:// targets).
+
+    `path` is a template like topics (`/v1/users/{device_id}`, `{seq}`: in a journey, the
+    journey's own sequence id, the same for every step). `body` is any payload generator.
+    A response passes when its status is in `expect_status` (default: any 2xx), its body holds
+    `expect_body` and it came within `max_time`; otherwise its row is an error with the reason.
+    """
+
+    name: str = Field(pattern=r"^[\w.-]+$")
+    method: HttpMethod | None = Field(None, description="default: the group's http.method")
+    path: str = "/"
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: Payload | None = None
+    weight: float = Field(1.0, gt=0)
+    expect_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(default_factory=list)
+    expect_body: str | None = None
+    max_time: DurationNs | None = None
+
+    _dur = field_validator("max_time", mode="before")(classmethod(lambda cls, v: _opt_dur(v)))
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError("a path starts with /")
+        for name in template_names(v):
+            if name not in ("device_id", "index", "group", "seq"):
+                raise ValueError(
+                    f"path placeholder {{{name}}} is not one of device_id, index, group, seq"
+                )
+        return v
+
+
+class HttpOptions(_Model):
+    """How a group's devices (or users) speak HTTP/1.1: one keep-alive connection each.
+
+    open model (the default): requests arrive on the group's schedule (rate or interval);
+    closed model: each device is a user that sends its next request when the previous one
+    completes (plus `think_time`), `requests_per_user` times or until the run ends.
+    """
+
+    method: HttpMethod = "GET"
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="sent with every request; values may use ${ENV_VAR}"
+    )
+    timeout: DurationNs = 5_000_000_000
+    connect_timeout: DurationNs = 10_000_000_000
+    model: Literal["open", "closed"] = "open"
+    requests_per_user: int | None = Field(None, ge=1, description="closed model")
+    think_time: DurationNs = Field(0, description="closed model: pause after each response")
+
+    _durs = field_validator("timeout", "connect_timeout", "think_time", mode="before")(
+        classmethod(lambda cls, v: _duration(v))
+    )
+
+
 class Probe(_Model):
     """A subscriber that receives the fleet's messages through the broker and logs a `receive`
     row per message, with end-to-end latency from the intended send time when it can tell it:
@@ -321,6 +386,14 @@ class FleetGroup(_Model):
     )
     messages: list[Message] = Field(default_factory=list)
     mqtt: MqttOptions = Field(default_factory=MqttOptions)
+    http: HttpOptions = Field(default_factory=HttpOptions)
+    requests: list[HttpRequest] = Field(
+        default_factory=list, description="http: the weighted request mix"
+    )
+    journey: list[HttpRequest] = Field(
+        default_factory=list,
+        description="http: steps run in order per arrival, sharing one sequence id",
+    )
 
     _dur = field_validator("interval", mode="before")(classmethod(lambda cls, v: _opt_dur(v)))
 
@@ -353,6 +426,14 @@ class FleetGroup(_Model):
                     "from its recording (replay.qos overrides the recorded qos)"
                 )
             return self
+        if self.requests and self.journey:
+            raise ValueError("give requests (a weighted mix) or journey (ordered steps), not both")
+        if (self.requests or self.journey) and self.messages:
+            raise ValueError("requests or journey replace messages for http targets; give one")
+        if self.http.model == "closed":
+            if self.rate is not None or self.interval is not None:
+                raise ValueError("a closed-model group has no rate: each user sends when ready")
+            return self
         if any(isinstance(m.payload, ReplayPayload) for m in [self, *self.messages]):
             raise ValueError("payload kind 'replay' belongs to replay groups (give replay = {...})")
         if (self.rate is None) == (self.interval is None):
@@ -371,8 +452,21 @@ class FleetGroup(_Model):
         return self
 
     @property
+    def steps(self) -> int:
+        """Rows per scheduled arrival: a journey's steps, else 1."""
+        return len(self.journey) or 1
+
+    @property
+    def closed(self) -> bool:
+        """A closed-model http group: users send when ready, not on a schedule."""
+        return self.http.model == "closed"
+
+    @property
     def rate_per_s(self) -> float:
-        """Messages per second per device at a phase level of 1 (replay: the mean)."""
+        """Messages per second per device at a phase level of 1 (replay: the mean; a closed
+        group: 0, it has no schedule)."""
+        if self.closed:
+            return 0.0
         if self.replay is not None:
             from simd.replay import replay_plan
 
@@ -389,6 +483,19 @@ class FleetGroup(_Model):
             from simd.replay import replay_plan
 
             return replay_plan(self).messages()
+        if self.requests or self.journey:
+            empty = RandomBytesPayload(size=0)
+            return [
+                Message(
+                    name=r.name,
+                    weight=r.weight,
+                    topic=r.path,
+                    qos=0,
+                    retain=False,
+                    payload=r.body or empty,
+                )
+                for r in (self.requests or self.journey)
+            ]
         if not self.messages:
             return [
                 Message(

@@ -44,6 +44,9 @@ class GroupLayout:
     spawn_rate: float | None = None  # devices/s: the group's connect ramp
     spawn_key: int = 0
     replay: ReplayPlan | None = None  # a replay group: timing from its recording
+    steps: int = 1  # rows per arrival: a journey's steps (http)
+    closed: bool = False  # a closed-model http group: no schedule, users send when ready
+    users_requests: int = 0  # closed: requests per user (0: until the run ends)
 
     def spawn_rank(self) -> np.ndarray:
         """Each device's place in the ramp: a seeded shuffle of the group, so that every
@@ -98,6 +101,9 @@ def layout_groups(scenario: Scenario) -> list[GroupLayout]:
                 rate=g.rate_per_s,
                 arrival="replay" if replay is not None else g.arrival,
                 replay=replay,
+                steps=g.steps,
+                closed=g.closed,
+                users_requests=(g.http.requests_per_user or 0) * g.steps,
                 phase_key=stream_key(scenario.seed, "phase", g.name),
                 arrival_key=stream_key(scenario.seed, "arrival", g.name),
                 mix_key=stream_key(scenario.seed, "mix", g.name),
@@ -227,6 +233,18 @@ class GroupCursor:
         seg = np.maximum(seg, 0)
         t = self.shape.time_of(v / self.layout.rate, seg)
         local = self.local[rows]
+        steps = self.layout.steps
+        if steps > 1:  # a journey: its steps, in order, all due at the arrival
+            return Chunk(
+                device=np.repeat(local.astype(np.int64) + self.layout.offset, steps),
+                seq=(
+                    np.repeat(k.astype(np.int64) * steps, steps) + np.tile(np.arange(steps), len(k))
+                ),
+                t_intended=np.repeat(t, steps),
+                phase=np.repeat(self.shape.phase[seg], steps),
+                message=np.tile(np.arange(steps, dtype=np.uint8), len(k)),
+                group=np.full(len(k) * steps, self.layout.index, dtype=np.int16),
+            )
         return Chunk(
             device=local.astype(np.int64) + self.layout.offset,
             seq=k.astype(np.int64),
@@ -273,6 +291,8 @@ class SliceSchedule:
                     self.replays.append(
                         ReplayCursor(layout.replay, layout.index, layout.offset, local)
                     )
+                elif layout.closed:
+                    continue  # users send when ready (simd.transports.http)
                 else:
                     self.cursors.append(GroupCursor(layout, self.shape, local))
         self._m_done = 0.0
@@ -366,6 +386,14 @@ def plan_counts(scenario: Scenario, chunk_devices: int = 65536) -> Plan:
             groups.append(_replay_group_plan(layout, layout.replay, shape))
             continue
         per_phase = np.zeros(nphase, dtype=np.int64)
+        if layout.closed:  # known only when each user sends a fixed number (else 0: open-ended)
+            per_phase[0] = layout.count * layout.users_requests
+            groups.append(
+                GroupPlan(layout.name, layout.count, 0.0,
+                          {n: int(per_phase[i]) for i, n in enumerate(shape.phase_names)},
+                          dict.fromkeys(shape.phase_names, 0.0))
+            )  # fmt: skip
+            continue
         wknots = layout.rate * shape.knots
         for start in range(0, layout.count, chunk_devices):
             local = np.arange(start, min(layout.count, start + chunk_devices), dtype=np.int64)
@@ -379,8 +407,9 @@ def plan_counts(scenario: Scenario, chunk_devices: int = 65536) -> Plan:
                 _rows, _k, v = streams.take(0.0, float(wknots[-1]))
                 seg = np.maximum(np.searchsorted(wknots[:-1], v, side="right") - 1, 0)
                 np.add.at(per_phase, shape.phase[seg].astype(np.int64), 1)
+        per_phase *= layout.steps
         peaks = {
-            name: layout.rate * layout.count * shape.peak_level(pi)
+            name: layout.rate * layout.count * layout.steps * shape.peak_level(pi)
             for pi, name in enumerate(shape.phase_names)
         }
         groups.append(
@@ -433,11 +462,11 @@ def expected_series(scenario: Scenario, window_ns: int, shape: Shape | None = No
             total += layout.replay.due_counts(shape.duration_ns, window_ns)[:n]
             continue
         if not layout.spawn_rate:
-            total += layout.rate * layout.count * np.diff(m_edges)
+            total += layout.rate * layout.count * layout.steps * np.diff(m_edges)
             continue
         starts = np.sort(layout.start_ns(np.arange(layout.count, dtype=np.int64)))
         cum = np.concatenate([[0.0], np.cumsum(shape.m_at_many(starts))])
         k = np.searchsorted(starts, edges, side="left")  # devices started before each edge
         work = k * m_edges - cum[k]  # sum over started devices of M(edge) - M(start)
-        total += layout.rate * np.diff(work)
+        total += layout.rate * layout.steps * np.diff(work)
     return total

@@ -31,7 +31,7 @@ from simd.manifest import reserve_space, scenario_hash, write_manifest
 from simd.messages import Done, Failed, Progress, Ready, Start, Stop, WorkerSpec
 from simd.payloads import check_plugins
 from simd.replay import expand_replays
-from simd.scenario import DURATION_SLOS, Scenario
+from simd.scenario import DURATION_SLOS, ENV_REF, Scenario
 from simd.schedule import Plan, plan_counts
 from simd.transports import does_real_io, scheme_of
 
@@ -285,6 +285,23 @@ def _run(
 ) -> RunOutcome:
     clock_text = clock or scenario.run.clock
     check_plugins([m for g in scenario.fleet for m in g.resolved_messages()])
+    missing = [
+        f"fleet[{gi}] ({g.name}): header {k}: environment variable {name} is not set"
+        for gi, g in enumerate(scenario.fleet)
+        for r in [g.http, *g.requests, *g.journey]
+        for k, v in r.headers.items()
+        for name in ENV_REF.findall(v)
+        if name not in os.environ
+    ]
+    if missing:
+        raise UserError(missing[0])
+    if scheme_of(scenario.target) != "http":
+        for gi, g in enumerate(scenario.fleet):
+            if g.closed or g.requests or g.journey:
+                raise UserError(
+                    f"fleet[{gi}] ({g.name}): requests, journey and the closed model need an "
+                    f"http:// or https:// target, not {scenario.target!r}"
+                )
     if resume is None:
         run_dir, manifest, plan = _prepare_manifest(
             scenario,

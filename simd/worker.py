@@ -86,10 +86,25 @@ class SliceRunner:
             )
             self.live.take_interval()
         self._build_messages()
+        first_seq = None
+        if self.resumed is not None:
+            first_seq = self.resumed.max_seq + 1
+        self.closed = any(
+            lay.closed and lay.offset < spec.hi and spec.lo < lay.offset + lay.count
+            for lay in self.layouts
+        )
         self.transport = open_transport(
             spec.target,
             TransportContext(
-                scenario, spec.worker, spec.workers, self.log, self.clock, Path(spec.scenario_dir)
+                scenario,
+                spec.worker,
+                spec.workers,
+                self.log,
+                self.clock,
+                Path(spec.scenario_dir),
+                t0_epoch_ns,
+                render=self._render_one,
+                first_seq=first_seq,
             ),
         )
         self.stop_event = trio.Event()
@@ -133,6 +148,21 @@ class SliceRunner:
         grp = (np.searchsorted(self.offsets, dev, side="right") - 1).astype(np.int16)
         self.devices = DeviceSet(dev, grp, ids_all)
 
+    def _render_one(self, gi: int, local: int, seq: int, t_ns: int) -> tuple[int, int, bytes]:
+        """One request of a closed-model user: (message, phase, payload) for (device, seq)."""
+        lay = self.layouts[gi]
+        loc = np.array([local], dtype=np.int64)
+        s = np.array([seq], dtype=np.int64)
+        msg = seq % lay.steps if lay.steps > 1 else int(lay.message_of(loc, s)[0])
+        phase = int(self.schedule.shape.phase_of(np.array([max(t_ns, 0)]))[0])
+        ctx = PayloadContext(
+            local=loc,
+            seq=s // lay.steps,
+            t_intended=np.array([t_ns], dtype=np.int64),
+            t0_epoch_ns=self.t0_epoch_ns,
+        )
+        return msg, phase, self.generators[(gi, msg)].render(ctx).item(0)
+
     def _payloads(self, c: Chunk, i: int, j: int) -> Ragged:
         group = c.group[i:j]
         msg = c.message[i:j]
@@ -143,7 +173,8 @@ class SliceRunner:
             gi, mi = divmod(int(k), 256)
             ctx = PayloadContext(
                 local=c.device[i:j][rows] - self.offsets[gi],
-                seq=c.seq[i:j][rows],
+                # a journey's steps share its sequence id: seq // steps
+                seq=c.seq[i:j][rows] // self.layouts[gi].steps,
                 t_intended=c.t_intended[i:j][rows],
                 t0_epoch_ns=self.t0_epoch_ns,
             )
@@ -342,6 +373,15 @@ class SliceRunner:
                 else:
                     # wake at the next due publish, but at least every progress tick
                     await self._sleep_until(min(nxt, now + 200_000_000))
+        if self.closed and stopped_at is None:
+            # closed-model users send until the run's end (or their count): wait for them
+            with trio.move_on_at(self.clock.t0 + self.duration / 1e9):
+                async with trio.open_nursery() as waiting:
+                    waiting.start_soon(_set_after, self.transport.users_done, self.stop_event)
+                    await self.stop_event.wait()
+                    waiting.cancel_scope.cancel()
+            if self.stop_requested:
+                stopped_at = self.clock.now_ns()
         if stopped_at is not None:
             # publishes that were due before the stop but not yet sent: logged, never absent
             k = int((chunk.t_intended[i:] <= stopped_at).sum())
@@ -368,6 +408,11 @@ class SliceRunner:
             stopped_at_ns=stopped_at,
             torn_tails=torn,
         )
+
+
+async def _set_after(done: trio.Event, then: trio.Event) -> None:
+    await done.wait()
+    then.set()
 
 
 def run_worker(spec: WorkerSpec, t0_epoch_ns: int, conn: Connection | None = None) -> Done:

@@ -26,7 +26,7 @@ def simd(
 ) -> subprocess.CompletedProcess[str]:
     """Run `python -m simd ARGS` (`popen`: more subprocess.run arguments); if `check` is
     given, assert that exit code."""
-    env = {**os.environ, "COLUMNS": "200"}
+    env = {**popen.pop("env", os.environ), "COLUMNS": "200"}
     proc = subprocess.run(
         [sys.executable, "-m", "simd", *args],
         cwd=cwd,
@@ -158,16 +158,76 @@ def subscribe_in_thread(
     async def main() -> None:
         async with aiomqtt.Client(host, int(port), identifier="ref-sub", protocol=proto) as c:
             await c.subscribe(topic, qos=1)
+
+            async def consume() -> None:
+                async for msg in c.messages:
+                    props = (
+                        getattr(msg.properties, "UserProperty", None) if msg.properties else None
+                    )
+                    got.append((str(msg.topic), bytes(msg.payload), msg.qos, msg.retain, props))
+
+            # one consumer for the whole time: a timeout around each read could cancel it just
+            # after it took a message off aiomqtt's queue, and that message would be lost
+            consumer = asyncio.create_task(consume())
             ready.set()
             while not stop.is_set():
-                try:
-                    async with asyncio.timeout(0.2):
-                        msg = await anext(c.messages)
-                except TimeoutError:
-                    continue
-                props = getattr(msg.properties, "UserProperty", None) if msg.properties else None
-                got.append((str(msg.topic), bytes(msg.payload), msg.qos, msg.retain, props))
+                await asyncio.sleep(0.05)
+            consumer.cancel()
 
     t = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
     t.start()
     return t
+
+
+def certificates(tmp: Path) -> tuple[str, str, str]:
+    """A throwaway CA and a server certificate for 127.0.0.1, made with the openssl CLI."""
+
+    def ssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=tmp)
+
+    ssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=simd test CA",
+    )
+    ssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    )
+    (tmp / "san.ext").write_text("subjectAltName = IP:127.0.0.1\n")
+    ssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "san.ext",
+    )
+    return str(tmp / "ca.pem"), str(tmp / "server.pem"), str(tmp / "server.key")

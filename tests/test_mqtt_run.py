@@ -13,6 +13,7 @@ import pytest
 
 from simd.broker import EmbeddedBroker
 from tests.conftest import (
+    certificates,
     need_mosquitto,
     run_dir_from,
     simd,
@@ -397,60 +398,6 @@ def test_probe_logs_end_to_end_latency(tmp_path: Path, runs: Path) -> None:
     assert "end to end (probes)" in proc.stdout
 
 
-def _certificates(tmp: Path) -> tuple[str, str, str]:
-    """A throwaway CA and a server certificate for 127.0.0.1, made with the openssl CLI."""
-
-    def ssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=tmp)
-
-    ssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=simd test CA",
-    )
-    ssl(
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    )
-    (tmp / "san.ext").write_text("subjectAltName = IP:127.0.0.1\n")
-    ssl(
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "1",
-        "-extfile",
-        "san.ext",
-    )
-    return str(tmp / "ca.pem"), str(tmp / "server.pem"), str(tmp / "server.key")
-
-
 def test_tls_verifies_certificates_by_default(tmp_path: Path, runs: Path) -> None:
     """mqtts://: with the CA named, every device connects over TLS and publishes are acked;
     without it, verification fails and each connect error says so."""
@@ -459,7 +406,7 @@ def test_tls_verifies_certificates_by_default(tmp_path: Path, runs: Path) -> Non
     need_mosquitto()
     if not shutil.which("openssl"):
         pytest.skip("openssl CLI not installed")
-    ca, cert, key = _certificates(tmp_path)
+    ca, cert, key = certificates(tmp_path)
     path = _scenario(tmp_path, duration="2s", count=3, rate=2.0)
     with EmbeddedBroker("mosquitto", tls=(ca, cert, key)) as b:
         assert b.url.startswith("mqtts://")

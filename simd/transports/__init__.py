@@ -25,6 +25,8 @@ _SCHEMES = {
     "ws": "mqtt",
     "wss": "mqtt",
     "embedded": "embedded",
+    "http": "http",
+    "https": "http",
 }
 
 
@@ -46,6 +48,10 @@ def open_transport(url: str, ctx: TransportContext) -> Transport:
         from simd.transports.mqtt.transport import MqttTransport
 
         return MqttTransport(ctx, url)
+    if scheme == "http":
+        from simd.transports.http.transport import HttpTransport
+
+        return HttpTransport(ctx, url)
     if scheme == "null":
         from simd.transports.null import NullTransport
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -26,6 +27,10 @@ class TransportContext:
     clock: RunClock
     scenario_dir: Path
     t0_epoch_ns: int = 0  # wall-clock epoch of the run's t=0
+    # closed-model users (http) build their own requests: (group, local device, seq, intended
+    # ns) -> (message index, phase index, payload); and start at these seqs after a restart
+    render: Callable[[int, int, int, int], tuple[int, int, bytes]] | None = None
+    first_seq: np.ndarray | None = None  # per device of the slice
 
 
 @dataclass
@@ -70,6 +75,40 @@ class PublishBatch:
             qos=self.qos[rows],
             payload=self.payload.take(rows),
         )
+
+
+class RowStage:
+    """Rows as Python tuples, appended to the event buffer in one vector call (transports that
+    finish publishes one at a time stage them here and flush at each wake-up)."""
+
+    NAMES = (
+        "device",
+        "seq",
+        "kind",
+        "status",
+        "phase",
+        "message",
+        "t_intended",
+        "t_sent",
+        "t_done",
+        "bytes",
+        "qos",
+        "error",
+    )
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, ...]] = []
+
+    def add(self, *row: int) -> None:
+        """One row: the NAMES, in order."""
+        self.rows.append(row)
+
+    def flush(self, log: EventBuffer) -> None:
+        if not self.rows:
+            return
+        cols = np.array(self.rows, dtype=np.int64).T
+        self.rows = []
+        log.append(cols.shape[1], **{n: cols[i] for i, n in enumerate(self.NAMES)})
 
 
 class Transport(Protocol):

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import trio
 
-from simd.errors import UserError
+from simd.errors import UserError, first_leaf
 from simd.events import (
     CONNECT,
     DISCONNECT,
@@ -40,7 +40,7 @@ from simd.hashing import hash2, stream_key, uniform01
 from simd.ragged import Ragged, concat_columns, format_ints, scatter_rows
 from simd.scenario import MqttOptions, Probe, Scenario, TlsOptions, resolve_path, template_names
 from simd.schedule import layout_groups
-from simd.transports._base import DeviceSet, PublishBatch, TransportContext
+from simd.transports._base import DeviceSet, PublishBatch, RowStage, TransportContext
 from simd.transports.mqtt import codec as c
 from simd.transports.mqtt.inflight import InFlight
 from simd.transports.mqtt.session import (
@@ -132,38 +132,6 @@ class _Conn:
     last_in: float = 0.0
 
 
-class _Stage:
-    """Rows as Python lists, appended to the event buffer in one vector call."""
-
-    NAMES = (
-        "device",
-        "seq",
-        "kind",
-        "status",
-        "phase",
-        "message",
-        "t_intended",
-        "t_sent",
-        "t_done",
-        "bytes",
-        "qos",
-        "error",
-    )
-
-    def __init__(self) -> None:
-        self.rows: list[tuple[int, ...]] = []
-
-    def add(self, *row: int) -> None:
-        self.rows.append(row)
-
-    def flush(self, log: Any) -> None:
-        if not self.rows:
-            return
-        cols = np.array(self.rows, dtype=np.int64).T
-        self.rows = []
-        log.append(cols.shape[1], **{n: cols[i] for i, n in enumerate(self.NAMES)})
-
-
 class MqttTransport:
     def __init__(self, ctx: TransportContext, url: str) -> None:
         self.ctx = ctx
@@ -172,7 +140,7 @@ class MqttTransport:
         self.scenario: Scenario = ctx.scenario
         self.target = parse_target(url)
         self.ssl_context = ssl_context_for(self.scenario.tls) if self.target.tls else None
-        self.stage = _Stage()
+        self.stage = RowStage()
         self.inflight = InFlight()
         self.conns: list[_Conn] = []
         self.lo = 0
@@ -994,6 +962,11 @@ def reason_of(exc: BaseException) -> str:
         text = "timed out"
     if isinstance(exc, OSError) and exc.strerror:
         text = exc.strerror
+    elif isinstance(exc, OSError) and isinstance(exc.__cause__, BaseExceptionGroup):
+        # trio's open_tcp_stream: "all attempts to connect ... failed", the why in a group
+        leaf = first_leaf(exc.__cause__)
+        if isinstance(leaf, OSError) and leaf.strerror:
+            text = leaf.strerror
     return text.splitlines()[0][:120]
 
 

@@ -1,0 +1,450 @@
+"""The HTTP/1.1 transport: one keep-alive connection per simulated device (or user), on trio.
+
+A publish is a request. Open model: the worker hands over batches on the schedule; each device
+works through its own requests in order, one at a time on its connection (HTTP/1.1 without
+pipelining), so a slow response delays that device's next request and the delay shows as
+schedule lag. Closed model: each device of the group is a user that sends its next request
+when the previous one completes, plus think time. Journey groups get `steps` rows per arrival
+(simd.schedule) that run in order; a failed step skips the rest of its journey.
+
+Each request ends in one row: `acked` (a response that passed the checks), `error` (a failed
+check, a refused or lost connection, a response that is not HTTP; the reason is the error
+text), `timeout` (no response within http.timeout), `dropped` (a journey step skipped after an
+earlier step failed), `unsent` (still queued when the run ended). `bytes` is the request body's
+size. Header values may use `${ENV_VAR}`: expanded here, never logged.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import ssl
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+import trio
+
+from simd.errors import UserError
+from simd.events import ACKED, CONNECT, DISCONNECT, DROPPED, FAILED, OK, PUBLISH, TIMEOUT, UNSENT
+from simd.scenario import ENV_REF, FleetGroup, HttpRequest, template_names
+from simd.transports._base import DeviceSet, PublishBatch, RowStage, TransportContext
+from simd.transports.http.codec import (
+    RemoteProtocolError,
+    Response,
+    ResponseReader,
+    encode_request,
+    request_head,
+)
+from simd.transports.mqtt.transport import reason_of, ssl_context_for
+
+_NULL = int(np.iinfo(np.int64).min)
+FLUSH_S = 0.02  # finished rows reach the event buffer at least this often
+_NETWORK_ERRORS = (
+    OSError,
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+    ssl.SSLError,
+    RemoteProtocolError,
+)
+
+
+@dataclass
+class _Target:
+    scheme: str
+    host: str
+    port: int
+    base: str  # path prefix, no trailing slash
+
+    @property
+    def host_header(self) -> str:
+        default = 443 if self.scheme == "https" else 80
+        return self.host if self.port == default else f"{self.host}:{self.port}"
+
+
+def parse_http_target(url: str) -> _Target:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UserError(f"target {url!r}: expected http:// or https:// with a host")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise UserError(f"target {url!r}: the port is not a number from 0 to 65535") from None
+    return _Target(parts.scheme, parts.hostname, port, parts.path.rstrip("/"))
+
+
+@dataclass(frozen=True)
+class _Request:
+    """One request of a group, with everything per device precomputed where possible."""
+
+    spec: HttpRequest
+    method: str
+    headers: dict[str, str]
+    expect: frozenset[int] | None  # None: any 2xx
+    per_row_path: bool  # the path has {seq}: rendered per request
+
+
+@dataclass
+class _Client:
+    index: int
+    device: int
+    group: int
+    local: int
+    device_id: str
+    heads: list[bytes | None]  # per request: the head, when the path is fixed per device
+    queue: collections.deque[tuple[int, ...]] = field(default_factory=collections.deque)
+    current: tuple[int, ...] | None = None
+    busy: bool = False
+    stream: trio.abc.Stream | None = None
+    reader: ResponseReader | None = None
+    failed_journey: int = -1  # a journey whose step failed: its later steps are skipped
+
+
+def _expand_env(value: str, where: str) -> str:
+    def sub(m: Any) -> str:
+        v = os.environ.get(m.group(1))
+        if v is None:
+            raise UserError(f"{where}: environment variable {m.group(1)} is not set")
+        return v
+
+    return ENV_REF.sub(sub, value)
+
+
+class HttpTransport:
+    def __init__(self, ctx: TransportContext, url: str) -> None:
+        self.ctx = ctx
+        self.log = ctx.log
+        self.clock = ctx.clock
+        self.scenario = ctx.scenario
+        self.target = parse_http_target(url)
+        self.ssl = ssl_context_for(self.scenario.tls) if self.target.scheme == "https" else None
+        self.stage = RowStage()
+        self.err: dict[str, int] = {}
+        self.clients: list[_Client] = []
+        self.lo = 0
+        self.requests: list[list[_Request]] = []
+        for gi, g in enumerate(self.scenario.fleet):
+            if not (g.requests or g.journey):
+                raise UserError(
+                    f"fleet[{gi}] ({g.name}): an http target needs requests = [...] or "
+                    "journey = [...]"
+                )
+            self.requests.append(self._group_requests(gi, g))
+        self.steps = [g.steps for g in self.scenario.fleet]
+        self.timeout_s = [g.http.timeout / 1e9 for g in self.scenario.fleet]
+        self.connect_timeout_s = [g.http.connect_timeout / 1e9 for g in self.scenario.fleet]
+        self.tasks: trio.Nursery | None = None
+        self.users_done = trio.Event()
+        self.closing = False
+
+    def _group_requests(self, gi: int, g: FleetGroup) -> list[_Request]:
+        base = {
+            k: _expand_env(v, f"fleet[{gi}].http.headers.{k}") for k, v in g.http.headers.items()
+        }
+        out = []
+        for r in g.requests or g.journey:
+            headers = dict(base)
+            headers.update(
+                {k: _expand_env(v, f"fleet[{gi}] request {r.name}") for k, v in r.headers.items()}
+            )
+            expect = frozenset(r.expect_status) if r.expect_status else None
+            out.append(
+                _Request(
+                    r, r.method or g.http.method, headers, expect, "seq" in template_names(r.path)
+                )
+            )
+        return out
+
+    def _code(self, text: str) -> int:
+        code = self.err.get(text)
+        if code is None:
+            code = self.err[text] = self.log.errors.code(text[:200])
+        return code
+
+    # ------------------------------------------------------------- setup
+
+    def _head(self, gi: int, r: _Request, cl_fields: dict[str, str]) -> bytes:
+        path = r.spec.path
+        for name, value in cl_fields.items():
+            path = path.replace("{" + name + "}", value)
+        return request_head(r.method, self.target.base + path, self.target.host_header, r.headers)
+
+    async def connect(self, devices: DeviceSet, now_ns: int, nursery: trio.Nursery) -> None:
+        """No connection opens here: each device opens its own at its first request."""
+        self.lo = int(devices.device[0]) if len(devices.device) else 0
+        offsets, off = [], 0
+        for g in self.scenario.fleet:
+            offsets.append(off)
+            off += g.count
+        for i, (dev, gi, did) in enumerate(
+            zip(devices.device.tolist(), devices.group.tolist(), devices.ids, strict=True)
+        ):
+            g = self.scenario.fleet[gi]
+            local = dev - offsets[gi]
+            fields = {"device_id": did, "index": str(local), "group": g.name}
+            heads: list[bytes | None] = []
+            for r in self.requests[gi]:
+                try:
+                    heads.append(None if r.per_row_path else self._head(gi, r, fields))
+                except ValueError as exc:
+                    raise UserError(f"fleet[{gi}] request {r.spec.name}: {exc}") from None
+            self.clients.append(_Client(i, dev, gi, local, did, heads))
+        self.tasks = await nursery.start(self._task_nursery)
+        nursery.start_soon(self._flusher)
+        users = [c for c in self.clients if self.scenario.fleet[c.group].closed]
+        if not users:
+            self.users_done.set()
+        else:
+            self.tasks.start_soon(self._users, users)
+
+    async def _task_nursery(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as n:
+            task_status.started(n)
+            await trio.sleep_forever()
+
+    async def _flusher(self) -> None:
+        while True:
+            await trio.sleep(FLUSH_S)
+            self.stage.flush(self.log)
+
+    # ------------------------------------------------------------- open model
+
+    async def publish(self, batch: PublishBatch) -> None:
+        """Queue each request on its device; a device works through its queue in order."""
+        assert self.tasks is not None
+        payloads = batch.payload.to_list()
+        cols = zip(
+            (batch.device - self.lo).tolist(),
+            batch.seq.tolist(),
+            batch.t_intended.tolist(),
+            batch.phase.tolist(),
+            batch.message.tolist(),
+            strict=True,
+        )
+        for (ci, seq, t_int, phase, msg), body in zip(cols, payloads, strict=True):
+            cl = self.clients[ci]
+            cl.queue.append((seq, t_int, phase, msg, body))  # type: ignore[arg-type]
+            if not cl.busy:
+                cl.busy = True
+                self.tasks.start_soon(self._work, cl)
+        self.stage.flush(self.log)
+
+    async def _work(self, cl: _Client) -> None:
+        try:
+            while cl.queue and not self.closing:
+                row = cl.queue.popleft()
+                cl.current = row
+                await self._request(cl, *row)  # type: ignore[arg-type]
+                cl.current = None
+        finally:
+            cl.busy = False
+
+    # ------------------------------------------------------------- one request
+
+    async def _request(
+        self, cl: _Client, seq: int, t_int: int, phase: int, msg: int, body: bytes
+    ) -> bool:
+        """Send one request and log its row; True when it passed its checks."""
+        gi = cl.group
+        steps = self.steps[gi]
+        if steps > 1 and seq // steps == cl.failed_journey:
+            self._row(cl, seq, DROPPED, phase, msg, t_int, _NULL, _NULL, len(body),
+                      "skipped: an earlier step of this journey failed")  # fmt: skip
+            return False
+        r = self.requests[gi][msg]
+        head = cl.heads[msg]
+        if head is None:  # the path has {seq}: in a journey, the journey's id
+            fields = {
+                "device_id": cl.device_id,
+                "index": str(cl.local),
+                "group": self.scenario.fleet[gi].name,
+                "seq": str(seq // steps),
+            }
+            head = self._head(gi, r, fields)
+        ok = False
+        reason = None
+        status = FAILED
+        t_sent = _NULL
+        try:
+            if cl.stream is None:
+                await self._open(cl)
+            assert cl.stream is not None and cl.reader is not None
+            data = encode_request(head, body)
+            t_sent = self.clock.now_ns()
+            cl.reader.sent(r.method == "HEAD", r.spec.expect_body is not None)
+            with trio.fail_after(self.timeout_s[gi]):
+                await cl.stream.send_all(data)
+                resp = await self._response(cl)
+            t_done = self.clock.now_ns()
+            reason = self._check(r, resp, t_done - t_sent)
+            ok = reason is None
+            status = ACKED if ok else FAILED
+            if not resp.keep_alive:
+                await self._drop(cl)
+        except trio.TooSlowError:
+            t_done = self.clock.now_ns()
+            status, reason = TIMEOUT, f"no response within {self.timeout_s[gi]:g}s"
+            await self._drop(cl)  # a late response would answer the next request
+        except _ConnectFailed as exc:
+            t_done = self.clock.now_ns()
+            reason = f"connect: {exc}"
+        except _NETWORK_ERRORS as exc:
+            t_done = self.clock.now_ns()
+            reason = (
+                reason_of(exc)
+                if not isinstance(exc, RemoteProtocolError)
+                else f"bad response: {exc}"
+            )
+            await self._drop(cl)
+        self._row(cl, seq, status, phase, msg, t_int, t_sent, t_done, len(body), reason)
+        if not ok and steps > 1:
+            cl.failed_journey = seq // steps
+        return ok
+
+    async def _response(self, cl: _Client) -> Response:
+        assert cl.stream is not None and cl.reader is not None
+        while True:
+            got = cl.reader.feed(b"") if cl.reader.eof else []
+            if got:
+                return got[0]
+            data = await cl.stream.receive_some(65536)
+            got = cl.reader.feed(data)
+            if got:
+                return got[0]
+            if not data:
+                raise trio.BrokenResourceError("connection closed by the server")
+
+    @staticmethod
+    def _check(r: _Request, resp: Response, took_ns: int) -> str | None:
+        ok_status = resp.status in r.expect if r.expect is not None else 200 <= resp.status < 300
+        if not ok_status:
+            want = ", ".join(map(str, sorted(r.expect))) if r.expect is not None else "2xx"
+            return f"{r.spec.name}: status {resp.status} (expected {want})"
+        if r.spec.expect_body is not None and r.spec.expect_body.encode() not in resp.body:
+            return f"{r.spec.name}: body lacks {r.spec.expect_body!r}"
+        if r.spec.max_time is not None and took_ns > r.spec.max_time:
+            return f"{r.spec.name}: took longer than {r.spec.max_time / 1e6:g} ms"
+        return None
+
+    def _row(
+        self,
+        cl: _Client,
+        seq: int,
+        status: int,
+        phase: int,
+        msg: int,
+        t_int: int,
+        t_sent: int,
+        t_done: int,
+        nbytes: int,
+        reason: str | None,
+    ) -> None:
+        code = self._code(reason) if reason else 0
+        self.stage.add(
+            cl.device, seq, PUBLISH, status, phase, msg, t_int, t_sent, t_done, nbytes, 0, code
+        )
+
+    async def _open(self, cl: _Client) -> None:
+        t0 = self.clock.now_ns()
+        gi = cl.group
+        try:
+            with trio.fail_after(self.connect_timeout_s[gi]):
+                stream: trio.abc.Stream = await trio.open_tcp_stream(
+                    self.target.host, self.target.port
+                )
+                if self.ssl is not None:
+                    tls = trio.SSLStream(
+                        stream,
+                        self.ssl,
+                        server_hostname=self.scenario.tls.server_name or self.target.host,
+                    )
+                    await tls.do_handshake()
+                    stream = tls
+        except (trio.TooSlowError, *_NETWORK_ERRORS) as exc:
+            why = "timed out" if isinstance(exc, trio.TooSlowError) else reason_of(exc)
+            self.stage.add(cl.device, -1, CONNECT, FAILED, 255, 0, _NULL, t0,
+                           self.clock.now_ns(), 0, 0, self._code(f"connect: {why}"))  # fmt: skip
+            raise _ConnectFailed(why) from None
+        cl.stream = stream
+        cl.reader = ResponseReader()
+        self.stage.add(cl.device, -1, CONNECT, OK, 255, 0, _NULL, t0, self.clock.now_ns(), 0, 0, 0)
+
+    async def _drop(self, cl: _Client) -> None:
+        stream, cl.stream, cl.reader = cl.stream, None, None
+        if stream is not None:
+            with (
+                trio.move_on_after(1),
+                trio.CancelScope(shield=True),
+                contextlib.suppress(*_NETWORK_ERRORS),
+            ):
+                await stream.aclose()
+
+    # ------------------------------------------------------------- closed model
+
+    async def _users(self, users: list[_Client]) -> None:
+        """Every user of a closed group: send, wait for the response, think, repeat."""
+        async with trio.open_nursery() as n:
+            for cl in users:
+                n.start_soon(self._user, cl)
+        self.users_done.set()
+
+    async def _user(self, cl: _Client) -> None:
+        g = self.scenario.fleet[cl.group]
+        render = self.ctx.render
+        assert render is not None
+        duration = self.scenario.duration_ns
+        seq = int(self.ctx.first_seq[cl.index]) if self.ctx.first_seq is not None else 0
+        limit = (g.http.requests_per_user or 0) * g.steps
+        await self.clock.sleep_until_ns(0)
+        t_ready = max(0, self.clock.now_ns())
+        cl.busy = True
+        try:
+            while not self.closing and (not limit or seq < limit):
+                if t_ready >= duration:
+                    return
+                await self.clock.sleep_until_ns(t_ready)
+                msg, phase, body = render(cl.group, cl.local, seq, t_ready)
+                cl.current = (seq, t_ready, phase, msg, body)
+                await self._request(cl, seq, t_ready, phase, msg, body)
+                cl.current = None
+                seq += 1
+                t_ready = self.clock.now_ns() + g.http.think_time
+        finally:
+            cl.busy = False
+
+    # ------------------------------------------------------------- the end
+
+    async def drain(self, deadline_ns: int) -> None:
+        """Wait for requests in flight; then every one still queued or in flight gets its row."""
+        try:
+            while any(c.busy for c in self.clients) and self.clock.now_ns() < deadline_ns:
+                await trio.sleep(0.01)
+        finally:
+            self.closing = True
+            if self.tasks is not None:
+                self.tasks.cancel_scope.cancel()
+            for cl in self.clients:
+                if cl.current is not None:
+                    seq, t_int, phase, msg, body = cl.current
+                    self._row(cl, seq, TIMEOUT, phase, msg, t_int, _NULL, self.clock.now_ns(),
+                              len(body), "no response before the run ended")  # fmt: skip
+                    cl.current = None
+                why = "not sent before the run ended (the device was still busy)"
+                for seq, t_int, phase, msg, body in cl.queue:
+                    self._row(cl, seq, UNSENT, phase, msg, t_int, _NULL, _NULL, len(body), why)
+                cl.queue.clear()
+            self.stage.flush(self.log)
+
+    async def close(self, now_ns: int) -> None:
+        for cl in self.clients:
+            if cl.stream is not None:
+                await self._drop(cl)
+                self.stage.add(cl.device, -1, DISCONNECT, OK, 255, 0, _NULL, now_ns,
+                               self.clock.now_ns(), 0, 0, 0)  # fmt: skip
+        self.stage.flush(self.log)
+
+
+class _ConnectFailed(Exception):
+    pass
