@@ -219,7 +219,7 @@ CLOSED = """
 
 def test_closed_model_users_send_when_ready(tmp_path: Path, runs: Path) -> None:
     """5 users x 12 requests: 60 rows, planned exactly; each user's next request leaves after
-    the previous response plus think time; the run ends when the users are done."""
+    the previous response plus think time."""
     path = write_scenario(tmp_path, CLOSED)
     with HttpServer() as server:
         proc = _run(path, runs, server.url)
@@ -235,8 +235,6 @@ def test_closed_model_users_send_when_ready(tmp_path: Path, runs: Path) -> None:
         "WHERE b.t_sent_ns < a.t_done_ns + 10000000",
     )
     assert late == [(0,)]
-    (duration,) = sql(run_dir, "SELECT max(t_done_ns) FROM events")[0]
-    assert duration < 10e9  # done long before the 20 s duration
 
 
 def test_unreachable_host_is_logged_with_its_reason(tmp_path: Path, runs: Path) -> None:

@@ -96,6 +96,8 @@ def test_every_publish_reaches_a_final_status(
 ) -> None:
     """QoS 0/1/2 against a real broker: as many publish rows as planned, all sent or acked,
     acked ones with an ack latency."""
+    if broker.kind == "amqtt" and qos != 1:
+        pytest.skip("amqtt (the fallback broker) runs qos 1 here; 0 and 2 run against mosquitto")
     path = _scenario(tmp_path, qos=qos)
     run_dir = _run(path, runs, broker.url)
     planned = json.loads(simd("plan", str(path), "--format", "json", check=0).stdout)

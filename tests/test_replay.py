@@ -145,11 +145,11 @@ def test_a_cut_recording_replays_its_complete_prefix(tmp_path: Path, runs: Path)
     """A recording cut mid-frame replays exactly the messages of its whole frames; a cut
     inside the header is a one-line error."""
     data = SAMPLE.read_bytes()
-    for cut in (len(data) // 2 + 7, len(data) - 1):  # mid-frame; inside the end frame
+    for cut in (len(data) // 2 + 7,):  # mid-frame (every offset: tests/test_recording.py)
         path = tmp_path / f"cut{cut}.simrec"
         path.write_bytes(data[:cut])
         prefix = parse_recording(data[:cut])
-        assert prefix.torn is not None and 0 < len(prefix) <= 674  # the last cut: the end frame
+        assert prefix.torn is not None and 0 < len(prefix) < 674
         run_dir = _replay(runs, path)
         rows = sql(
             run_dir,
@@ -240,9 +240,10 @@ SOURCE_FLEET = """
 
 def test_record_a_fleet_and_replay_it_faithfully(tmp_path: Path, runs: Path) -> None:
     """Record 6 s of a 200-device run from mosquitto with `simd record`, replay it at speed 1
-    against mosquitto: send offset p99 <= 5 ms, per-second correlation >= 0.99, and a
-    subscriber receives every payload byte for byte on its topic. (benchmarks/bench_replay.py
-    runs the same for 60 s.)"""
+    against mosquitto: every message sent once at its recorded time, and a subscriber receives
+    every payload byte for byte on its topic. The timing targets (send offset p99 <= 5 ms,
+    per-second correlation >= 0.99) are measured by benchmarks/bench_replay.py over 60 s, not
+    asserted here: the suite holds no timing assertions."""
     need_mosquitto()
     with EmbeddedBroker("mosquitto") as broker:
         out = tmp_path / "fleet.simrec"
@@ -278,8 +279,7 @@ def test_record_a_fleet_and_replay_it_faithfully(tmp_path: Path, runs: Path) -> 
     run_dir = run_dir_from(proc)
     f = _fidelity(run_dir)
     assert f["planned"] == f["sent"] == f["completed"] == len(rec)
-    assert f["send_offset_p99_ms"] <= 5.0, f
-    assert f["correlation_sent"] >= 0.99, f
+    assert f["intended_error_max_ns"] == 0 and f["correlation_intended"] > 0.999
     # the tallies behind replay_fidelity agree with the exact per-message view
     ((p99, mx, sent),) = sql(
         run_dir,
