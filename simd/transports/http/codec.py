@@ -9,6 +9,7 @@ transfer coding, or the connection's end (RFC 9112 section 6.3). A response to H
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 MAX_HEAD = 64 * 1024  # a response head longer than this is not one we accept
@@ -135,21 +136,20 @@ class ResponseReader:
 
     @staticmethod
     def _parse_head(head: bytes) -> tuple[int, bool, int | None, bool]:
-        lines = head.split(b"\r\n")
-        parts = lines[0].split(b" ", 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
-            raise RemoteProtocolError(f"not an HTTP/1.x status line: {lines[0][:40]!r}")
+        eol = head.find(b"\r\n")
+        first = head if eol < 0 else head[:eol]
+        if not first.startswith(b"HTTP/1.") or len(first) < 12 or first[8:9] != b" ":
+            raise RemoteProtocolError(f"not an HTTP/1.x status line: {first[:40]!r}")
         try:
-            status = int(parts[1])
+            status = int(first[9:12])
         except ValueError:
-            raise RemoteProtocolError(f"bad status code {parts[1][:10]!r}") from None
-        keep = parts[0] == b"HTTP/1.1"
+            raise RemoteProtocolError(f"bad status code {first[9:12]!r}") from None
+        keep = first.startswith(b"HTTP/1.1")
         length: int | None = None
         chunked = False
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            value = value.strip()
+        # the three headers that frame a response, found without splitting every line
+        for m in _FRAMING.finditer(head):
+            name, value = m.group(1).lower(), m.group(2).strip()
             if name == b"content-length":
                 try:
                     length = int(value)
@@ -157,10 +157,15 @@ class ResponseReader:
                     raise RemoteProtocolError(f"bad Content-Length {value[:20]!r}") from None
             elif name == b"transfer-encoding":
                 chunked = value.lower().endswith(b"chunked")
-            elif name == b"connection":
+            else:
                 v = value.lower()
                 if b"close" in v:
                     keep = False
                 elif b"keep-alive" in v:
                     keep = True
         return status, keep, length, chunked
+
+
+_FRAMING = re.compile(
+    rb"\r\n(content-length|transfer-encoding|connection)[ \t]*:([^\r\n]*)", re.IGNORECASE
+)

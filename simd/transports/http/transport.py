@@ -42,6 +42,7 @@ from simd.transports.mqtt.transport import reason_of, ssl_context_for
 
 _NULL = int(np.iinfo(np.int64).min)
 FLUSH_S = 0.02  # finished rows reach the event buffer at least this often
+SWEEP_S = 0.01  # how often requests are checked against their timeout
 _NETWORK_ERRORS = (
     OSError,
     trio.BrokenResourceError,
@@ -100,6 +101,10 @@ class _Client:
     stream: trio.abc.Stream | None = None
     reader: ResponseReader | None = None
     failed_journey: int = -1  # a journey whose step failed: its later steps are skipped
+    wake: trio.Event | None = None  # set when the queue gets work (open model)
+    sock: int | None = None  # the file descriptor of a plain TCP stream
+    deadline: float | None = None  # trio time the request in flight times out
+    timed_out: bool = False
 
 
 def _expand_env(value: str, where: str) -> str:
@@ -137,6 +142,7 @@ class HttpTransport:
         self.connect_timeout_s = [g.http.connect_timeout / 1e9 for g in self.scenario.fleet]
         self.tasks: trio.Nursery | None = None
         self.users_done = trio.Event()
+        self.tasks_gone = trio.Event()  # every device task has ended (after drain)
         self.closing = False
 
     def _group_requests(self, gi: int, g: FleetGroup) -> list[_Request]:
@@ -193,6 +199,7 @@ class HttpTransport:
             self.clients.append(_Client(i, dev, gi, local, did, heads))
         self.tasks = await nursery.start(self._task_nursery)
         nursery.start_soon(self._flusher)
+        nursery.start_soon(self._sweeper)
         users = [c for c in self.clients if self.scenario.fleet[c.group].closed]
         if not users:
             self.users_done.set()
@@ -200,9 +207,12 @@ class HttpTransport:
             self.tasks.start_soon(self._users, users)
 
     async def _task_nursery(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        async with trio.open_nursery() as n:
-            task_status.started(n)
-            await trio.sleep_forever()
+        try:
+            async with trio.open_nursery() as n:
+                task_status.started(n)
+                await trio.sleep_forever()
+        finally:
+            self.tasks_gone.set()
 
     async def _flusher(self) -> None:
         while True:
@@ -228,17 +238,22 @@ class HttpTransport:
             cl.queue.append((seq, t_int, phase, msg, body))  # type: ignore[arg-type]
             if not cl.busy:
                 cl.busy = True
-                self.tasks.start_soon(self._work, cl)
+                if cl.wake is None:  # the device's task, started once, lives for the run
+                    cl.wake = trio.Event()
+                    self.tasks.start_soon(self._work, cl)
+                cl.wake.set()
         self.stage.flush(self.log)
 
     async def _work(self, cl: _Client) -> None:
-        try:
+        assert cl.wake is not None
+        while not self.closing:
+            await cl.wake.wait()
+            cl.wake = trio.Event()
             while cl.queue and not self.closing:
                 row = cl.queue.popleft()
                 cl.current = row
                 await self._request(cl, *row)  # type: ignore[arg-type]
                 cl.current = None
-        finally:
             cl.busy = False
 
     # ------------------------------------------------------------- one request
@@ -274,9 +289,13 @@ class HttpTransport:
             data = encode_request(head, body)
             t_sent = self.clock.now_ns()
             cl.reader.sent(r.method == "HEAD", r.spec.expect_body is not None)
-            with trio.fail_after(self.timeout_s[gi]):
-                await cl.stream.send_all(data)
-                resp = await self._response(cl)
+            # the sweeper closes the stream when this passes: no cancel scope per request
+            cl.deadline = trio.current_time() + self.timeout_s[gi]
+            await self._write(cl, data)
+            resp = await self._response(cl)
+            cl.deadline = None
+            if cl.timed_out:
+                raise trio.TooSlowError
             t_done = self.clock.now_ns()
             reason = self._check(r, resp, t_done - t_sent)
             ok = reason is None
@@ -292,20 +311,50 @@ class HttpTransport:
             reason = f"connect: {exc}"
         except _NETWORK_ERRORS as exc:
             t_done = self.clock.now_ns()
-            reason = (
-                reason_of(exc)
-                if not isinstance(exc, RemoteProtocolError)
-                else f"bad response: {exc}"
-            )
+            if cl.timed_out:  # the sweeper closed it: the response did not come in time
+                status, reason = TIMEOUT, f"no response within {self.timeout_s[gi]:g}s"
+            elif isinstance(exc, RemoteProtocolError):
+                reason = f"bad response: {exc}"
+            else:
+                reason = reason_of(exc)
             await self._drop(cl)
         self._row(cl, seq, status, phase, msg, t_int, t_sent, t_done, len(body), reason)
         if not ok and steps > 1:
             cl.failed_journey = seq // steps
         return ok
 
-    async def _response(self, cl: _Client) -> Response:
-        assert cl.stream is not None and cl.reader is not None
+    async def _write(self, cl: _Client, data: bytes) -> None:
+        """Straight to the socket when it takes it all (plain TCP); else through trio."""
+        if cl.sock is not None:
+            try:
+                n = os.write(cl.sock, data)  # the socket is non-blocking
+            except BlockingIOError:
+                n = 0
+            except OSError:
+                n = 0  # send_all below raises it as trio does
+            if n == len(data):
+                return
+            data = data[n:]
+        assert cl.stream is not None
+        await cl.stream.send_all(data)
+
+    async def _sweeper(self) -> None:
+        """Close the connection of every request past its timeout (its task then logs it)."""
         while True:
+            await trio.sleep(SWEEP_S)
+            now = trio.current_time()
+            for cl in self.clients:
+                if cl.deadline is not None and now > cl.deadline and cl.stream is not None:
+                    cl.timed_out = True
+                    cl.deadline = None
+                    stream, cl.stream, cl.sock = cl.stream, None, None
+                    with contextlib.suppress(*_NETWORK_ERRORS):
+                        await stream.aclose()
+
+    async def _response(self, cl: _Client) -> Response:
+        while True:
+            if cl.stream is None or cl.reader is None:
+                raise trio.ClosedResourceError("connection closed")
             got = cl.reader.feed(b"") if cl.reader.eof else []
             if got:
                 return got[0]
@@ -368,11 +417,15 @@ class HttpTransport:
                            self.clock.now_ns(), 0, 0, self._code(f"connect: {why}"))  # fmt: skip
             raise _ConnectFailed(why) from None
         cl.stream = stream
+        sock = getattr(stream, "socket", None)
+        cl.sock = sock.fileno() if sock is not None else None  # plain TCP: written directly
         cl.reader = ResponseReader()
+        cl.timed_out = False
         self.stage.add(cl.device, -1, CONNECT, OK, 255, 0, _NULL, t0, self.clock.now_ns(), 0, 0, 0)
 
     async def _drop(self, cl: _Client) -> None:
-        stream, cl.stream, cl.reader = cl.stream, None, None
+        stream, cl.stream, cl.reader, cl.sock = cl.stream, None, None, None
+        cl.deadline = None
         if stream is not None:
             with (
                 trio.move_on_after(1),
@@ -438,6 +491,9 @@ class HttpTransport:
             self.stage.flush(self.log)
 
     async def close(self, now_ns: int) -> None:
+        if self.tasks is not None:  # cancelled in drain: let them end before their streams go
+            with trio.move_on_after(2):
+                await self.tasks_gone.wait()
         for cl in self.clients:
             if cl.stream is not None:
                 await self._drop(cl)
