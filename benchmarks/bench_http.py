@@ -10,6 +10,8 @@ the second core; the clients run on the first. Needs the Debian packages nginx(-
    <= 10 ms, every request logged).
 3. simd with a 3-step journey at the same offered request rate, for its cost beside single
    requests.
+4. the codec alone against h11 (installed with trio-websocket): one request encoded and one
+   nginx-like response parsed, 100,000 times each (docs/decisions/0008-http-transport.md).
 Nothing here is asserted by the test suite; read the ratios.
 """
 
@@ -129,6 +131,41 @@ def simd_run(path: Path, runs: Path) -> dict:
     }
 
 
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Mon, 23 Nov 2026 14:00:00 GMT\r\n"
+    b"Content-Type: application/json\r\nContent-Length: 17\r\nConnection: keep-alive\r\n\r\n"
+    b'{"users":[1,2,3]}'
+)
+
+
+def codec_vs_h11(n: int = 100_000) -> None:
+    import h11
+
+    from simd.transports.http.codec import ResponseReader, encode_request, request_head
+
+    head = request_head("GET", "/v1/users", "127.0.0.1:8080", {"Accept": "application/json"})
+    t = time.perf_counter()
+    reader = ResponseReader()
+    for _ in range(n):
+        encode_request(head, b"")
+        reader.sent(False, False)
+        reader.feed(RESPONSE)
+    ours = (time.perf_counter() - t) / n * 1e6
+    t = time.perf_counter()
+    conn = h11.Connection(h11.CLIENT)
+    headers = [("Host", "127.0.0.1:8080"), ("Accept", "application/json"), ("Content-Length", "0")]
+    for _ in range(n):
+        conn.send(h11.Request(method="GET", target="/v1/users", headers=headers))
+        conn.send(h11.EndOfMessage())
+        conn.receive_data(RESPONSE)
+        while not isinstance(ev := conn.next_event(), h11.EndOfMessage) and ev is not h11.NEED_DATA:
+            pass
+        conn.start_next_cycle()
+    theirs = (time.perf_counter() - t) / n * 1e6
+    line("codec: request + response, simd", f"{ours:.2f} us")
+    line("codec: request + response, h11", f"{theirs:.2f} us", f"{theirs / ours:.1f}x simd's")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=10)
@@ -182,6 +219,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(10)
+    codec_vs_h11()
     print(f"(work folder: {tmp})")
 
 

@@ -62,6 +62,10 @@ class ResponseReader:
         self._keep_body = keep_body
 
     def feed(self, data: bytes) -> list[Response]:
+        if not self.buf and self._head is None and data:
+            one = self._whole(data)
+            if one is not None:
+                return [one]
         if not data:
             self.eof = True
         self.buf += data
@@ -71,6 +75,22 @@ class ResponseReader:
             if r is None:
                 return out
             out.append(r)
+
+    def _whole(self, data: bytes) -> Response | None:
+        """The common case, without copying: `data` is exactly one response framed by
+        Content-Length (None: take the general path)."""
+        end = data.find(b"\r\n\r\n")
+        if end < 0:
+            return None
+        status, keep, length, chunked = self._parse_head(data[:end])
+        if chunked or length is None or status < 200 or status in (204, 304):
+            return None
+        if (self.expect_head and self.expect_head[0]) or len(data) != end + 4 + length:
+            return None
+        if self.expect_head:
+            self.expect_head.pop(0)
+        body = data[end + 4 :] if self._keep_body else b""
+        return Response(status, body, length, keep)
 
     def _next(self) -> Response | None:
         if self._head is None:

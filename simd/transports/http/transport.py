@@ -351,6 +351,21 @@ class HttpTransport:
                     with contextlib.suppress(*_NETWORK_ERRORS):
                         await stream.aclose()
 
+    async def _read(self, cl: _Client) -> bytes:
+        """The next bytes from the server. Plain TCP: wait until readable, then one read (a
+        response cannot be there yet right after its request: no failed read first)."""
+        fd = cl.sock
+        if fd is not None:
+            await trio.lowlevel.wait_readable(fd)
+            if cl.sock == fd:  # not closed meanwhile (by the sweeper)
+                try:
+                    return os.read(fd, 65536)
+                except BlockingIOError:
+                    pass
+        if cl.stream is None:
+            raise trio.ClosedResourceError("connection closed")
+        return await cl.stream.receive_some(65536)
+
     async def _response(self, cl: _Client) -> Response:
         while True:
             if cl.stream is None or cl.reader is None:
@@ -358,7 +373,7 @@ class HttpTransport:
             got = cl.reader.feed(b"") if cl.reader.eof else []
             if got:
                 return got[0]
-            data = await cl.stream.receive_some(65536)
+            data = await self._read(cl)
             got = cl.reader.feed(data)
             if got:
                 return got[0]
