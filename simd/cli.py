@@ -83,7 +83,9 @@ def run(
     runs_dir: Annotated[Path, typer.Option(help="where run folders go")] = Path("runs"),
     run_id: Annotated[str | None, typer.Option(help="the run folder's name")] = None,
     progress: Annotated[bool, typer.Option(help="live progress on stderr")] = True,
-    report: Annotated[bool, typer.Option(help="print the report at the end")] = True,
+    report: Annotated[
+        bool, typer.Option(help="print the report at the end and write RUN/report.html")
+    ] = True,
     status_port: Annotated[
         int | None,
         typer.Option(help="/status and /metrics on 127.0.0.1:PORT (0 a free port, -1 none)"),
@@ -135,9 +137,9 @@ def _finish(outcome: Any, report: bool) -> None:
         result = ingest(outcome.run_dir)
         for t in result.torn:
             sys.stderr.write(f"simd: warning: {t}\n")
-        if report:
+        if report:  # (--no-report: results.duckdb only; `simd report RUN` makes both later)
             render_report(outcome.run_dir, out)
-        print(f"report: {write_html(outcome.run_dir)}", flush=True)
+            print(f"report: {write_html(outcome.run_dir)}", flush=True)
     except UserError as exc:
         if outcome.state == "completed":
             raise
@@ -434,7 +436,9 @@ def replay(
     runs_dir: Annotated[Path, typer.Option(help="where run folders go")] = Path("runs"),
     run_id: Annotated[str | None, typer.Option(help="the run folder's name")] = None,
     progress: Annotated[bool, typer.Option(help="live progress on stderr")] = True,
-    report: Annotated[bool, typer.Option(help="print the report at the end")] = True,
+    report: Annotated[
+        bool, typer.Option(help="print the report at the end and write RUN/report.html")
+    ] = True,
     status_port: Annotated[
         int | None, typer.Option(help="/status and /metrics port (0 a free one, -1 none)")
     ] = None,

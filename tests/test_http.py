@@ -147,24 +147,37 @@ JOURNEY = """
 def test_a_journey_logs_its_steps_under_one_sequence_id(tmp_path: Path, runs: Path) -> None:
     """A 3-step journey: 3 rows per journey, steps in order sharing one sequence id (which the
     templates see as {seq}); the journeys view has one row per journey; the report shows
-    per-step and whole-journey latency."""
-    path = write_scenario(tmp_path, JOURNEY)
+    per-step and whole-journey latency. A failed step skips the rest of its journey."""
+    unlucky = JOURNEY.split("[[fleet]]", 1)[1].replace('name = "shoppers"', 'name = "unlucky"')
+    unlucky = unlucky.replace("expect_status = [201]", "expect_status = [202]")
+    path = write_scenario(tmp_path, JOURNEY + "    [[fleet]]" + unlucky)
     with HttpServer() as server:
         proc = _run(path, runs, server.url)
         counts = server.counts
         bodies = list(server.handler.users.values())
     run_dir = run_dir_from(proc)
+    # a failed step skips the rest of its journey (group "unlucky": step 0 expects 202)
+    rows = dict(
+        sql(
+            run_dir,
+            "SELECT step || ' ' || status, count(*) FROM journey_steps "
+            "WHERE group_name = 'unlucky' GROUP BY 1",
+        )
+    )
+    assert set(rows) == {"0 error", "1 dropped", "2 dropped"}
+    assert rows["0 error"] == rows["1 dropped"] == rows["2 dropped"]
+    unlucky_posts = rows["0 error"]
     assert "journeys: latency" in proc.stdout
     per_journey = sql(
         run_dir,
         "SELECT device_id, journey, list(request ORDER BY step), count(*), "
-        "bool_and(t_sent_ns >= 0) FROM journey_steps GROUP BY 1, 2",
+        "bool_and(t_sent_ns >= 0) FROM journey_steps WHERE group_name = 'shoppers' GROUP BY 1, 2",
     )
     n = len(per_journey)
     assert n >= 12  # 4 shoppers x 2 journeys/s x 2 s, periodic
     assert all(r[2] == ["create", "list", "missing"] and r[3] == 3 for r in per_journey)
     journeys = sql(run_dir, "SELECT count(*), count(DISTINCT (device, journey)), bool_and(ok) "
-                   "FROM journeys")  # fmt: skip
+                   "FROM journeys WHERE group_name = 'shoppers'")  # fmt: skip
     assert journeys == [(n, n, True)]
     # steps ran in order: each step was sent after the previous one's response
     order = sql(
@@ -174,29 +187,18 @@ def test_a_journey_logs_its_steps_under_one_sequence_id(tmp_path: Path, runs: Pa
         "WHERE b.t_sent_ns < a.t_done_ns",
     )
     assert order == [(0,)]
-    assert counts["POST /v1/users"] == counts["GET /v1/users"] == n
-    assert sorted(b["journey"] for b in bodies) == sorted(r[1] for r in per_journey)
-    stats = sql(run_dir, "SELECT step, request, requests, passed FROM journey_stats")
+    assert counts["POST /v1/users"] == n + unlucky_posts and counts["GET /v1/users"] == n
+    assert len(bodies) == n + unlucky_posts
+    mine = sorted(b["journey"] for b in bodies if b["who"].startswith("shoppers"))
+    assert mine == sorted(r[1] for r in per_journey)  # {seq} rendered the journey's id
+    stats = sql(
+        run_dir,
+        "SELECT step, request, requests, passed FROM journey_stats WHERE group_name = 'shoppers'",
+    )
     assert stats == [
         (0, "create", n, n), (1, "list", n, n), (2, "missing", n, n),
         (None, "(whole journey)", n, n),
     ]  # fmt: skip
-
-
-def test_a_failed_step_skips_the_rest_of_its_journey(tmp_path: Path, runs: Path) -> None:
-    path = write_scenario(
-        tmp_path, JOURNEY.replace("expect_status = [201]", "expect_status = [202]")
-    )
-    with HttpServer() as server:
-        proc = _run(path, runs, server.url, check=None)
-    rows = dict(
-        sql(
-            run_dir_from(proc),
-            "SELECT step || ' ' || status, count(*) FROM journey_steps GROUP BY 1",
-        )
-    )
-    assert set(rows) == {"0 error", "1 dropped", "2 dropped"}
-    assert rows["0 error"] == rows["1 dropped"] == rows["2 dropped"]
 
 
 CLOSED = """

@@ -212,7 +212,7 @@ def test_a_changed_recording_is_refused_on_resume(tmp_path: Path, runs: Path) ->
 SOURCE_FLEET = """
     name = "source"
     seed = 3
-    duration = "6s"
+    duration = "4s"
     target = "{url}"
     [[fleet]]
     name = "dev"
@@ -223,23 +223,23 @@ SOURCE_FLEET = """
     topic = "fleet/{{device_id}}/data"
     [[phase]]
     name = "ramp"
-    duration = "3s"
+    duration = "2s"
     shape = "ramp"
     start = 0.2
     end = 1.5
     [[phase]]
     name = "burst"
-    duration = "3s"
+    duration = "2s"
     shape = "burst"
     level = 0.6
     peak = 2.0
-    burst_at = "1s"
-    burst_length = "2s"
+    burst_at = "0.5s"
+    burst_length = "1s"
 """
 
 
 def test_record_a_fleet_and_replay_it_faithfully(tmp_path: Path, runs: Path) -> None:
-    """Record 6 s of a 200-device run from mosquitto with `simd record`, replay it at speed 1
+    """Record 4 s of a 200-device run from mosquitto with `simd record`, replay it at speed 1
     against mosquitto: every message sent once at its recorded time, and a subscriber receives
     every payload byte for byte on its topic. The timing targets (send offset p99 <= 5 ms,
     per-second correlation >= 0.99) are measured by benchmarks/bench_replay.py over 60 s, not
@@ -261,7 +261,7 @@ def test_record_a_fleet_and_replay_it_faithfully(tmp_path: Path, runs: Path) -> 
         assert recorder.returncode == 0, stderr
         rec = read_recording(out)
         assert rec.torn is None and rec.end_ns is not None
-        assert len(rec) > 800 and f"recorded {len(rec):,} messages" in stdout
+        assert len(rec) > 500 and f"recorded {len(rec):,} messages" in stdout
 
         got: list = []
         ready, stop = threading.Event(), threading.Event()
@@ -288,7 +288,7 @@ def test_record_a_fleet_and_replay_it_faithfully(tmp_path: Path, runs: Path) -> 
     )
     assert sent == f["sent"] and abs(f["send_offset_p99_ms"] * 1e6 - p99) <= 0.0006 * p99
     ((tallied_max,),) = sql(run_dir, "SELECT send_offset_max_ms FROM replay_fidelity")
-    assert tallied_max * 1e6 == mx
+    assert round(tallied_max * 1e6) == mx
     received = collections.Counter((topic, payload) for topic, payload, *_ in got)
     recorded = collections.Counter(zip(rec.topic, rec.payload.to_list(), strict=True))
     assert received == recorded

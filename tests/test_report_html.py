@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser import open_page
-from tests.conftest import simd, sql, virtual_run, write_scenario
+from tests.conftest import run_dir_from, simd, sql, virtual_run, write_scenario
 
 SCENARIO = """
 name = "html"
@@ -95,9 +95,13 @@ class _Cells(HTMLParser):
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("html")
-    run_dir = virtual_run(write_scenario(tmp, SCENARIO), tmp / "runs", check=1)
+    proc = simd(
+        "run", str(write_scenario(tmp, SCENARIO)), "--clock", "virtual",
+        "--runs-dir", str(tmp / "runs"), "--no-progress", check=1,
+    )  # fmt: skip
+    run_dir = run_dir_from(proc)
     page = run_dir / "report.html"
-    assert page.exists(), "simd run writes RUN/report.html"
+    assert page.exists(), "simd run writes RUN/report.html (unless --no-report)"
     out = tmp / "elsewhere" / "r.html"
     simd("report", str(run_dir), "--html", str(out), check=0)
     assert out.read_text() == page.read_text()
@@ -174,6 +178,7 @@ def test_manifest_is_redacted(tmp_path: Path) -> None:
     """A password in the scenario does not reach the page."""
     body = SCENARIO.replace('reading"\n', 'reading"\n\n[fleet.mqtt]\npassword = "hunter2-secret"\n')
     run_dir = virtual_run(write_scenario(tmp_path, body), tmp_path / "runs", check=1)
+    simd("report", str(run_dir), check=0)
     text = (run_dir / "report.html").read_text()
     assert "hunter2-secret" not in text
     assert "password&quot;: &quot;***&quot;" in text  # the key stays, its value does not
