@@ -106,6 +106,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, b"no such path")
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # the default, 5, drops the SYNs of a fleet connecting at once
+    daemon_threads = True
+
+
 class HttpServer:
     """`with HttpServer(token="t") as s:` serves on 127.0.0.1:s.port in a thread."""
 
@@ -114,7 +119,7 @@ class HttpServer:
     ) -> None:
         handler = type("Handler", (_Handler,), {"token": token, "users": {}, "counts": {}})
         self.handler = handler
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self.server = _Server(("127.0.0.1", port), handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"

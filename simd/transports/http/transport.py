@@ -43,6 +43,8 @@ from simd.transports.mqtt.transport import reason_of, ssl_context_for
 _NULL = int(np.iinfo(np.int64).min)
 FLUSH_S = 0.02  # finished rows reach the event buffer at least this often
 SWEEP_S = 0.01  # how often requests are checked against their timeout
+EAGER_CONNECTS = 64  # connections opened at once before t=0
+EAGER_CONNECT_S = 2.0  # how long connect() waits for them
 _NETWORK_ERRORS = (
     OSError,
     trio.BrokenResourceError,
@@ -200,6 +202,16 @@ class HttpTransport:
         self.tasks = await nursery.start(self._task_nursery)
         nursery.start_soon(self._flusher)
         nursery.start_soon(self._sweeper)
+        # open-model devices connect now, before t=0, as MQTT devices do (a connection opened
+        # at the first request delays it); what is not up by t=0 (or EAGER_CONNECT_S) opens
+        # at its first request instead, so the schedule never waits for a slow handshake
+        limiter = trio.CapacityLimiter(EAGER_CONNECTS)
+        with trio.move_on_at(min(trio.current_time() + EAGER_CONNECT_S, self.clock.t0)):
+            async with trio.open_nursery() as opening:
+                for cl in self.clients:
+                    if not self.scenario.fleet[cl.group].closed:
+                        opening.start_soon(self._open_early, cl, limiter)
+        self.stage.flush(self.log)
         users = [c for c in self.clients if self.scenario.fleet[c.group].closed]
         if not users:
             self.users_done.set()
@@ -409,6 +421,12 @@ class HttpTransport:
         self.stage.add(
             cl.device, seq, PUBLISH, status, phase, msg, t_int, t_sent, t_done, nbytes, 0, code
         )
+
+    async def _open_early(self, cl: _Client, limiter: trio.CapacityLimiter) -> None:
+        async with limiter:
+            if cl.stream is None:
+                with contextlib.suppress(_ConnectFailed):
+                    await self._open(cl)
 
     async def _open(self, cl: _Client) -> None:
         t0 = self.clock.now_ns()
