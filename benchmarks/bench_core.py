@@ -183,7 +183,7 @@ def bench_ingest(run: Path) -> None:
 
     group_of = np.zeros(2000, dtype=np.int16)
     q: queue.Queue = queue.Queue()
-    _prepare(run, {}, group_of, series_window_ns(7200 * 10**9), q)
+    _prepare(run, {}, group_of, series_window_ns(7200 * 10**9), [], q)
     tables = []
     while (item := q.get()) is not None:
         if isinstance(item, pa.Table):
