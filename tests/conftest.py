@@ -231,3 +231,17 @@ def certificates(tmp: Path) -> tuple[str, str, str]:
         "san.ext",
     )
     return str(tmp / "ca.pem"), str(tmp / "server.pem"), str(tmp / "server.key")
+
+
+def worker_pids(pid: int) -> list[int]:
+    """The worker processes of a running `simd run` (its children, less the resource tracker)."""
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    pids = []
+    for child in map(int, out):
+        try:
+            cmd = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"resource_tracker" not in cmd:
+            pids.append(child)
+    return pids

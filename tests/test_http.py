@@ -343,3 +343,38 @@ def test_http_scenarios_need_an_http_target(tmp_path: Path, runs: Path) -> None:
     assert "need an http:// or https:// target" in proc.stderr
     doc = json.loads(simd("schema", check=0).stdout)
     assert "journey" in json.dumps(doc)
+
+
+def test_closed_model_users_survive_a_worker_kill(tmp_path: Path, runs: Path) -> None:
+    """kill -9 of a worker during a closed-model run: it restarts from its log and its users go
+    on from their next seq — every (device, seq) once, no holes, every row final."""
+    import signal
+    import time
+
+    from tests.conftest import start_run, worker_pids
+
+    body = CLOSED.replace('duration = "20s"', 'duration = "5s"').replace(
+        "requests_per_user = 12, ", ""
+    )
+    path = write_scenario(tmp_path, body)
+    with HttpServer() as server:
+        proc = start_run(path, runs, "killed", "--no-report", "--workers", "2",
+                         "--target", server.url)  # fmt: skip
+        deadline = time.monotonic() + 30
+        while not (runs / "killed" / "events").is_dir() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(2.0)
+        os.kill(worker_pids(proc.pid)[0], signal.SIGKILL)
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "restarting it from its log" in err
+    run_dir = runs / "killed"
+    rows = sql(
+        run_dir,
+        "SELECT device, count(*), count(DISTINCT seq), min(seq), max(seq), "
+        "count(*) FILTER (WHERE status NOT IN ('acked', 'timeout', 'unsent')) "
+        "FROM events WHERE kind = 'publish' GROUP BY device ORDER BY device",
+    )
+    assert len(rows) == 5
+    for _device, n, distinct, lo, hi, odd in rows:
+        assert n == distinct == hi - lo + 1 and lo == 0 and odd == 0, rows

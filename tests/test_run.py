@@ -17,6 +17,7 @@ from tests.conftest import (
     sql,
     start_run,
     virtual_run,
+    worker_pids,
     write_scenario,
 )
 
@@ -242,19 +243,6 @@ def test_sim_capacity_latency_grows_then_fails(tmp_path: Path, runs: Path) -> No
     assert errs == [("overloaded: queue full",)]
 
 
-def _workers_of(pid: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-    pids = []
-    for child in map(int, out):
-        try:
-            cmd = Path(f"/proc/{child}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"resource_tracker" not in cmd:
-            pids.append(child)
-    return pids
-
-
 def _start(path: Path, runs: Path, *extra: str) -> subprocess.Popen[str]:
     return start_run(path, runs, "live", "--no-report", *extra)
 
@@ -334,7 +322,7 @@ def test_kill_9_worker_leaves_a_readable_log(tmp_path: Path, runs: Path) -> None
     body = LONG.replace("60s", "8s") + "[run]\nmax_restarts = 0\n"
     proc = _start(write_scenario(tmp_path, body), runs, "--workers", "2")
     run_dir = _wait_running(runs, proc)
-    victim = _workers_of(proc.pid)
+    victim = worker_pids(proc.pid)
     assert len(victim) == 2
     os.kill(victim[0], signal.SIGKILL)
     _out, err = proc.communicate(timeout=60)
@@ -362,7 +350,7 @@ def test_killed_worker_restarts_and_the_run_completes(tmp_path: Path, runs: Path
     proc = _start(write_scenario(tmp_path, LONG.replace("60s", "6s")), runs, "--workers", "2")
     run_dir = _wait_running(runs, proc)
     time.sleep(1.5)
-    os.kill(_workers_of(proc.pid)[0], signal.SIGKILL)
+    os.kill(worker_pids(proc.pid)[0], signal.SIGKILL)
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "worker 0 died (exit code -9); restarting it from its log (restart 1)" in err
