@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ import trio
 from simd.errors import RunError, SimdError, UserError, first_leaf
 from simd.recording import RecordingWriter, redact_url
 from simd.scenario import TlsOptions
+from simd.transports._net import NETWORK_ERRORS, Target, open_stream, reason_of, ssl_context_for
 from simd.transports.mqtt import codec as c
 from simd.transports.mqtt.session import (
     ClientSession,
@@ -35,27 +35,14 @@ from simd.transports.mqtt.session import (
     ServerDisconnected,
     Subscribed,
 )
-from simd.transports.mqtt.transport import (
-    Target,
-    open_stream,
-    parse_target,
-    reason_of,
-    ssl_context_for,
-)
+from simd.transports.mqtt.transport import parse_target
 
 FLUSH_S = 0.1  # a frame at least this often: what a crash of the recorder can lose
 KEEPALIVE_S = 30
 SESSION_EXPIRY_S = 60  # MQTT 5: how long the broker keeps our session across a reconnect
 BACKOFF_MIN_S, BACKOFF_MAX_S = 0.5, 10.0
 CONNECT_TIMEOUT_S = 10.0
-_NETWORK_ERRORS = (
-    OSError,
-    trio.BrokenResourceError,
-    trio.ClosedResourceError,
-    trio.TooSlowError,
-    c.ProtocolError,
-    ssl.SSLError,
-)
+_NETWORK_ERRORS = (*NETWORK_ERRORS, trio.TooSlowError, c.ProtocolError)
 
 
 @dataclass

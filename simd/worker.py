@@ -171,10 +171,11 @@ class SliceRunner:
 
         def render(rows: slice | np.ndarray, k: int) -> Ragged:
             gi, mi = divmod(int(k), 256)
+            seq = c.seq[i:j][rows]
+            steps = self.layouts[gi].steps
             ctx = PayloadContext(
                 local=c.device[i:j][rows] - self.offsets[gi],
-                # a journey's steps share its sequence id: seq // steps
-                seq=c.seq[i:j][rows] // self.layouts[gi].steps,
+                seq=seq // steps if steps > 1 else seq,  # a journey's steps share its id
                 t_intended=c.t_intended[i:j][rows],
                 t0_epoch_ns=self.t0_epoch_ns,
             )

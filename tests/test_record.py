@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from simd.broker import EmbeddedBroker, free_port
+from simd.errors import UserError
 from simd.recording import read_recording
 from tests.conftest import need_mosquitto, simd
 
@@ -55,7 +56,7 @@ def _wait_for(out: Path, pred, timeout: float = 15.0):  # type: ignore[no-untype
         if out.exists():
             try:
                 rec = read_recording(out)
-            except Exception:  # only the header may be missing this early
+            except UserError:  # the header may not be written yet
                 rec = None
             if rec is not None and pred(rec):
                 return rec

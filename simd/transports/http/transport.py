@@ -19,7 +19,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
-import ssl
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,6 +30,7 @@ from simd.errors import UserError
 from simd.events import ACKED, CONNECT, DISCONNECT, DROPPED, FAILED, OK, PUBLISH, TIMEOUT, UNSENT
 from simd.scenario import ENV_REF, FleetGroup, HttpRequest, template_names
 from simd.transports._base import DeviceSet, PublishBatch, RowStage, TransportContext
+from simd.transports._net import NETWORK_ERRORS, Target, open_stream, reason_of, ssl_context_for
 from simd.transports.http.codec import (
     RemoteProtocolError,
     Response,
@@ -38,20 +38,13 @@ from simd.transports.http.codec import (
     encode_request,
     request_head,
 )
-from simd.transports.mqtt.transport import reason_of, ssl_context_for
 
 _NULL = int(np.iinfo(np.int64).min)
 FLUSH_S = 0.02  # finished rows reach the event buffer at least this often
 SWEEP_S = 0.01  # how often requests are checked against their timeout
 EAGER_CONNECTS = 64  # connections opened at once before t=0
 EAGER_CONNECT_S = 2.0  # how long connect() waits for them
-_NETWORK_ERRORS = (
-    OSError,
-    trio.BrokenResourceError,
-    trio.ClosedResourceError,
-    ssl.SSLError,
-    RemoteProtocolError,
-)
+_NETWORK_ERRORS = (*NETWORK_ERRORS, RemoteProtocolError)
 
 
 @dataclass
@@ -126,6 +119,7 @@ class HttpTransport:
         self.clock = ctx.clock
         self.scenario = ctx.scenario
         self.target = parse_http_target(url)
+        self.net = Target(self.target.host, self.target.port, self.target.scheme == "https")
         self.ssl = ssl_context_for(self.scenario.tls) if self.target.scheme == "https" else None
         self.stage = RowStage()
         self.err: dict[str, int] = {}
@@ -433,17 +427,8 @@ class HttpTransport:
         gi = cl.group
         try:
             with trio.fail_after(self.connect_timeout_s[gi]):
-                stream: trio.abc.Stream = await trio.open_tcp_stream(
-                    self.target.host, self.target.port
-                )
-                if self.ssl is not None:
-                    tls = trio.SSLStream(
-                        stream,
-                        self.ssl,
-                        server_hostname=self.scenario.tls.server_name or self.target.host,
-                    )
-                    await tls.do_handshake()
-                    stream = tls
+                assert self.tasks is not None
+                stream = await open_stream(self.net, self.ssl, self.scenario.tls, self.tasks)
         except (trio.TooSlowError, *_NETWORK_ERRORS) as exc:
             why = "timed out" if isinstance(exc, trio.TooSlowError) else reason_of(exc)
             self.stage.add(cl.device, -1, CONNECT, FAILED, 255, 0, _NULL, t0,

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import trio
 
-from simd.errors import UserError, first_leaf
+from simd.errors import UserError
 from simd.events import (
     CONNECT,
     DISCONNECT,
@@ -38,9 +38,10 @@ from simd.events import (
 )
 from simd.hashing import hash2, stream_key, uniform01
 from simd.ragged import Ragged, concat_columns, format_ints, scatter_rows
-from simd.scenario import MqttOptions, Probe, Scenario, TlsOptions, resolve_path, template_names
+from simd.scenario import MqttOptions, Probe, Scenario, resolve_path, template_names
 from simd.schedule import layout_groups
 from simd.transports._base import DeviceSet, PublishBatch, RowStage, TransportContext
+from simd.transports._net import Target, open_stream, reason_of, ssl_context_for
 from simd.transports.mqtt import codec as c
 from simd.transports.mqtt.inflight import InFlight
 from simd.transports.mqtt.session import (
@@ -53,7 +54,6 @@ from simd.transports.mqtt.session import (
     Subscribed,
     topic_bytes,
 )
-from simd.transports.mqtt.websocket import open_websocket
 
 CONNECT_CONCURRENCY = 256  # handshakes in flight at once per worker when no connect_rate is set
 SWEEP_S = 0.05  # how often timeouts and keepalives are checked
@@ -61,14 +61,6 @@ CONNECT_LEAD_NS = 20_000_000  # a ramped device connects this long before its st
 KEEPALIVE_SWEEP_S = 1.0  # keepalive checks; keepalives are seconds to minutes
 PROBE_GRACE_S = 0.5  # at close, how long probes keep listening for messages still in transit
 WINDOW_POLL_S = 0.002  # window_full = "wait": how often a full window is looked at again
-
-
-@dataclass
-class Target:
-    host: str
-    port: int
-    tls: bool
-    websocket_url: str | None = None  # ws:// or wss://: MQTT over WebSocket
 
 
 def parse_target(url: str) -> Target:
@@ -82,29 +74,6 @@ def parse_target(url: str) -> Target:
         ws_url = f"{parts.scheme}://{parts.hostname}:{port}{path}"
         return Target(parts.hostname, port, tls, ws_url)
     return Target(parts.hostname, parts.port or (8883 if tls else 1883), tls)
-
-
-async def open_stream(
-    target: Target,
-    ssl_context: ssl.SSLContext | None,
-    tls: TlsOptions,
-    nursery: trio.Nursery,
-    local_address: str | None = None,
-) -> trio.abc.Stream:
-    """A byte stream to the broker: TCP, TLS over TCP, or MQTT over WebSocket (ws://, wss://).
-    Errors are those of trio and ssl (OSError, BrokenResourceError, SSLError)."""
-    if target.websocket_url is not None:
-        return await open_websocket(nursery, target.websocket_url, ssl_context)
-    stream: trio.abc.Stream = await trio.open_tcp_stream(
-        target.host, target.port, local_address=local_address
-    )
-    if ssl_context is not None:
-        tls_stream = trio.SSLStream(
-            stream, ssl_context, server_hostname=tls.server_name or target.host
-        )
-        await tls_stream.do_handshake()
-        return tls_stream
-    return stream
 
 
 @dataclass
@@ -948,34 +917,3 @@ def _password(opts: MqttOptions) -> bytes | None:
             )
         return value.encode()
     return opts.password.encode() if opts.password is not None else None
-
-
-def reason_of(exc: BaseException) -> str:
-    """One line saying why, from the most specific exception in the chain (trio wraps TLS
-    failures such as CERTIFICATE_VERIFY_FAILED in BrokenResourceError)."""
-    while isinstance(exc, trio.BrokenResourceError) and exc.__cause__ is not None:
-        exc = exc.__cause__
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS: {exc.reason or exc}"[:120]
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, trio.TooSlowError):
-        text = "timed out"
-    if isinstance(exc, OSError) and exc.strerror:
-        text = exc.strerror
-    elif isinstance(exc, OSError) and isinstance(exc.__cause__, BaseExceptionGroup):
-        # trio's open_tcp_stream: "all attempts to connect ... failed", the why in a group
-        leaf = first_leaf(exc.__cause__)
-        if isinstance(leaf, OSError) and leaf.strerror:
-            text = leaf.strerror
-    return text.splitlines()[0][:120]
-
-
-def ssl_context_for(tls: TlsOptions) -> ssl.SSLContext:
-    """Certificates verified (against ca_file, or the system's) unless tls.verify is false."""
-    ctx = ssl.create_default_context(cafile=tls.ca_file)
-    if not tls.verify:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    if tls.cert_file:
-        ctx.load_cert_chain(tls.cert_file, tls.key_file)
-    return ctx

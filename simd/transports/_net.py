@@ -1,0 +1,79 @@
+"""Network pieces every transport (and the recorder) shares: where a target is, opening a byte
+stream to it (TCP, TLS, WebSocket), the TLS context, the errors that mean "the network said
+no", and one line saying why."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+
+import trio
+
+from simd.errors import first_leaf
+from simd.scenario import TlsOptions
+from simd.transports.mqtt.websocket import open_websocket
+
+NETWORK_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError)
+"""What a lost, refused or broken connection raises (protocol errors are each codec's own)."""
+
+
+@dataclass
+class Target:
+    host: str
+    port: int
+    tls: bool
+    websocket_url: str | None = None  # ws:// or wss://: MQTT over WebSocket
+
+
+async def open_stream(
+    target: Target,
+    ssl_context: ssl.SSLContext | None,
+    tls: TlsOptions,
+    nursery: trio.Nursery,
+    local_address: str | None = None,
+) -> trio.abc.Stream:
+    """A byte stream to the broker: TCP, TLS over TCP, or MQTT over WebSocket (ws://, wss://).
+    Errors are those of trio and ssl (OSError, BrokenResourceError, SSLError)."""
+    if target.websocket_url is not None:
+        return await open_websocket(nursery, target.websocket_url, ssl_context)
+    stream: trio.abc.Stream = await trio.open_tcp_stream(
+        target.host, target.port, local_address=local_address
+    )
+    if ssl_context is not None:
+        tls_stream = trio.SSLStream(
+            stream, ssl_context, server_hostname=tls.server_name or target.host
+        )
+        await tls_stream.do_handshake()
+        return tls_stream
+    return stream
+
+
+def reason_of(exc: BaseException) -> str:
+    """One line saying why, from the most specific exception in the chain (trio wraps TLS
+    failures such as CERTIFICATE_VERIFY_FAILED in BrokenResourceError)."""
+    while isinstance(exc, trio.BrokenResourceError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS: {exc.reason or exc}"[:120]
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, trio.TooSlowError):
+        text = "timed out"
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror
+    elif isinstance(exc, OSError) and isinstance(exc.__cause__, BaseExceptionGroup):
+        # trio's open_tcp_stream: "all attempts to connect ... failed", the why in a group
+        leaf = first_leaf(exc.__cause__)
+        if isinstance(leaf, OSError) and leaf.strerror:
+            text = leaf.strerror
+    return text.splitlines()[0][:120]
+
+
+def ssl_context_for(tls: TlsOptions) -> ssl.SSLContext:
+    """Certificates verified (against ca_file, or the system's) unless tls.verify is false."""
+    ctx = ssl.create_default_context(cafile=tls.ca_file)
+    if not tls.verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if tls.cert_file:
+        ctx.load_cert_chain(tls.cert_file, tls.key_file)
+    return ctx
