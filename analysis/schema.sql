@@ -27,6 +27,17 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE TABLE IF NOT EXISTS planned (group_name VARCHAR, phase VARCHAR, publishes BIGINT);
 -- one row per SLO in the scenario; `higher_is_better` flips the comparison (throughput)
 CREATE TABLE IF NOT EXISTS slo (name VARCHAR, threshold DOUBLE, unit VARCHAR, higher_is_better BOOLEAN);
+-- one row per shard of the run (a run that was not sharded: shard 0 of 1). A missing shard has
+-- present = false and state 'missing': its devices and planned publishes are not covered.
+-- Shards share t=0 by their own wall clocks: clock_* is each host's kernel NTP state at start
+-- (the skew between two shards is at most the sum of their max errors); ready_wall_ns is when
+-- the shard's workers were ready, before (or, late, after) t0_epoch_ns.
+CREATE TABLE IF NOT EXISTS shards (
+    shard INTEGER, shards INTEGER, present BOOLEAN, state VARCHAR,
+    device_lo BIGINT, device_hi BIGINT, planned_publishes BIGINT, workers INTEGER,
+    worker_base INTEGER, host VARCHAR, t0_epoch_ns BIGINT, ready_wall_ns BIGINT,
+    clock_synced BOOLEAN, clock_est_error_us BIGINT, clock_max_error_us BIGINT
+);
 CREATE TABLE IF NOT EXISTS error_texts (worker INTEGER, code USMALLINT, text VARCHAR);
 -- One row per logged event, as codes: the `events` view (views.sql) gives names, and the
 -- device's group, worker and id (from `devices`), the qos (from `messages`), the error text.

@@ -734,3 +734,19 @@ SELECT * FROM (
     FROM journeys GROUP BY group_name
 )
 ORDER BY group_name, step NULLS LAST;
+
+-- each shard of the run beside what it logged: a missing shard is a gap in coverage (its
+-- devices and planned publishes), not silence. start_lead_ms: how long before t=0 the shard
+-- was ready (negative: it started late). planned_share: its part of the run's planned total.
+CREATE OR REPLACE VIEW shard_coverage AS
+SELECT s.shard, s.shards, s.present, s.state, s.device_lo, s.device_hi,
+       s.device_hi - s.device_lo AS devices, s.planned_publishes,
+       s.planned_publishes / nullif(sum(s.planned_publishes) OVER (), 0) AS planned_share,
+       coalesce(i.rows, 0) AS rows_logged, s.workers, s.host,
+       (s.t0_epoch_ns - s.ready_wall_ns) / 1e6 AS start_lead_ms,
+       s.clock_synced, s.clock_est_error_us, s.clock_max_error_us
+FROM shards s
+LEFT JOIN (
+    SELECT worker // 1000 AS shard, sum(rows) AS rows FROM ingested GROUP BY ALL
+) i ON i.shard = s.shard AND s.present
+ORDER BY s.shard;

@@ -88,31 +88,52 @@ def run(
     ] = True,
     status_port: Annotated[
         int | None,
-        typer.Option(help="/status and /metrics on 127.0.0.1:PORT (0 a free port, -1 none)"),
+        typer.Option(help="/status and /metrics on --status-host:PORT (0 a free port, -1 none)"),
     ] = None,
+    status_host: Annotated[
+        str, typer.Option(help="address /status listens on (0.0.0.0 to be scraped in a pod)")
+    ] = "127.0.0.1",
     resume: Annotated[
         Path | None,
         typer.Option(help="continue this run folder after its supervisor died (a reboot)"),
     ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(help="I/N: run shard I of N (its slice of the fleet) into RUN/shard-I/"),
+    ] = None,
+    start_at: Annotated[
+        str | None,
+        typer.Option(help="t=0 shared by all shards: epoch seconds or ISO 8601 with a zone"),
+    ] = None,
 ) -> None:
-    """Run a scenario: workers publish, every event is logged, then ingest, report and check."""
+    """Run a scenario: workers publish, every event is logged, then ingest, report and check.
+
+    With --shard I/N --start-at T the run is one shard of a distributed run: it writes its
+    logs only; `simd ingest RUNS/ID` merges the shards and reports on the whole fleet."""
     from simd import supervisor
     from simd.clock import parse_clock
     from simd.scenario import load_scenario
+    from simd.shard import default_run_id, parse_shard, parse_start_at
 
     if resume is not None:
         if scenario is not None or any(
-            v is not None for v in (workers, clock, target, duration, seed, run_id)
+            v is not None for v in (workers, clock, target, duration, seed, run_id, shard, start_at)
         ):
             raise UserError("--resume RUN continues a run as it was: give no scenario or overrides")
-        outcome = supervisor.resume(resume, progress=progress, status_port=status_port)
+        outcome = supervisor.resume(
+            resume, progress=progress, status_port=status_port, status_host=status_host
+        )
     else:
         if scenario is None:
             raise UserError("give a scenario file (or --resume RUN)")
         if clock is not None:
             parse_clock(clock)
+        the_shard = parse_shard(shard) if shard is not None else None
+        start_ns = parse_start_at(start_at) if start_at is not None else None
         _check_run_id(run_id)
         sc = load_scenario(scenario, _overrides(target, duration, seed))
+        if the_shard is not None and run_id is None and start_ns is not None:
+            run_id = default_run_id(sc.name, start_ns)
         outcome = supervisor.run(
             sc,
             scenario_path=scenario,
@@ -122,8 +143,33 @@ def run(
             clock=clock,
             progress=progress,
             status_port=status_port,
+            status_host=status_host,
+            shard=the_shard,
+            start_at_ns=start_ns,
         )
-    _finish(outcome, report)
+    if "shard" in outcome.manifest:
+        _finish_shard(outcome)
+    else:
+        _finish(outcome, report)
+
+
+def _finish_shard(outcome: Any) -> None:
+    """After one shard: its folder, how it ended; results come from merging all shards."""
+    shard = outcome.manifest["shard"]
+    print(outcome.run_dir, flush=True)
+    if outcome.state == "completed":
+        sys.stderr.write(
+            f"simd: shard {shard['index']}/{shard['count']} completed; merge the shards with "
+            f"`simd ingest {outcome.run_dir.parent}`\n"
+        )
+        raise typer.Exit(EXIT_OK)
+    problems = "; ".join(f"worker {w}: {m}" for w, m in sorted(outcome.failures.items()))
+    _fail(
+        f"shard {shard['index']}/{shard['count']} {outcome.state}"
+        + (f": {problems}" if problems else "")
+        + f" (logs in {outcome.run_dir})",
+        EXIT_RUN,
+    )
 
 
 def _finish(outcome: Any, report: bool) -> None:
@@ -552,10 +598,86 @@ def _inspect_recording(path: Path) -> None:
             out.print(f"    {t}  (qos {q})")
 
 
+k8s_app = typer.Typer(no_args_is_help=True, help="Kubernetes: run a scenario as N shards.")
+app.add_typer(k8s_app, name="k8s")
+
+
+@k8s_app.command("render")
+@guarded
+def k8s_render(
+    scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
+    shards: Annotated[int, typer.Option(min=1, help="shard pods (an Indexed Job's completions)")],
+    image: Annotated[str, typer.Option(help="the simd image (built from the Containerfile)")],
+    run_id: Annotated[str | None, typer.Option(help="default: <name>-<start time, UTC>")] = None,
+    start_at: Annotated[
+        str, typer.Option(help="shared t=0: epoch seconds, ISO 8601, or +DURATION from now")
+    ] = "+5m",
+    namespace: Annotated[str | None, typer.Option(help="namespace of every object")] = None,
+    storage_class: Annotated[
+        str | None, typer.Option(help="for the logs volume (ReadWriteMany)")
+    ] = None,
+    storage_size: Annotated[str, typer.Option(help="logs volume size")] = "10Gi",
+    cpu: Annotated[int, typer.Option(min=1, help="cores per shard pod (= its workers)")] = 2,
+    memory: Annotated[str, typer.Option(help="memory per shard pod")] = "2Gi",
+    target: Annotated[str | None, typer.Option(help="override the scenario's target URL")] = None,
+    out: Annotated[Path | None, typer.Option(help="write here (default: stdout)")] = None,
+) -> None:
+    """Kubernetes manifests for a sharded run: ConfigMap (scenario, start), logs volume, an
+    Indexed Job of shards and the ingest Job that merges them (see deploy/README.md)."""
+    import time
+
+    from simd.durations import parse_duration_ns
+    from simd.k8s import RenderOptions, render, scenario_files, secret_command, to_yaml
+    from simd.scenario import load_scenario
+    from simd.shard import check_start_at, parse_start_at
+
+    now = time.time_ns()
+    if start_at.startswith("+"):
+        try:
+            start_ns = now + parse_duration_ns(start_at[1:])
+        except ValueError as exc:
+            raise UserError(f"--start-at {start_at!r}: {exc}") from None
+    else:
+        start_ns = parse_start_at(start_at)
+    check_start_at(start_ns, now)
+    _check_run_id(run_id)
+    raw = load_scenario(scenario, _overrides(target, None, None), expand=False)
+    loaded = load_scenario(scenario, _overrides(target, None, None))
+    opts = RenderOptions(
+        shards=shards,
+        image=image,
+        run_id=run_id,
+        start_at_ns=start_ns,
+        lead_s=(start_ns - now) / 1e9,
+        namespace=namespace,
+        storage_class=storage_class,
+        storage_size=storage_size,
+        cpu=cpu,
+        memory=memory,
+        target=target,
+    )
+    manifests = render(scenario, raw, loaded, opts)
+    text = to_yaml(manifests)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text)
+        sys.stderr.write(f"simd: wrote {len(manifests)} objects to {out}\n")
+    cmd = secret_command(manifests, scenario_files(scenario, raw))
+    if cmd:
+        sys.stderr.write(f"simd: the pods read secrets from a Secret; create it first:\n  {cmd}\n")
+
+
 @app.command("ingest")
 @guarded
 def ingest_cmd(
-    run: Annotated[Path, typer.Argument(help="run folder")],
+    run: Annotated[
+        list[str],
+        typer.Argument(help="a run folder; or shard folders of one run (globs too), or its folder"),
+    ],
+    out: Annotated[
+        Path | None, typer.Option(help="shards: where the merged results go (default their folder)")
+    ] = None,
     follow: Annotated[
         bool,
         typer.Option(
@@ -563,35 +685,51 @@ def ingest_cmd(
         ),
     ] = False,
     interval: Annotated[str, typer.Option(help="--follow: time between passes")] = "1s",
+    timeout: Annotated[
+        str | None,
+        typer.Option(help="--follow: give up waiting (for missing shards too) after this"),
+    ] = None,
 ) -> None:
-    """Load the run's event logs into RUN/results.duckdb (idempotent, incremental)."""
+    """Load the run's event logs into results.duckdb (idempotent, incremental); shards of one
+    run are merged into one results.duckdb, and missing shards reported as gaps."""
+    from simd.durations import parse_duration_ns
     from simd.results import follow as follow_run
     from simd.results import ingest
 
-    if follow:
-        from simd.durations import parse_duration_ns
-
+    def seconds(flag: str, text: str) -> float:
         try:
-            every = parse_duration_ns(interval) / 1e9
+            return parse_duration_ns(text) / 1e9
         except ValueError as exc:
-            raise UserError(f"--interval {interval!r}: {exc}") from None
+            raise UserError(f"--{flag} {text!r}: {exc}") from None
+
+    paths: list[str | Path] = list(run)
+    if follow:
+        every = seconds("interval", interval)
+        limit = None if timeout is None else seconds("timeout", timeout)
 
         def show(r: Any, state: str) -> None:
             if r.rows:
                 print(f"ingested {r.rows:,} new rows (run {state})", flush=True)
 
         try:
-            r = follow_run(run, every, on_pass=show)
+            r = follow_run(paths, every, on_pass=show, out=out, timeout_s=limit)
         except KeyboardInterrupt:
             print("stopped following; what was ingested is kept", flush=True)
             return
     else:
-        r = ingest(run)
+        if timeout is not None:
+            raise UserError("--timeout goes with --follow")
+        r = ingest(paths, out)
     for t in r.torn:
         sys.stderr.write(f"simd: warning: {t}\n")
     for u in r.unreadable:
         sys.stderr.write(f"simd: warning: {u}\n")
-    print(f"ingested {r.rows:,} new rows from {r.frames:,} frames in {r.segments} segment(s)")
+    for g in r.gaps:
+        sys.stderr.write(f"simd: warning: {g}\n")
+    print(
+        f"ingested {r.rows:,} new rows from {r.frames:,} frames in {r.segments} segment(s)"
+        + (f" (run {r.state})" if r.state and r.state != "completed" else "")
+    )
 
 
 @app.command("report")

@@ -15,7 +15,13 @@ from typing import Any
 
 from simd.charts import Line, percentile_chart, time_chart
 from simd.manifest import redact
-from simd.report import JOURNEY_COLUMNS, LATENCY_COLUMNS, MIN_TREND_SPAN_H, REPLAY_COLUMNS
+from simd.report import (
+    JOURNEY_COLUMNS,
+    LATENCY_COLUMNS,
+    MIN_TREND_SPAN_H,
+    REPLAY_COLUMNS,
+    shard_lines,
+)
 from simd.results import connect, run_dir_of
 
 REPORT_FILE = "report.html"
@@ -81,6 +87,7 @@ def load(run: str | Path) -> dict[str, Any]:
         d["replay_fidelity"] = _rows(con, "SELECT * FROM replay_fidelity") if replays else []
         journeys = con.execute("SELECT count(*) FROM groups WHERE steps > 1").fetchone()[0]
         d["journey_stats"] = _rows(con, "SELECT * FROM journey_stats") if journeys else []
+        d["shards"] = list(shard_lines(con))
         manifest = con.execute("SELECT manifest FROM runs").fetchone()[0]
     finally:
         con.close()
@@ -141,6 +148,7 @@ def _slo_text(s: dict[str, Any]) -> str:
 def render(d: dict[str, Any]) -> str:
     """The page for one run's data (from `load`)."""
     r, s = d["run"], d["summary"]
+    shard_info = d.get("shards") or ([], [])
     w_s = d["window_ns"] / 1e9
     x_series = [row["start_ns"] / 1e9 for row in d["series"]]
     x_lat = [row["start_ns"] / 1e9 for row in d["series_latency"]]
@@ -163,6 +171,10 @@ def render(d: dict[str, Any]) -> str:
         f"workers {r['workers']} · duration {r['duration_ns'] / 1e9:g} s · t=0 {started} · "
         f"seed {r['seed']} · time axis in {w_s:g} s windows</p>"
     )
+    for line in shard_info[0]:
+        add(f"<p class='meta' id='shards'>{escape(line)}</p>")
+    for line in shard_info[1]:
+        add(f"<p class='meta'><b class='bad'>{escape(line)}</b></p>")
 
     cards = [
         ("planned", _int(s["planned"]), s["planned"]),

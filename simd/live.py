@@ -78,6 +78,7 @@ class Status(BaseModel):
 
     run_id: str
     scenario: str
+    shard: str  # "I/N" for one shard of a sharded run (it serves its own devices), else ""
     state: str
     elapsed_s: float
     duration_s: float
@@ -114,6 +115,7 @@ class LiveState:
     expected_cum: np.ndarray  # expected publishes by the end of each window
     window_ns: int
     slo: dict[str, tuple[float, str]]  # name -> (threshold, unit) of the live-judged SLOs
+    shard: str = ""  # "I/N" when this process runs one shard of the run
     workers: dict[int, _Worker] = field(default_factory=dict)
     state: str = "starting"
     alerts: list[Alert] = field(default_factory=list)
@@ -247,6 +249,7 @@ class LiveState:
             return Status(
                 run_id=self.run_id,
                 scenario=self.scenario,
+                shard=self.shard,
                 state=self.state,
                 elapsed_s=max(t, 0) / 1e9,
                 duration_s=self.duration_ns / 1e9,
@@ -274,9 +277,11 @@ class LiveState:
                     buckets += np.array(wk.last.latency_buckets, dtype=np.int64)
                     sums += np.array(wk.last.latency_sum_ns)
         info = GaugeMetricFamily(
-            "simd_run_info", "the run being served", labels=["run_id", "scenario", "state"]
+            "simd_run_info",
+            "the run being served",
+            labels=["run_id", "scenario", "state", "shard"],
         )
-        info.add_metric([st.run_id, st.scenario, st.state], 1)
+        info.add_metric([st.run_id, st.scenario, st.state, st.shard], 1)
         yield info
         yield GaugeMetricFamily("simd_elapsed_seconds", "run time reached", value=st.elapsed_s)
         yield GaugeMetricFamily(
@@ -338,7 +343,7 @@ def _le(b: float) -> str:
 
 
 class StatusServer:
-    """Serves a LiveState on 127.0.0.1:port (0: a free port) until closed."""
+    """Serves a LiveState on host:port (loopback unless told; port 0: a free one) until closed."""
 
     def __init__(self, live: LiveState, port: int = 0, host: str = "127.0.0.1") -> None:
         self.live = live

@@ -68,3 +68,11 @@ def write_manifest(run_dir: Path, data: dict[str, Any]) -> None:
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:
     return json.loads((run_dir / MANIFEST).read_text())
+
+
+def worker_slices(manifest: dict[str, Any]) -> list[tuple[int, int, int]]:
+    """(worker, first device, one past the last) of every worker of the run; a merged sharded
+    run numbers its workers shard * 1000 + w (simd.shard)."""
+    if "worker_slices" in manifest:
+        return [(int(w), int(lo), int(hi)) for w, lo, hi in manifest["worker_slices"]]
+    return [(w, int(lo), int(hi)) for w, (lo, hi) in enumerate(manifest["slices"])]

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 from rich.console import Console
 from rich.table import Table
 
@@ -151,6 +152,39 @@ def _journey_table(con: Any, console: Console) -> None:
     console.print(t)
 
 
+def shard_lines(con: duckdb.DuckDBPyConnection) -> tuple[list[str], list[str]]:
+    """A sharded run's coverage: (summary lines, one line per missing shard); ([], []) for a
+    run that was not sharded."""
+    rows = con.execute(
+        "SELECT shard, shards, present, device_lo, device_hi, planned_publishes, planned_share, "
+        "start_lead_ms, host, clock_synced, clock_max_error_us FROM shard_coverage"
+    ).fetchall()
+    if not rows or rows[0][1] == 1:
+        return [], []
+    here = [r for r in rows if r[2]]
+    covered = sum(r[6] or 0 for r in here)
+    leads = [r[7] for r in here if r[7] is not None]
+    lines = [
+        f"shards {len(here)} of {rows[0][1]} present, {covered:.1%} of planned publishes covered"
+        + (f"; ready before t=0 by {min(leads):,.0f}..{max(leads):,.0f} ms" if leads else "")
+    ]
+    errs = [r[10] for r in here if r[10] is not None]
+    if errs:
+        unsynced = sum(1 for r in here if r[9] is False)
+        top = sorted(errs)[-2:]
+        lines.append(
+            f"shard clocks: {len({r[8] for r in here})} host(s), {unsynced} not NTP-synchronised;"
+            f" skew between shards at most {sum(top) / 1e3:,.1f} ms (kernel max errors)"
+        )
+    missing = [
+        f"shard {r[0]}/{r[1]} missing: devices {r[3]}..{r[4] - 1} ({r[4] - r[3]:,} devices, "
+        f"{r[5]:,} planned publishes) not covered"
+        for r in rows
+        if not r[2]
+    ]
+    return lines, missing
+
+
 def render_report(run: str | Path, console: Console) -> None:
     """Totals, throughput, latency (from intended and from sent), lag, errors, SLOs."""
     run_dir = run_dir_of(run)
@@ -167,6 +201,11 @@ def render_report(run: str | Path, console: Console) -> None:
             f"  workers {workers}  duration {dur / 1e9:g}s"
             + (f"  stopped at {stopped / 1e9:.1f}s" if stopped is not None else "")
         )
+        lines, missing = shard_lines(con)
+        for line in lines:
+            console.print(line)
+        for line in missing:
+            console.print(f"[bold red]{line}[/bold red]")
         console.print(
             f"planned {planned:,}  logged {summary['logged']:,}  completed "
             f"{summary['completed']:,}  failed {summary['failed']:,}  "

@@ -22,16 +22,18 @@ from simd.errors import LogFormatError, UserError
 from simd.eventlog import SegmentInfo, read_segment, segment_paths
 from simd.events import NULL_NS
 from simd.histogram import Histograms, HistRows, frame_metrics
-from simd.manifest import read_manifest
+from simd.manifest import worker_slices
+from simd.merge import SHARD_FINAL, RunSources, Source, resolve, save_merged
 from simd.replay import ReplayPlan
 from simd.replay_fidelity import ReplayTallies
 from simd.scenario import DURATION_SLOS, Scenario
 from simd.schedule import device_ids, expected_series, layout_groups
 from simd.series import Tallies, series_window_ns
 from simd.shape import compile_shape
+from simd.shard import WORKER_STRIDE
 
 RESULTS = "results.duckdb"
-SCHEMA_VERSION = 5  # analysis/schema.sql's layout; an older file is rebuilt from the logs
+SCHEMA_VERSION = 6  # analysis/schema.sql's layout; an older file is rebuilt from the logs
 LOCK_WAIT_S = 30.0  # another simd process (ingest --follow, a run's last ingest) holds the file
 FRAMES_PER_INSERT = 64  # up to 64 x 65,536 rows per INSERT: bounds memory for big segments
 
@@ -63,6 +65,8 @@ class IngestResult:
     segments: int = 0
     torn: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
+    gaps: list[str] = field(default_factory=list)  # shards missing from a sharded run
+    state: str = ""  # the run's state as ingested
 
 
 def _open(db: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
@@ -167,7 +171,7 @@ def _write_metadata(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) ->
             json.dumps(manifest),
         ],
     )
-    tables = ("groups", "devices", "messages", "phases", "planned", "slo", "schema_info")
+    tables = ("groups", "devices", "messages", "phases", "planned", "slo", "schema_info", "shards")
     tables += ("replay_groups", "replay_sources", "recorded_messages")
     for table in (*tables, "analysis_settings", "planned_series"):
         con.execute(f"DELETE FROM {table}")
@@ -180,8 +184,8 @@ def _write_metadata(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) ->
     con.execute(
         "INSERT INTO planned_series SELECT unnest(range(len($1))), unnest($1)", [expected.tolist()]
     )
-    worker_of = np.zeros(scenario.device_count, dtype=np.int32)
-    for w, (lo, hi) in enumerate(manifest["slices"]):
+    worker_of = np.full(scenario.device_count, -1, dtype=np.int32)  # -1: a missing shard's
+    for w, lo, hi in worker_slices(manifest):
         worker_of[lo:hi] = w
     group_of = np.zeros(scenario.device_count, dtype=np.int16)
     offset = 0
@@ -197,7 +201,7 @@ def _write_metadata(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) ->
                 list(range(offset, offset + g.count)),
                 device_ids(g, range(g.count)),
                 gi,
-                worker_of[offset : offset + g.count].tolist(),
+                [None if w < 0 else w for w in worker_of[offset : offset + g.count].tolist()],
             ],
         )
         for mi, m in enumerate(g.resolved_messages()):
@@ -208,6 +212,7 @@ def _write_metadata(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) ->
     for gi, layout in enumerate(layout_groups(scenario)):
         if layout.replay is not None:
             _write_replay(con, gi, layout.replay, shape.duration_ns)
+    _write_shards(con, manifest)
     for pi, name in enumerate(shape.phase_names):
         a, b = shape.phase_span(pi)
         con.execute("INSERT INTO phases VALUES (?, ?, ?, ?)", [pi, name, a, b])
@@ -223,6 +228,41 @@ def _write_metadata(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) ->
             [name, float(value), unit, name == "throughput_ratio"],
         )
     return group_of
+
+
+def _write_shards(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) -> None:
+    """One row per shard of the run (a run that was not sharded is shard 0 of 1)."""
+    shards = manifest.get("shards")
+    if shards is None:
+        n = sum(hi - lo for _, lo, hi in worker_slices(manifest))
+        one = {
+            "state": manifest["state"],
+            "devices": [0, n],
+            "planned_publishes": manifest["plan"]["total_publishes"],
+            "workers": manifest["workers"],
+            "host": manifest.get("host"),
+            "start_at_ns": manifest.get("t0_epoch_ns"),
+            "ready_wall_ns": manifest.get("ready_wall_ns"),
+            "clock_sync": manifest.get("clock_sync"),
+        }
+        shards = {"count": 1, "present": {"0": one}, "missing": {}}
+    rows = []
+    for i, s in shards["present"].items():
+        sync = s.get("clock_sync") or {}
+        rows.append(
+            (int(i), shards["count"], True, s["state"], *s["devices"], s["planned_publishes"],
+             s["workers"], int(i) * WORKER_STRIDE if "shards" in manifest else 0, s.get("host"),
+             s.get("start_at_ns"), s.get("ready_wall_ns"), sync.get("synced"),
+             sync.get("est_error_us"), sync.get("max_error_us"))
+        )  # fmt: skip
+    for i, s in shards["missing"].items():
+        rows.append(
+            (int(i), shards["count"], False, "missing", *s["devices"], s["planned_publishes"],
+             None, None, None, None, None, None, None, None)
+        )  # fmt: skip
+    con.executemany(
+        "INSERT INTO shards VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", sorted(rows)
+    )
 
 
 def _write_replay(
@@ -286,7 +326,7 @@ class _SegmentDone:
 
 
 def _prepare(
-    run_dir: Path,
+    sources: list[Source],
     done: dict[str, int],
     group_of: np.ndarray,
     window_ns: int,
@@ -295,16 +335,19 @@ def _prepare(
 ) -> None:
     """Reader thread: decode new frames, build columns and histograms, hand them over in order."""
     n_dev = len(group_of) - 1
+    segments = [(src, path) for src in sources for path in segment_paths(src.run_dir / "events")]
     try:
-        for path in segment_paths(run_dir / "events"):
+        for src, path in segments:
+            key = src.key + path.name
             try:
-                info, batches = read_segment(path, start=done.get(path.name))
+                info, batches = read_segment(path, start=done.get(key))
             except LogFormatError as exc:
                 out.put(exc)
                 continue
+            worker = src.worker_base + int(info.header["worker"])
             errors: dict[int, str] = {}
             hist = Histograms()
-            tallies = Tallies(window_ns, int(info.header["worker"]))
+            tallies = Tallies(window_ns, worker)
             replay = ReplayTallies(replays)
             samples: list[tuple[int, int, int, int]] = []
             for start in range(0, len(batches), FRAMES_PER_INSERT):
@@ -325,11 +368,11 @@ def _prepare(
             tables = tallies.rows()
             if replays:
                 tables.update(replay.rows())
-            out.put(_Tallied(int(info.header["worker"]), samples, tables))
+            out.put(_Tallied(worker, samples, tables))
             out.put(
                 _SegmentDone(
-                    path.name,
-                    int(info.header["worker"]),
+                    key,
+                    worker,
                     info,
                     len(batches),
                     sum(b.n for b in batches),
@@ -342,27 +385,31 @@ def _prepare(
         out.put(None)
 
 
-def ingest(run: str | Path) -> IngestResult:
+def ingest(run: str | Path | list[str | Path], out: Path | None = None) -> IngestResult:
     """Load new frames of every segment into results.duckdb; return what was read (a file
-    system that refuses the writes is a UserError naming it)."""
+    system that refuses the writes is a UserError naming it).
+
+    `run`: a run folder, or shard folders of one run (globs, or the run's folder holding its
+    shard-* folders), merged into `out` (default: the folder that holds the shards)."""
+    sources = resolve(run if isinstance(run, list) else [run], out)
     try:
-        return _ingest(run)
+        return _ingest(sources)
     except (duckdb.IOException, duckdb.TransactionException, OSError) as exc:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(f"{Path(run) / RESULTS}: cannot write results ({text})") from None
+        raise UserError(f"{sources.out / RESULTS}: cannot write results ({text})") from None
 
 
-def _ingest(run: str | Path) -> IngestResult:
+def _ingest(run: RunSources) -> IngestResult:
     """Load new frames of every segment into results.duckdb; return what was read.
 
     A reader thread decodes frames while DuckDB inserts the previous batch (both release the
     GIL for their heavy parts). Each segment's new rows commit in one transaction, together with
     its new read offset, so an interrupted ingest never counts a row twice.
     """
-    run_dir = run_dir_of(run)
-    manifest = read_manifest(run_dir)
+    save_merged(run)
+    run_dir, manifest = run.out, run.manifest
     con = _open_current(run_dir)
-    result = IngestResult()
+    result = IngestResult(gaps=[g.describe() for g in run.gaps], state=manifest["state"])
     try:
         con.execute(sql_file("schema.sql"))
         # rows carry their own order (device, seq, times); letting DuckDB append in parallel
@@ -382,7 +429,7 @@ def _ingest(run: str | Path) -> IngestResult:
         ]
         reader = threading.Thread(
             target=_prepare,
-            args=(run_dir, done, group_of, window_ns, replays, handoff),
+            args=(run.sources, done, group_of, window_ns, replays, handoff),
             daemon=True,
         )
         reader.start()
@@ -456,29 +503,52 @@ def _ingest(run: str | Path) -> IngestResult:
 FINAL_STATES = frozenset({"completed", "stopped", "failed", "aborted"})
 
 
-def follow(run: str | Path, interval_s: float = 1.0, on_pass: Any = None) -> IngestResult:
+def follow(
+    run: str | Path | list[str | Path],
+    interval_s: float = 1.0,
+    on_pass: Any = None,
+    out: Path | None = None,
+    timeout_s: float | None = None,
+) -> IngestResult:
     """Keep results.duckdb current while a run writes its logs: ingest the new frames every
     `interval_s`, until the run's manifest says it ended and one last pass has read the rest.
+    A sharded run has ended when all its shards are there and have ended; until then missing
+    shards (or, before the first appears, the whole run) are waited for, up to `timeout_s`
+    (then the last pass reports the missing shards as gaps).
 
     Each pass holds the file only while it writes, so `simd query` and `simd report` can open it
     between passes. Offsets are committed with the rows, so a follower that is killed and
     started again continues where it stopped. `on_pass(result, state)` is called after each
     pass.
     """
-    run_dir = run_dir_of(run)
+    paths = run if isinstance(run, list) else [run]
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
     total = IngestResult()
     while True:
-        state = read_manifest(run_dir).get("state")
-        r = ingest(run_dir)
+        late = deadline is not None and time.monotonic() > deadline
+        try:
+            sources = resolve(paths, out)
+        except UserError:
+            if late:
+                raise
+            time.sleep(interval_s)  # the run (or its first shard) has not written run.json yet
+            continue
+        state = sources.manifest["state"]
+        r = ingest(paths, out)
         total.rows += r.rows
         total.frames += r.frames
         total.segments = max(total.segments, r.segments)
         total.unreadable = r.unreadable
         total.torn = r.torn  # only the last pass's: mid-run a frame being written looks torn
+        total.gaps, total.state = r.gaps, r.state
         if on_pass is not None:
             on_pass(r, state)
-        if state in FINAL_STATES:
+        if state in FINAL_STATES or (late and state in SHARD_FINAL | {"incomplete"}):
             return total
+        if late:
+            raise UserError(
+                f"{sources.out}: still {state} after the --timeout; what was read is kept"
+            )
         time.sleep(interval_s)
 
 

@@ -783,8 +783,11 @@ def parse_scenario(data: dict[str, Any], source: str = "<scenario>") -> Scenario
         raise ScenarioError(source, problems_of(exc)) from None
 
 
-def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
-    """Read and validate a scenario file. `overrides` replace top-level keys (from CLI flags)."""
+def load_scenario(
+    path: str | Path, overrides: dict[str, Any] | None = None, expand: bool = True
+) -> Scenario:
+    """Read and validate a scenario file. `overrides` replace top-level keys (from CLI flags).
+    `expand=False`: replay groups stay as written (no recording read, paths as given)."""
     p = Path(path)
     try:
         raw = p.read_bytes()
@@ -804,6 +807,8 @@ def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> 
         data = {**data, **overrides}
     scenario = parse_scenario(data, str(p))
     _check_files(scenario, p.parent, str(p))
+    if not expand:
+        return scenario
     from simd.replay import expand_replays
 
     return expand_replays(scenario, p.parent, str(p))

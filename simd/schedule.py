@@ -376,27 +376,39 @@ class Plan:
         }
 
 
-def plan_counts(scenario: Scenario, chunk_devices: int = 65536) -> Plan:
-    """Exact expected publishes per group and phase, without running anything."""
+def local_range(layout: GroupLayout, devices: tuple[int, int] | None) -> range:
+    """The group's local device indices that fall in the global range [lo, hi) (all if None)."""
+    if devices is None:
+        return range(layout.count)
+    lo, hi = devices
+    return range(max(lo - layout.offset, 0), max(min(hi - layout.offset, layout.count), 0))
+
+
+def plan_counts(
+    scenario: Scenario, chunk_devices: int = 65536, devices: tuple[int, int] | None = None
+) -> Plan:
+    """Exact expected publishes per group and phase, without running anything; of the devices
+    whose global index is in [lo, hi) when `devices` is given (a shard's slice)."""
     shape = compile_shape(scenario)
     groups = []
     nphase = len(shape.phase_names)
     for layout in layout_groups(scenario):
+        span = local_range(layout, devices)
         if layout.replay is not None:
-            groups.append(_replay_group_plan(layout, layout.replay, shape))
+            groups.append(_replay_group_plan(layout, layout.replay, shape, span))
             continue
         per_phase = np.zeros(nphase, dtype=np.int64)
         if layout.closed:  # known only when each user sends a fixed number (else 0: open-ended)
-            per_phase[0] = layout.count * layout.users_requests
+            per_phase[0] = len(span) * layout.users_requests
             groups.append(
-                GroupPlan(layout.name, layout.count, 0.0,
+                GroupPlan(layout.name, len(span), 0.0,
                           {n: int(per_phase[i]) for i, n in enumerate(shape.phase_names)},
                           dict.fromkeys(shape.phase_names, 0.0))
             )  # fmt: skip
             continue
         wknots = layout.rate * shape.knots
-        for start in range(0, layout.count, chunk_devices):
-            local = np.arange(start, min(layout.count, start + chunk_devices), dtype=np.int64)
+        for start in range(span.start, span.stop, chunk_devices):
+            local = np.arange(start, min(span.stop, start + chunk_devices), dtype=np.int64)
             if layout.arrival == "periodic":
                 phi = layout.start_work(shape, local) + layout.phases(local)
                 at_knots = np.stack([periodic_count(w, phi) for w in wknots])
@@ -409,13 +421,13 @@ def plan_counts(scenario: Scenario, chunk_devices: int = 65536) -> Plan:
                 np.add.at(per_phase, shape.phase[seg].astype(np.int64), 1)
         per_phase *= layout.steps
         peaks = {
-            name: layout.rate * layout.count * layout.steps * shape.peak_level(pi)
+            name: layout.rate * len(span) * layout.steps * shape.peak_level(pi)
             for pi, name in enumerate(shape.phase_names)
         }
         groups.append(
             GroupPlan(
                 name=layout.name,
-                devices=layout.count,
+                devices=len(span),
                 rate=layout.rate,
                 per_phase={n: int(per_phase[i]) for i, n in enumerate(shape.phase_names)},
                 peak_rate=peaks,
@@ -424,16 +436,23 @@ def plan_counts(scenario: Scenario, chunk_devices: int = 65536) -> Plan:
     return Plan(scenario.name, shape.duration_ns, groups, list(shape.phase_names))
 
 
-def _replay_group_plan(layout: GroupLayout, replay: ReplayPlan, shape: Shape) -> GroupPlan:
-    """A replay group's exact counts per phase and its peak rate (busiest second) per phase."""
+def _replay_group_plan(
+    layout: GroupLayout, replay: ReplayPlan, shape: Shape, span: range
+) -> GroupPlan:
+    """A replay group's exact counts per phase and its peak rate (busiest second) per phase,
+    for the group's devices in `span` (device d replays recorded device d % sources)."""
     nphase = len(shape.phase_names)
-    per_phase = np.zeros(nphase, dtype=np.int64)
+    n_src = replay.sources
+    by_source = np.zeros((n_src, nphase), dtype=np.int64)
     for loop in replay.passes(shape.duration_ns):
         t = replay.due(loop, slice(None))
-        t = t[t < shape.duration_ns]
-        per_phase += np.bincount(shape.phase_of(t), minlength=nphase)
-    per_phase *= replay.options.fanout
-    per_second = replay.due_counts(shape.duration_ns, 1_000_000_000)
+        keep = t < shape.duration_ns
+        cell = replay.source[keep] * nphase + shape.phase_of(t[keep])
+        by_source += np.bincount(cell, minlength=n_src * nphase).reshape(n_src, nphase)
+    copies = np.bincount(np.arange(span.start, span.stop) % n_src, minlength=n_src)
+    per_phase = copies @ by_source
+    share = len(span) / layout.count if layout.count else 0.0
+    per_second = replay.due_counts(shape.duration_ns, 1_000_000_000) * share
     second_phase = shape.phase_of(np.arange(len(per_second), dtype=np.int64) * 1_000_000_000)
     peaks = {
         name: float(per_second[second_phase == pi].max(initial=0.0))
@@ -441,30 +460,40 @@ def _replay_group_plan(layout: GroupLayout, replay: ReplayPlan, shape: Shape) ->
     }
     return GroupPlan(
         name=layout.name,
-        devices=layout.count,
+        devices=len(span),
         rate=layout.rate,
         per_phase={n: int(per_phase[i]) for i, n in enumerate(shape.phase_names)},
         peak_rate=peaks,
     )
 
 
-def expected_series(scenario: Scenario, window_ns: int, shape: Shape | None = None) -> np.ndarray:
+def expected_series(
+    scenario: Scenario,
+    window_ns: int,
+    shape: Shape | None = None,
+    devices: tuple[int, int] | None = None,
+) -> np.ndarray:
     """Expected publishes per time window [k*w, (k+1)*w) of the run: the fluid rate (the shape
     times each device's rate, from each device's start in a connect ramp), not the exact counts
-    (those are in the log). What a report draws as the planned rate."""
+    (those are in the log). What a report draws as the planned rate. `devices`: only those
+    of the global range [lo, hi) (a shard's)."""
     shape = shape or compile_shape(scenario)
     n = max(1, -(-shape.duration_ns // window_ns))
     edges = np.minimum(np.arange(n + 1, dtype=np.int64) * window_ns, shape.duration_ns)
     m_edges = shape.m_at_many(edges)
     total = np.zeros(n, dtype=np.float64)
     for layout in layout_groups(scenario):
+        span = local_range(layout, devices)
+        if not span:
+            continue
         if layout.replay is not None:
-            total += layout.replay.due_counts(shape.duration_ns, window_ns)[:n]
+            share = len(span) / layout.count
+            total += layout.replay.due_counts(shape.duration_ns, window_ns)[:n] * share
             continue
         if not layout.spawn_rate:
-            total += layout.rate * layout.count * layout.steps * np.diff(m_edges)
+            total += layout.rate * len(span) * layout.steps * np.diff(m_edges)
             continue
-        starts = np.sort(layout.start_ns(np.arange(layout.count, dtype=np.int64)))
+        starts = np.sort(layout.start_ns(np.arange(span.start, span.stop, dtype=np.int64)))
         cum = np.concatenate([[0.0], np.cumsum(shape.m_at_many(starts))])
         k = np.searchsorted(starts, edges, side="left")  # devices started before each edge
         work = k * m_edges - cum[k]  # sum over started devices of M(edge) - M(start)

@@ -13,6 +13,7 @@ import multiprocessing as mp
 import os
 import secrets
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -25,14 +26,16 @@ import numpy as np
 from simd._version import __version__
 from simd.broker import EmbeddedBroker
 from simd.clock import parse_clock
+from simd.clock_sync import clock_sync
 from simd.errors import RunError, UserError
 from simd.live import ALERT_WINDOW_S, LiveState, StatusServer
-from simd.manifest import reserve_space, scenario_hash, write_manifest
+from simd.manifest import read_manifest, reserve_space, scenario_hash, write_manifest
 from simd.messages import Done, Failed, Progress, Ready, Start, Stop, WorkerSpec
 from simd.payloads import check_plugins
 from simd.replay import expand_replays
 from simd.scenario import DURATION_SLOS, ENV_REF, Scenario
 from simd.schedule import Plan, plan_counts
+from simd.shard import Shard, check_start_at
 from simd.transports import does_real_io, scheme_of
 
 READY_TIMEOUT_S = 120.0
@@ -56,6 +59,7 @@ class RunOutcome:
     run_dir: Path
     state: str  # completed | stopped | aborted | failed
     plan: Plan
+    manifest: dict[str, Any] = field(default_factory=dict)
     done: dict[int, Done] = field(default_factory=dict)
     failures: dict[int, str] = field(default_factory=dict)
 
@@ -127,12 +131,31 @@ def run(
     clock: str | None = None,
     progress: bool = True,
     status_port: int | None = None,
+    status_host: str = "127.0.0.1",
+    shard: Shard | None = None,
+    start_at_ns: int | None = None,
 ) -> RunOutcome:
     """Run a scenario to its end (or until a signal); return how it ended. Logs are the result.
 
     `target = "embedded"` starts a broker (simd.broker) for the run's lifetime. `status_port`:
-    where /status and /metrics listen on 127.0.0.1 (0: a free port; default [run] status_port,
-    negative: not served)."""
+    where /status and /metrics listen on `status_host` (0: a free port; default [run]
+    status_port, negative: not served). `shard`: run only that shard's devices, into
+    RUNS/ID/shard-I/, with t=0 at `start_at_ns` (wall-clock epoch ns, required then)."""
+    if shard is not None:
+        if start_at_ns is None:
+            raise UserError("--shard needs --start-at: every shard must share one t=0")
+        if scheme_of(scenario.target) == "embedded":
+            raise UserError(
+                "--shard: target embedded would give every shard a broker of its own; "
+                "point all shards at one broker with --target"
+            )
+        if shard.count > scenario.device_count:
+            raise UserError(
+                f"--shard {shard.label}: the fleet has {scenario.device_count} devices; "
+                f"use at most {scenario.device_count} shards"
+            )
+    if start_at_ns is not None:
+        check_start_at(start_at_ns)
     go = functools.partial(
         _run,
         scenario,
@@ -143,16 +166,23 @@ def run(
         clock=clock,
         progress=progress,
         status_port=_port(scenario, status_port),
+        status_host=status_host,
+        shard=shard,
+        start_at_ns=start_at_ns,
     )
     check_clock(clock or scenario.run.clock, scenario.target)
     return _with_target(scenario, go)
 
 
-def resume(run_dir: Path, *, progress: bool = True, status_port: int | None = None) -> RunOutcome:
+def resume(
+    run_dir: Path,
+    *,
+    progress: bool = True,
+    status_port: int | None = None,
+    status_host: str = "127.0.0.1",
+) -> RunOutcome:
     """Continue a run whose supervisor died (a reboot, kill -9): every worker resumes from its
     own log on the run's own timeline; publishes due while the run was down are logged missed."""
-    from simd.manifest import read_manifest
-
     if not (run_dir / "run.json").is_file():
         raise UserError(f"{run_dir}: not a run folder (no run.json)")
     manifest = read_manifest(run_dir)
@@ -172,6 +202,8 @@ def resume(run_dir: Path, *, progress: bool = True, status_port: int | None = No
         progress=progress,
         resume=manifest,
         status_port=_port(scenario, status_port),
+        status_host=status_host,
+        resume_dir=run_dir,
     )
     return _with_target(scenario, go)
 
@@ -229,21 +261,31 @@ def _prepare_manifest(
     workers: int | None,
     clock_text: str,
     broker: str | None,
+    shard: Shard | None = None,
+    start_at_ns: int | None = None,
 ) -> tuple[Path, dict[str, Any], Plan]:
     spec = parse_clock(clock_text)
     cores = usable_cores()
+    n = scenario.device_count
+    lo, hi = shard.devices(n) if shard is not None else (0, n)
     n_workers = workers or scenario.run.workers or len(cores)
-    n_workers = max(1, min(n_workers, scenario.device_count))
+    n_workers = max(1, min(n_workers, hi - lo))
     plan = plan_counts(scenario)
     run_id = run_id or new_run_id(scenario.name)
     run_dir = runs_dir / run_id
+    if shard is not None:
+        if (run_dir / "run.json").exists() and "shards" not in read_manifest(run_dir):
+            raise UserError(f"{run_dir}: a run of its own, not a sharded run (another --run-id)")
+        run_dir = run_dir / shard.folder
     if (run_dir / "run.json").exists():
         raise UserError(f"{run_dir}: a run with this id exists already (choose another --run-id)")
     (run_dir / "events").mkdir(parents=True, exist_ok=True)
     reserve_space(run_dir)
     scenario_json = scenario.model_dump(mode="json")
-    n = scenario.device_count
-    slices = [(w * n // n_workers, (w + 1) * n // n_workers) for w in range(n_workers)]
+    slices = [
+        (lo + w * (hi - lo) // n_workers, lo + (w + 1) * (hi - lo) // n_workers)
+        for w in range(n_workers)
+    ]
     manifest: dict[str, Any] = {
         "run_id": run_id,
         "simd_version": __version__,
@@ -263,8 +305,18 @@ def _prepare_manifest(
         "plan": plan.to_json(),
         "state": "starting",
         "started_wall_ns": time.time_ns(),
-        "t0_epoch_ns": None,
+        "t0_epoch_ns": start_at_ns,
+        "host": socket.gethostname(),
+        "clock_sync": clock_sync(),
     }
+    if shard is not None:
+        manifest["shard"] = {
+            "index": shard.index,
+            "count": shard.count,
+            "devices": [lo, hi],
+            "planned_publishes": plan_counts(scenario, devices=(lo, hi)).total_publishes,
+            "start_at_ns": start_at_ns,
+        }
     write_manifest(run_dir, manifest)
     return run_dir, manifest, plan
 
@@ -282,6 +334,10 @@ def _run(
     broker: str | None = None,
     resume: dict[str, Any] | None = None,
     status_port: int | None = 0,
+    status_host: str = "127.0.0.1",
+    shard: Shard | None = None,
+    start_at_ns: int | None = None,
+    resume_dir: Path | None = None,
 ) -> RunOutcome:
     clock_text = clock or scenario.run.clock
     check_plugins([m for g in scenario.fleet for m in g.resolved_messages()])
@@ -312,10 +368,12 @@ def _run(
             workers=workers,
             clock_text=clock_text,
             broker=broker,
+            shard=shard,
+            start_at_ns=start_at_ns,
         )
     else:
         manifest = resume
-        run_dir = runs_dir / manifest["run_id"]
+        run_dir = resume_dir or runs_dir / manifest["run_id"]
         plan = plan_counts(scenario)
         manifest.setdefault("resumes", []).append(
             {"wall_ns": time.time_ns(), "from_state": manifest["state"]}
@@ -323,7 +381,9 @@ def _run(
         manifest.update(state="resuming", target_url=target_url, embedded_broker=broker)
         clock_text = manifest.get("clock_text", manifest["clock"])
         write_manifest(run_dir, manifest)
-    return _Supervision(scenario, manifest, run_dir, plan, clock_text, progress, status_port).run()
+    return _Supervision(
+        scenario, manifest, run_dir, plan, clock_text, progress, status_port, status_host
+    ).run()
 
 
 class _Supervision:
@@ -339,18 +399,24 @@ class _Supervision:
         clock_text: str,
         progress: bool,
         status_port: int | None,
+        status_host: str = "127.0.0.1",
     ) -> None:
         self.scenario = scenario
         self.manifest = manifest
         self.run_dir = run_dir
         self.plan = plan
         self.resuming = manifest["state"] == "resuming"
-        self.outcome = RunOutcome(run_dir, "failed", plan)
+        self.outcome = RunOutcome(run_dir, "failed", plan, manifest)
         self.latest: dict[int, Progress] = {}
-        self.bar = ProgressLine(plan.total_publishes, scenario.duration_ns, progress)
+        shard = manifest.get("shard")
+        planned = shard["planned_publishes"] if shard else plan.total_publishes
+        self.bar = ProgressLine(planned, scenario.duration_ns, progress)
         self.ctx = mp.get_context("spawn")
         cores = usable_cores()
         n_workers = manifest["workers"]
+        # what a transport knows of the whole run (the sim splits its capacity by it): every
+        # shard is taken to run as many workers as this one
+        run_workers = n_workers * (shard["count"] if shard else 1)
         self.workers = {
             w: _Worker(
                 WorkerSpec(
@@ -361,7 +427,7 @@ class _Supervision:
                     target=manifest["target_url"],
                     clock=clock_text,
                     worker=w,
-                    workers=n_workers,
+                    workers=run_workers,
                     lo=lo,
                     hi=hi,
                     cpu=cores[w % len(cores)] if n_workers <= len(cores) else None,
@@ -374,10 +440,10 @@ class _Supervision:
         self.server: StatusServer | None = None
         if status_port is not None:
             try:
-                self.server = StatusServer(self.live, status_port)
+                self.server = StatusServer(self.live, status_port, status_host)
             except OSError as exc:
                 raise UserError(
-                    f"--status-port {status_port}: cannot listen on 127.0.0.1 ({exc.strerror})"
+                    f"--status-port {status_port}: cannot listen on {status_host} ({exc.strerror})"
                 ) from None
             manifest["status_url"] = self.server.url
             sys.stderr.write(f"simd: live status on {self.server.url}/status and /metrics\n")
@@ -457,14 +523,23 @@ class _Supervision:
                 self._save()
                 outcome.state = "aborted"
                 return outcome
-            if self.resuming and manifest.get("t0_epoch_ns"):
-                self.t0 = int(manifest["t0_epoch_ns"])  # the run's own t=0: its timeline holds
+            ready_ns = time.time_ns()
+            if manifest.get("t0_epoch_ns"):
+                # the run's own t=0 (a resumed run's timeline holds; shards share --start-at)
+                self.t0 = int(manifest["t0_epoch_ns"])
+                if not self.resuming and ready_ns > self.t0:
+                    sys.stderr.write(
+                        f"simd: warning: ready {(ready_ns - self.t0) / 1e9:.1f} s after "
+                        "--start-at: the first publishes go out late (the schedule lag shows it)\n"
+                    )
             else:
                 margin = START_MARGIN_NS
                 if does_real_io(self.scenario.target):
                     biggest = max(hi - lo for lo, hi in manifest["slices"])
                     margin += min(CONNECT_MARGIN_NS * biggest, 120_000_000_000)
                 self.t0 = time.time_ns() + margin
+            if not self.resuming:
+                manifest["ready_wall_ns"] = ready_ns
             manifest.update(state="running", t0_epoch_ns=self.t0)
             self._save()
             self.live.state = "running"
@@ -646,15 +721,18 @@ def _live_state(scenario: Scenario, manifest: dict[str, Any], plan: Plan) -> Liv
         v = getattr(scenario.slo, name)
         if v is not None:
             slo[name] = (float(v), "ns" if name in DURATION_SLOS else "ratio")
+    shard = manifest.get("shard")  # a shard serves its own share of the run
+    devices = tuple(shard["devices"]) if shard else None
     return LiveState(
         run_id=manifest["run_id"],
         scenario=scenario.name,
         duration_ns=scenario.duration_ns,
-        planned_total=plan.total_publishes,
+        planned_total=shard["planned_publishes"] if shard else plan.total_publishes,
         groups=[g.name for g in scenario.fleet],
-        expected_cum=np.cumsum(expected_series(scenario, window)),
+        expected_cum=np.cumsum(expected_series(scenario, window, devices=devices)),
         window_ns=window,
         slo=slo,
+        shard=f"{shard['index']}/{shard['count']}" if shard else "",
     )
 
 
