@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -156,11 +158,12 @@ def test_render_refuses_what_cannot_run(project: Path, args: tuple[str, ...], me
 
 def test_the_rendered_pods_run_and_merge(tmp_path: Path) -> None:
     """The shard pods' and the ingest pod's own scripts, run here against a tree laid out as
-    their volumes would be, produce a merged run with every shard present."""
+    their volumes would be, produce a merged run with every shard present; a shard pod killed
+    mid-run and replaced resumes its shard: every planned publish has exactly one row."""
     scenario = write_scenario(tmp_path, """
         name = "podrun"
         seed = 3
-        duration = "2s"
+        duration = "3s"
         target = "null:"
         [[fleet]]
         name = "d"
@@ -190,22 +193,39 @@ def test_the_rendered_pods_run_and_merge(tmp_path: Path) -> None:
     }
     ingest = subprocess.Popen(["/bin/sh", "-c", script("ingest")], env=env, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    pods = [
-        subprocess.Popen(["/bin/sh", "-c", script("shards")], env={**env, "SHARD_INDEX": str(i)},
-                         text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        for i in range(3)
-    ]  # fmt: skip
+
+    def pod(i: int) -> subprocess.Popen[str]:
+        return subprocess.Popen(["/bin/sh", "-c", script("shards")],
+                                env={**env, "SHARD_INDEX": str(i)}, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)  # fmt: skip
+
+    pods = [pod(i) for i in range(3)]
+    run = data / "runs" / env["SIMD_RUN_ID"]
+    t0 = parse_start_at(env["SIMD_START_AT"]) / 1e9
+    while time.time() < t0 + 1.0:  # shard 1's pod dies a second into the run (node lost)
+        time.sleep(0.05)
+    os.killpg(pods[1].pid, signal.SIGKILL)
+    pods[1].communicate(timeout=30)
+    assert json.loads((run / "shard-1" / "run.json").read_text())["state"] == "running"
+    pods[1] = pod(1)  # the Job's replacement pod, same index
     for p in [*pods, ingest]:
         out, err = p.communicate(timeout=120)
         assert p.returncode == 0, out + err
-    run = data / "runs" / env["SIMD_RUN_ID"]
     assert sql(run, "SELECT count(*) FILTER (WHERE present), min(state) FROM shards") == [
         (3, "completed")
     ]
+    assert json.loads((run / "shard-1" / "run.json").read_text())["resumes"]
     planned = sql(run, "SELECT planned_publishes FROM runs")[0][0]
-    assert sql(run, "SELECT count(*) FROM events WHERE kind = 'publish'") == [(planned,)]
+    rows, distinct, missed = sql(
+        run,
+        "SELECT count(*), count(DISTINCT (device, seq)), count(*) FILTER (WHERE status = "
+        "'missed') FROM events WHERE kind = 'publish'",
+    )[0]
+    assert rows == distinct == planned
+    assert missed > 0  # due while shard 1 was down; none sent twice, none absent
+    assert sql(run, "SELECT DISTINCT worker // 1000 FROM events WHERE status = 'missed'") == [(1,)]
     assert (run / "report.html").is_file()
-    assert time.time() > parse_start_at(env["SIMD_START_AT"]) / 1e9
 
 
 def test_containerfile_builds_from_the_repository_alone(tmp_path: Path) -> None:
