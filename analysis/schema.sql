@@ -31,12 +31,15 @@ CREATE TABLE IF NOT EXISTS slo (name VARCHAR, threshold DOUBLE, unit VARCHAR, hi
 -- present = false and state 'missing': its devices and planned publishes are not covered.
 -- Shards share t=0 by their own wall clocks: clock_* is each host's kernel NTP state at start
 -- (the skew between two shards is at most the sum of their max errors); ready_wall_ns is when
--- the shard's workers were ready, before (or, late, after) t0_epoch_ns.
+-- the shard's workers were ready, before (or, late, after) t0_epoch_ns; t0_wall_ns and
+-- t0_monotonic_ns are the host's wall and monotonic clocks read together when its wall clock
+-- passed t=0 (to line shards up afterwards against an outside reference).
 CREATE TABLE IF NOT EXISTS shards (
     shard INTEGER, shards INTEGER, present BOOLEAN, state VARCHAR,
     device_lo BIGINT, device_hi BIGINT, planned_publishes BIGINT, workers INTEGER,
     worker_base INTEGER, host VARCHAR, t0_epoch_ns BIGINT, ready_wall_ns BIGINT,
-    clock_synced BOOLEAN, clock_est_error_us BIGINT, clock_max_error_us BIGINT
+    clock_synced BOOLEAN, clock_est_error_us BIGINT, clock_max_error_us BIGINT,
+    t0_wall_ns BIGINT, t0_monotonic_ns BIGINT
 );
 CREATE TABLE IF NOT EXISTS error_texts (worker INTEGER, code USMALLINT, text VARCHAR);
 -- One row per logged event, as codes: the `events` view (views.sql) gives names, and the

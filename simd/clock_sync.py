@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
+import time
 from typing import Any
 
 TIME_ERROR = 5  # adjtimex's return when the clock is not synchronised
@@ -61,3 +62,14 @@ def clock_sync() -> dict[str, Any] | None:
         "est_error_us": int(tx.esterror),
         "max_error_us": int(tx.maxerror),
     }
+
+
+def clock_at(epoch_ns: int) -> dict[str, int]:
+    """Wait until this host's wall clock reaches `epoch_ns`; then read the wall clock and the
+    monotonic clock together. The pair ties the run's t=0 to this host's monotonic time (for
+    lining shards up afterwards against an outside reference); `late_ns` is how far past the
+    epoch the reading fell (the wake-up latency)."""
+    while (left := epoch_ns - time.time_ns()) > 0:
+        time.sleep(left / 1e9)
+    wall, mono = time.time_ns(), time.monotonic_ns()
+    return {"wall_ns": wall, "monotonic_ns": mono, "late_ns": wall - epoch_ns}

@@ -244,6 +244,7 @@ def shard_summary(m: dict[str, Any]) -> dict[str, Any]:
         "start_at_ns": m["shard"]["start_at_ns"],
         "ready_wall_ns": m.get("ready_wall_ns"),
         "clock_sync": m.get("clock_sync"),
+        "clock_at_t0": m.get("clock_at_t0"),
     }
 
 

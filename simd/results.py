@@ -33,7 +33,7 @@ from simd.shape import compile_shape
 from simd.shard import WORKER_STRIDE
 
 RESULTS = "results.duckdb"
-SCHEMA_VERSION = 6  # analysis/schema.sql's layout; an older file is rebuilt from the logs
+SCHEMA_VERSION = 7  # analysis/schema.sql's layout; an older file is rebuilt from the logs
 LOCK_WAIT_S = 30.0  # another simd process (ingest --follow, a run's last ingest) holds the file
 FRAMES_PER_INSERT = 64  # up to 64 x 65,536 rows per INSERT: bounds memory for big segments
 
@@ -244,25 +244,26 @@ def _write_shards(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) -> N
             "start_at_ns": manifest.get("t0_epoch_ns"),
             "ready_wall_ns": manifest.get("ready_wall_ns"),
             "clock_sync": manifest.get("clock_sync"),
+            "clock_at_t0": manifest.get("clock_at_t0"),
         }
         shards = {"count": 1, "present": {"0": one}, "missing": {}}
     rows = []
     for i, s in shards["present"].items():
         sync = s.get("clock_sync") or {}
+        at_t0 = s.get("clock_at_t0") or {}
         rows.append(
             (int(i), shards["count"], True, s["state"], *s["devices"], s["planned_publishes"],
              s["workers"], int(i) * WORKER_STRIDE if "shards" in manifest else 0, s.get("host"),
              s.get("start_at_ns"), s.get("ready_wall_ns"), sync.get("synced"),
-             sync.get("est_error_us"), sync.get("max_error_us"))
+             sync.get("est_error_us"), sync.get("max_error_us"), at_t0.get("wall_ns"),
+             at_t0.get("monotonic_ns"))
         )  # fmt: skip
     for i, s in shards["missing"].items():
         rows.append(
             (int(i), shards["count"], False, "missing", *s["devices"], s["planned_publishes"],
-             None, None, None, None, None, None, None, None)
+             *[None] * 10)
         )  # fmt: skip
-    con.executemany(
-        "INSERT INTO shards VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", sorted(rows)
-    )
+    con.executemany(f"INSERT INTO shards VALUES ({', '.join('?' * 17)})", sorted(rows))
 
 
 def _write_replay(

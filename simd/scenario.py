@@ -375,7 +375,21 @@ class FleetGroup(_Model):
     id: str = "{group}-{index:05d}"
     rate: float | None = Field(None, gt=0, description="messages per second per device")
     interval: DurationNs | None = Field(None, description="time between messages per device")
-    arrival: Literal["periodic", "poisson"] = "periodic"
+    arrival: Literal["periodic", "poisson", "pareto", "zipf"] = Field(
+        "periodic",
+        description="periodic (deterministic phase jitter); random, same mean rate: poisson, "
+        "pareto (heavy-tailed gaps, pareto_shape), zipf (bursts of Zipf-sized length)",
+    )
+    pareto_shape: float = Field(
+        1.5, gt=1.0, le=10.0, description="pareto: tail shape a (smaller: heavier tail)"
+    )
+    zipf_exponent: float = Field(
+        2.0, gt=1.0, le=10.0, description="zipf: P(burst of k) ~ k^-exponent"
+    )
+    burst_max: int = Field(100, ge=1, le=100_000, description="zipf: the largest burst")
+    burst_spacing: DurationNs = Field(
+        10_000_000, description="zipf: time between the messages of one burst"
+    )
     topic: str = "devices/{device_id}/telemetry"
     qos: Literal[0, 1, 2] = 0
     retain: bool = False
@@ -396,6 +410,9 @@ class FleetGroup(_Model):
     )
 
     _dur = field_validator("interval", mode="before")(classmethod(lambda cls, v: _opt_dur(v)))
+    _spacing = field_validator("burst_spacing", mode="before")(
+        classmethod(lambda cls, v: _duration(v))
+    )
 
     @field_validator("count")
     @classmethod
@@ -449,6 +466,11 @@ class FleetGroup(_Model):
                 raise ValueError(
                     f"topic placeholder {{{name}}} is not one of device_id, index, group"
                 )
+        if self.arrival == "zipf" and self.burst_spacing * (self.rate_per_s or 0) >= 1e9:
+            raise ValueError(
+                f"burst_spacing {self.burst_spacing / 1e6:g}ms: must be shorter than the mean "
+                f"time between a device's messages ({1e3 / self.rate_per_s:g}ms at this rate)"
+            )
         return self
 
     @property

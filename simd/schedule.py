@@ -18,12 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from simd.arrivals import ArrivalStreams, GapLaw
 from simd.hashing import hash2, stream_key, uniform01
 from simd.replay import ReplayCursor, ReplayPlan, replay_plan
 from simd.scenario import FleetGroup, Scenario
 from simd.shape import Shape, compile_shape
 
-POISSON_BLOCK = 64  # draws per block; the cumulative sum restarts from the carry at each block
 _RANKS: dict[tuple[int, int], np.ndarray] = {}  # spawn ranks per (key, group size), computed once
 
 
@@ -47,6 +47,7 @@ class GroupLayout:
     steps: int = 1  # rows per arrival: a journey's steps (http)
     closed: bool = False  # a closed-model http group: no schedule, users send when ready
     users_requests: int = 0  # closed: requests per user (0: until the run ends)
+    law: GapLaw | None = None  # random arrivals (poisson, pareto, zipf): the gaps' law
 
     def spawn_rank(self) -> np.ndarray:
         """Each device's place in the ramp: a seeded shuffle of the group, so that every
@@ -110,10 +111,18 @@ def layout_groups(scenario: Scenario) -> list[GroupLayout]:
                 mix_cdf=cdf,
                 spawn_rate=g.mqtt.connect_rate,
                 spawn_key=stream_key(scenario.seed, "spawn", g.name),
+                law=_gap_law(g),
             )
         )
         offset += g.count
     return out
+
+
+def _gap_law(g: FleetGroup) -> GapLaw | None:
+    if g.arrival == "periodic" or g.replay is not None:
+        return None
+    spacing = g.burst_spacing * g.rate_per_s / 1e9 if g.rate_per_s else 0.0
+    return GapLaw(g.arrival, g.pareto_shape, g.zipf_exponent, g.burst_max, spacing)
 
 
 def device_ids(group: FleetGroup, local: range | np.ndarray) -> list[str]:
@@ -131,54 +140,6 @@ def periodic_count(x: float | np.ndarray, phi: np.ndarray) -> np.ndarray:
     c = np.where(c + phi < x, c + 1.0, c)
     c = np.where((c > 0) & ((c - 1.0) + phi >= x), c - 1.0, c)
     return c.astype(np.int64)
-
-
-class PoissonStreams:
-    """Per-device unit-rate Poisson points in work space, generated in blocks of 64 draws.
-
-    Block i of a device holds v_{64i} .. v_{64i+63}: carry + cumsum(E) of that block's draws,
-    where carry is the block before's last point. The same blocks are generated whichever
-    devices share the array, so a point's value depends on (seed, group, device, k) only.
-    """
-
-    def __init__(self, key: int, local: np.ndarray, start: np.ndarray | None = None) -> None:
-        self.key = key
-        self.local = local.astype(np.uint64)
-        self.start = np.zeros(len(local)) if start is None else start  # work at the device's start
-        self.block = np.full(len(local), -1, dtype=np.int64)
-        self.values = np.zeros((len(local), POISSON_BLOCK), dtype=np.float64)
-        self._advance(np.arange(len(local)))
-
-    def _advance(self, rows: np.ndarray) -> None:
-        if len(rows) == 0:
-            return
-        carry = np.where(self.block[rows] >= 0, self.values[rows, -1], self.start[rows])
-        nxt = self.block[rows] + 1
-        k = nxt[:, None] * POISSON_BLOCK + np.arange(POISSON_BLOCK)[None, :]
-        dev = np.broadcast_to(self.local[rows][:, None], k.shape)
-        u = uniform01(hash2(self.key, dev.ravel(), k.ravel())).reshape(k.shape)
-        e = -np.log1p(-u)
-        self.values[rows] = carry[:, None] + np.cumsum(e, axis=1)
-        self.block[rows] = nxt
-
-    def take(self, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Points with lo <= v < hi, as (row, k, v); blocks advance past hi. Call with rising lo."""
-        rows_out, k_out, v_out = [], [], []
-        active = np.arange(len(self.local))
-        while len(active):
-            vals = self.values[active]
-            r, c = np.nonzero((vals >= lo) & (vals < hi))
-            if len(r):
-                rows_out.append(active[r])
-                k_out.append(self.block[active[r]] * POISSON_BLOCK + c)
-                v_out.append(vals[r, c])
-            more = active[vals[:, -1] < hi]
-            self._advance(more)
-            active = more
-        if not rows_out:
-            empty = np.zeros(0, dtype=np.int64)
-            return empty, empty, np.zeros(0)
-        return np.concatenate(rows_out), np.concatenate(k_out), np.concatenate(v_out)
 
 
 @dataclass
@@ -211,7 +172,7 @@ class GroupCursor:
             self.poisson = None
         else:
             self.phi = None
-            self.poisson = PoissonStreams(layout.arrival_key, local, start)
+            self.poisson = ArrivalStreams(layout.arrival_key, local, start, layout.law)
 
     def events(self, w_lo: float, w_hi: float) -> Chunk:
         """Events with work in [w_lo, w_hi); w_hi is clamped to the work at the run's end."""
@@ -415,7 +376,9 @@ def plan_counts(
                 per_seg = (at_knots[1:] - at_knots[:-1]).sum(axis=1)
                 np.add.at(per_phase, shape.phase.astype(np.int64), per_seg)
             else:
-                streams = PoissonStreams(layout.arrival_key, local, layout.start_work(shape, local))
+                streams = ArrivalStreams(
+                    layout.arrival_key, local, layout.start_work(shape, local), layout.law
+                )
                 _rows, _k, v = streams.take(0.0, float(wknots[-1]))
                 seg = np.maximum(np.searchsorted(wknots[:-1], v, side="right") - 1, 0)
                 np.add.at(per_phase, shape.phase[seg].astype(np.int64), 1)

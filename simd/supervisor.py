@@ -15,6 +15,7 @@ import secrets
 import signal
 import socket
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
@@ -26,7 +27,7 @@ import numpy as np
 from simd._version import __version__
 from simd.broker import EmbeddedBroker
 from simd.clock import parse_clock
-from simd.clock_sync import clock_sync
+from simd.clock_sync import clock_at, clock_sync
 from simd.errors import RunError, UserError
 from simd.live import ALERT_WINDOW_S, LiveState, StatusServer
 from simd.manifest import read_manifest, reserve_space, scenario_hash, write_manifest
@@ -448,6 +449,7 @@ class _Supervision:
             manifest["status_url"] = self.server.url
             sys.stderr.write(f"simd: live status on {self.server.url}/status and /metrics\n")
         self.t0: int | None = None
+        self.clock_at_t0: dict[str, int] | None = None  # set at t=0 by _mark_t0
         self.stop_reason: str | None = None  # set once the run is being stopped
 
     def _alert(self, a: Any, began: bool) -> None:
@@ -545,6 +547,9 @@ class _Supervision:
             self.live.state = "running"
             for slot in self.workers.values():
                 slot.conn.send(Start(self.t0))  # type: ignore[union-attr]
+            if not self.resuming and self.t0 > time.time_ns():
+                # this host's own wall clock (and monotonic clock) at t=0, for lining up shards
+                threading.Thread(target=self._mark_t0, daemon=True).start()
             self._watch(sigs)
             self.bar.show(self.latest, final=True)
             _join([s.proc for s in self.workers.values()], kill=False)
@@ -657,8 +662,13 @@ class _Supervision:
                 if self.stop_reason is not None:  # the run is stopping: resume, then stop
                     _send(slot.conn, Stop(self.stop_reason))
 
+    def _mark_t0(self) -> None:
+        self.clock_at_t0 = clock_at(self.t0)  # type: ignore[arg-type]
+
     def _finish(self) -> RunOutcome:
         outcome, manifest = self.outcome, self.manifest
+        if self.clock_at_t0 is not None:
+            manifest["clock_at_t0"] = self.clock_at_t0
         for w, slot in self.workers.items():
             if w not in outcome.done and w not in outcome.failures:
                 outcome.failures[w] = f"worker {w} died (exit code {slot.proc.exitcode})"

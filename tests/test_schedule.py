@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from simd.errors import ScenarioError
 from simd.scenario import Scenario, parse_scenario
 from simd.schedule import SliceSchedule, plan_counts
 from simd.shape import compile_shape
@@ -157,6 +158,57 @@ def test_poisson_mean_rate() -> None:
     assert abs(total - 20_000) < 4 * (20_000**0.5)
 
 
+def _heavy(arrival: str, **extra: object) -> Scenario:
+    return parse_scenario(
+        {
+            "name": "h",
+            "duration": "2000s",
+            "seed": 4,
+            "fleet": [{"name": "g", "count": 50, "rate": 1.0, "arrival": arrival, **extra}],
+        }
+    )
+
+
+def _dispersion(s: Scenario) -> tuple[int, float]:
+    """(publishes, variance / mean of the fleet's counts per 50 s)."""
+    t = np.array([r[2] for r in walk(s, 1, 100 * 10**9)])
+    counts = np.bincount(t // (50 * 10**9), minlength=40)[:40]
+    return len(t), float(counts.var() / counts.mean())
+
+
+@pytest.mark.parametrize(
+    ("arrival", "extra", "dispersion"),
+    [
+        ("poisson", {}, (0.6, 1.4)),
+        ("pareto", {"pareto_shape": 1.5}, (3.0, 1e9)),
+        ("zipf", {"zipf_exponent": 2.0, "burst_max": 100, "burst_spacing": "10ms"}, (10.0, 1e9)),
+    ],
+)
+def test_random_arrivals_keep_the_rate_and_bunch_as_their_law_says(
+    arrival: str, extra: dict[str, object], dispersion: tuple[float, float]
+) -> None:
+    """Poisson, pareto and zipf-burst arrivals all average the group's rate; counts per 50 s
+    scatter like a Poisson process's (variance = mean) or, heavy-tailed, several times more
+    (measured with seed 4: poisson 0.92, pareto a=1.5 4.7, zipf s=2 19.6)."""
+    n, d = _dispersion(_heavy(arrival, **extra))
+    assert abs(n - 100_000) < 0.05 * 100_000
+    assert dispersion[0] < d < dispersion[1]
+
+
+@pytest.mark.parametrize("arrival", ["pareto", "zipf"])
+def test_heavy_tailed_arrivals_do_not_depend_on_the_split(arrival: str) -> None:
+    """The same (device, seq, time) rows whether 1 or 3 workers walk them, in any chunking."""
+    s = parse_scenario({**_heavy(arrival).model_dump(mode="json"), "duration": "120s"})
+    assert sorted(walk(s, 1, 10**9)) == sorted(walk(s, 3, 7_300_000_000))
+
+
+def test_zipf_spacing_must_fit_the_rate() -> None:
+    """Bursts spaced wider than the mean gap cannot keep the rate: a scenario error."""
+    group = {"name": "g", "count": 1, "rate": 1.0, "arrival": "zipf", "burst_spacing": "2s"}
+    with pytest.raises(ScenarioError, match="burst_spacing 2000ms"):
+        parse_scenario({"name": "z", "duration": "1s", "fleet": [group]})
+
+
 def test_message_mix_follows_weights() -> None:
     """A 3:1 weighted mix picks the first message about 75% of the time."""
     s = parse_scenario(SHAPED)
@@ -173,7 +225,7 @@ def test_message_mix_follows_weights() -> None:
     dur_ms=st.integers(1, 20_000),
     workers=st.integers(1, 4),
     step_ms=st.integers(1, 5_000),
-    arrival=st.sampled_from(["periodic", "poisson"]),
+    arrival=st.sampled_from(["periodic", "poisson", "pareto", "zipf"]),
 )
 def test_plan_matches_any_walk(
     rate: float, count: int, level: float, dur_ms: int, workers: int, step_ms: int, arrival: str

@@ -150,11 +150,15 @@ def test_each_shard_records_its_slice_epoch_and_clock(sharded: dict[str, Path]) 
         assert m["t0_epoch_ns"] == start_ns == m["shard"]["start_at_ns"]
         assert m["host"] and "ready_wall_ns" in m and m["state"] == "completed"
         assert m["clock_sync"] is None or "max_error_us" in m["clock_sync"]
+        at_t0 = m["clock_at_t0"]  # this host's wall and monotonic clocks, read at t=0
+        assert at_t0["wall_ns"] >= start_ns and at_t0["late_ns"] == at_t0["wall_ns"] - start_ns
     merged = json.loads((sharded["fleet"] / "run.json").read_text())
     assert merged["state"] == "completed" and merged["shards"]["missing"] == {}
     assert sorted(merged["shards"]["present"]) == ["0", "1", "2"]
     rows = sql(sharded["fleet"], "SELECT shard, present, planned_share FROM shard_coverage")
     assert [r[:2] for r in rows] == [(0, True), (1, True), (2, True)]
+    walls = sql(sharded["fleet"], "SELECT t0_wall_ns - t0_epoch_ns FROM shards")
+    assert all(0 <= late < 1_000_000_000 for (late,) in walls)
     assert sum(r[2] for r in rows) == pytest.approx(1.0)
 
 
@@ -167,8 +171,9 @@ def test_a_missing_shard_is_a_named_gap(sharded: dict[str, Path]) -> None:
     lo, hi = Shard(1, 3).devices(33)
     assert f"shard 1/3 missing: devices {lo}..{hi - 1}" in r.stderr
     assert "(run incomplete)" in r.stdout
-    report = simd("report", str(out), "--no-html", check=0).stdout
+    report = simd("report", str(out), check=0).stdout
     assert "shards 2 of 3 present" in report and "shard 1/3 missing" in report
+    assert "shard 1/3 missing" in (out / "report.html").read_text()
     assert sql(out, "SELECT present, state FROM shard_coverage WHERE shard = 1") == [
         (False, "missing")
     ]
