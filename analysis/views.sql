@@ -750,3 +750,88 @@ LEFT JOIN (
     SELECT worker // 1000 AS shard, sum(rows) AS rows FROM ingested GROUP BY ALL
 ) i ON i.shard = s.shard AND s.present
 ORDER BY s.shard;
+
+-- ---------------------------------------------------------------- load steps and capacity
+-- Per phase, all groups together: offered (planned) and achieved rates, latency from intended
+-- and from sent, schedule lag, errors. `simd capacity` runs each load step as a phase, so this
+-- is its search, step by step; it works on any run's phases.
+CREATE OR REPLACE VIEW phase_stats AS
+WITH h AS (
+    SELECT phase, metric, bucket, sum(count) AS n FROM latency_hist GROUP BY ALL
+),
+c AS (
+    SELECT *,
+           sum(n) OVER (PARTITION BY phase, metric ORDER BY bucket
+                        ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cum,
+           sum(n) OVER (PARTITION BY phase, metric) AS total
+    FROM h
+),
+q AS (
+    SELECT phase, metric,
+           min(bucket) FILTER (WHERE cum >= ceil(0.5 * total)) AS b50,
+           min(bucket) FILTER (WHERE cum >= ceil(0.99 * total)) AS b99
+    FROM c GROUP BY ALL
+),
+mx AS (SELECT phase, metric, max(max_ns) AS max_ns FROM latency_max GROUP BY ALL),
+pq AS (
+    SELECT q.phase, q.metric, least(bucket_mid(b50), mx.max_ns) AS p50,
+           least(bucket_mid(b99), mx.max_ns) AS p99
+    FROM q JOIN mx USING (phase, metric)
+),
+st AS (
+    SELECT phase, sum(count) AS logged,
+           sum(count) FILTER (WHERE status IN (0, 1)) AS completed,
+           sum(count) FILTER (WHERE status IN (2, 3, 4, 5, 6)) AS failed
+    FROM status_totals WHERE kind = 0 GROUP BY phase
+),
+pl AS (SELECT phase, sum(publishes) AS planned FROM planned GROUP BY phase)
+SELECT p.phase_index, p.phase, p.start_ns, p.end_ns,
+       coalesce(pl.planned, 0)::BIGINT AS planned,
+       coalesce(pl.planned, 0) / ((p.end_ns - p.start_ns) / 1e9) AS offered_per_s,
+       coalesce(st.completed, 0) / ((p.end_ns - p.start_ns) / 1e9) AS achieved_per_s,
+       coalesce(st.logged, 0)::BIGINT AS logged, coalesce(st.completed, 0)::BIGINT AS completed,
+       coalesce(st.failed, 0)::BIGINT AS failed,
+       coalesce(st.failed / nullif(st.logged, 0), 0) AS error_rate,
+       coalesce(st.completed / nullif(pl.planned, 0), 1) AS throughput_ratio,
+       i.p50 AS latency_p50_ns, i.p99 AS latency_p99_ns, s.p99 AS latency_p99_sent_ns,
+       l.p50 AS lag_p50_ns, l.p99 AS lag_p99_ns
+FROM phases p
+LEFT JOIN pl ON pl.phase = p.phase
+LEFT JOIN st ON st.phase = p.phase_index
+LEFT JOIN pq i ON i.phase = p.phase_index AND i.metric = 0
+LEFT JOIN pq s ON s.phase = p.phase_index AND s.metric = 1
+LEFT JOIN pq l ON l.phase = p.phase_index AND l.metric = 2
+ORDER BY p.phase_index;
+
+-- Each step (phase) judged against the scenario's SLOs that a step can be held to (latency_p99,
+-- error_rate, schedule_lag_p99, throughput_ratio): `breached` names the ones it broke. A step
+-- that started after the run was stopped is `reached = false`. `bound` says which side broke:
+-- 'generator' when publishes left late (schedule lag p99 over its SLO or over 10 ms) and the
+-- lag exceeds the target's own p99 (from sent): simd could not keep the schedule; else
+-- 'target' (its latency from sent, its errors; a slow target's back-pressure shows as lag
+-- too, but then its own latency is the larger).
+CREATE OR REPLACE VIEW capacity_steps AS
+WITH j AS (
+    SELECT ps.phase_index,
+           list(s.name ORDER BY s.name) FILTER (WHERE
+               (s.name = 'latency_p99' AND ps.latency_p99_ns > s.threshold)
+               OR (s.name = 'error_rate' AND ps.error_rate > s.threshold)
+               OR (s.name = 'schedule_lag_p99' AND ps.lag_p99_ns > s.threshold)
+               OR (s.name = 'throughput_ratio' AND ps.throughput_ratio < s.threshold)
+           ) AS breached
+    FROM phase_stats ps, slo s
+    GROUP BY ps.phase_index
+)
+SELECT ps.*,
+       ps.start_ns < coalesce(r.stopped_at_ns, r.duration_ns) AS reached,
+       CASE WHEN ps.start_ns < coalesce(r.stopped_at_ns, r.duration_ns)
+            THEN coalesce(len(j.breached), 0) = 0 END AS passed,
+       coalesce(j.breached, []) AS breached,
+       CASE WHEN coalesce(len(j.breached), 0) = 0 THEN NULL
+            WHEN (list_contains(j.breached, 'schedule_lag_p99') OR ps.lag_p99_ns > 10e6)
+                 AND ps.lag_p99_ns > coalesce(ps.latency_p99_sent_ns, 0)
+            THEN 'generator' ELSE 'target' END AS bound
+FROM phase_stats ps
+CROSS JOIN runs r
+LEFT JOIN j USING (phase_index)
+ORDER BY ps.phase_index;

@@ -6,7 +6,7 @@ opens anywhere, offline, and prints. Two kinds: lines over run time, and a perce
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
@@ -108,8 +108,12 @@ def time_chart(
     lines: Sequence[Line],
     unit: str,
     log_y: bool = False,
+    x_fmt: Callable[[float], str] | None = None,
+    marks: Sequence[tuple[float, str]] = (),
 ) -> str:
-    """Lines over run time (x in seconds since t=0); y in `unit`, linear or log10."""
+    """Lines over run time (x in seconds since t=0; or any x, labelled by `x_fmt`); y in
+    `unit`, linear or log10; `marks`: labelled vertical lines at x (a knee, an event)."""
+    fmt_x = x_fmt or _fmt_time
     values = [v for ln in lines for v in ln.y if v is not None and math.isfinite(v)]
     if not x_s or not values:
         return f'<p class="empty">{escape(title)}: no data</p>'
@@ -159,9 +163,16 @@ def time_chart(
         body.append(
             f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{TOP + ph}" class="gr"/>'
             f'<text x="{x:.1f}" y="{TOP + ph + 16}" class="ax" text-anchor="middle">'
-            f"{_fmt_time(t)}</text>"
+            f"{fmt_x(t)}</text>"
         )
         t += xstep
+    for at, label in marks:
+        x = sx(at)
+        body.append(
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{TOP + ph}" stroke="#c0392b" '
+            f'stroke-width="1.5" stroke-dasharray="3 3"/>'
+            f'<text x="{x + 4:.1f}" y="{TOP + 12}" class="ax">{escape(label)}</text>'
+        )
     body.append(
         f'<text x="14" y="{TOP + ph / 2}" class="ax" transform="rotate(-90 14 {TOP + ph / 2})" '
         f'text-anchor="middle">{escape(unit)}</text>'

@@ -598,6 +598,78 @@ def _inspect_recording(path: Path) -> None:
             out.print(f"    {t}  (qos {q})")
 
 
+@app.command()
+@guarded
+def capacity(
+    scenario: Annotated[Path, typer.Argument(help="scenario TOML file (its [slo] is the limit)")],
+    start: Annotated[
+        float | None, typer.Option(min=0.001, help="first step, msg/s (default: the scenario's)")
+    ] = None,
+    factor: Annotated[float, typer.Option(min=1.01, help="each coarse step x this")] = 1.25,
+    steps: Annotated[int, typer.Option(min=2, max=200, help="coarse steps at most")] = 16,
+    step: Annotated[str, typer.Option(help="time per step")] = "30s",
+    refine: Annotated[
+        int, typer.Option(min=0, max=50, help="fine steps between the last held and the knee")
+    ] = 4,
+    target: Annotated[str | None, typer.Option(help="override the scenario's target URL")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="worker processes")] = None,
+    clock: Annotated[str | None, typer.Option(help="real | scaled:N | virtual")] = None,
+    runs_dir: Annotated[Path, typer.Option(help="where run folders go")] = Path("runs"),
+    run_id: Annotated[str | None, typer.Option(help="the search's folder name")] = None,
+    progress: Annotated[bool, typer.Option(help="live progress on stderr")] = True,
+) -> None:
+    """Find the highest rate that holds the scenario's SLOs: load steps up to the knee, then
+    finer ones below it; each step is a phase of the run's log. Writes capacity.json and
+    capacity.html (rate vs latency, knee marked); says whether the generator or the target
+    was the limit. Exit 1 if even the first step broke an SLO."""
+    from simd.capacity import SearchOptions, describe, run_search, write_outputs
+    from simd.durations import parse_duration_ns
+    from simd.scenario import load_scenario
+    from simd.supervisor import new_run_id
+
+    try:
+        step_ns = parse_duration_ns(step)
+    except ValueError as exc:
+        raise UserError(f"--step {step!r}: {exc}") from None
+    _check_run_id(run_id)
+    sc = load_scenario(scenario, _overrides(target, None, None))
+    opts = SearchOptions(start, factor, steps, step_ns, refine)
+    folder, search = run_search(
+        sc,
+        scenario_path=scenario,
+        runs_dir=runs_dir,
+        run_id=run_id or new_run_id(f"{sc.name}-capacity"),
+        opts=opts,
+        workers=workers,
+        clock=clock,
+        progress=progress,
+    )
+    print(folder, flush=True)
+    t = Table(title="capacity search: one phase per step")
+    cols = ("pass", "step", "offered/s", "achieved/s", "p99 ms", "p99 sent ms", "lag p99 ms")
+    for col in (*cols, "errors", "verdict"):
+        t.add_column(col, justify="left" if col in ("pass", "step", "verdict") else "right")
+    for name, ps in search.passes.items():
+        for st in ps:
+            verdict = (
+                "not reached" if not st.reached
+                else "held" if st.passed
+                else f"broke: {', '.join(st.breached)} ({st.bound})"
+            )  # fmt: skip
+            t.add_row(
+                name, st.name, f"{st.offered_per_s:,.0f}", f"{st.achieved_per_s:,.0f}",
+                *[_figure(v, "ns").removesuffix(" ms") for v in
+                  (st.latency_p99_ns, st.latency_p99_sent_ns, st.lag_p99_ns)],
+                f"{st.error_rate:.3%}", verdict,
+            )  # fmt: skip
+    out.print(t)
+    print(describe(search))
+    j, h = write_outputs(folder, search)
+    print(f"capacity: {j}  {h}")
+    if search.sustainable_per_s is None and search.knee is not None:
+        raise typer.Exit(EXIT_SLO)
+
+
 k8s_app = typer.Typer(no_args_is_help=True, help="Kubernetes: run a scenario as N shards.")
 app.add_typer(k8s_app, name="k8s")
 

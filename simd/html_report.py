@@ -26,7 +26,7 @@ from simd.results import connect, run_dir_of
 
 REPORT_FILE = "report.html"
 
-_CSS = """
+PAGE_CSS = """  # the report page's style; other simd pages use it too
 body{font:14px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;
 max-width:960px;color:#222;padding:0 12px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd}
@@ -156,7 +156,7 @@ def render(d: dict[str, Any]) -> str:
     add = out.append
     title = f"simd report: {r['scenario']} ({r['run_id']})"
     add(f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}")
-    add(f"</title><meta name='viewport' content='width=device-width'><style>{_CSS}</style>")
+    add(f"</title><meta name='viewport' content='width=device-width'><style>{PAGE_CSS}</style>")
     add("</head><body>")
     add(f"<h1>{escape(r['scenario'])} <small class='meta'>{escape(r['run_id'])}</small></h1>")
     started = (

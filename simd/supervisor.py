@@ -17,6 +17,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -135,13 +136,16 @@ def run(
     status_host: str = "127.0.0.1",
     shard: Shard | None = None,
     start_at_ns: int | None = None,
+    stop_when: Callable[[LiveState], str | None] | None = None,
 ) -> RunOutcome:
     """Run a scenario to its end (or until a signal); return how it ended. Logs are the result.
 
     `target = "embedded"` starts a broker (simd.broker) for the run's lifetime. `status_port`:
     where /status and /metrics listen on `status_host` (0: a free port; default [run]
     status_port, negative: not served). `shard`: run only that shard's devices, into
-    RUNS/ID/shard-I/, with t=0 at `start_at_ns` (wall-clock epoch ns, required then)."""
+    RUNS/ID/shard-I/, with t=0 at `start_at_ns` (wall-clock epoch ns, required then).
+    `stop_when(live)`, asked about once a second, stops the run (as a signal would) when it
+    returns a reason."""
     if shard is not None:
         if start_at_ns is None:
             raise UserError("--shard needs --start-at: every shard must share one t=0")
@@ -170,6 +174,7 @@ def run(
         status_host=status_host,
         shard=shard,
         start_at_ns=start_at_ns,
+        stop_when=stop_when,
     )
     check_clock(clock or scenario.run.clock, scenario.target)
     return _with_target(scenario, go)
@@ -339,6 +344,7 @@ def _run(
     shard: Shard | None = None,
     start_at_ns: int | None = None,
     resume_dir: Path | None = None,
+    stop_when: Callable[[LiveState], str | None] | None = None,
 ) -> RunOutcome:
     clock_text = clock or scenario.run.clock
     check_plugins([m for g in scenario.fleet for m in g.resolved_messages()])
@@ -382,9 +388,11 @@ def _run(
         manifest.update(state="resuming", target_url=target_url, embedded_broker=broker)
         clock_text = manifest.get("clock_text", manifest["clock"])
         write_manifest(run_dir, manifest)
-    return _Supervision(
+    supervision = _Supervision(
         scenario, manifest, run_dir, plan, clock_text, progress, status_port, status_host
-    ).run()
+    )
+    supervision.stop_when = stop_when
+    return supervision.run()
 
 
 class _Supervision:
@@ -450,6 +458,7 @@ class _Supervision:
             sys.stderr.write(f"simd: live status on {self.server.url}/status and /metrics\n")
         self.t0: int | None = None
         self.clock_at_t0: dict[str, int] | None = None  # set at t=0 by _mark_t0
+        self.stop_when: Callable[[LiveState], str | None] | None = None
         self.stop_reason: str | None = None  # set once the run is being stopped
 
     def _alert(self, a: Any, began: bool) -> None:
@@ -565,13 +574,7 @@ class _Supervision:
                 outcome.state = "aborted"
                 return
             if sigs.count == 1 and not stop_sent:
-                self.live.state = "stopping"
-                self.stop_reason = "signal"
-                for w, slot in self.workers.items():
-                    # a worker restarting is told once it has started (see _handle: Ready), so
-                    # it first logs what it owes; Stop before Start would leave that unlogged
-                    if w not in outcome.done and slot.conn is not None and slot.ready:
-                        _send(slot.conn, Stop("signal"))
+                self._stop_all("signal")
                 stop_sent = True
             live = {w: s for w, s in self.workers.items() if s.conn is not None}
             waitables: list[Any] = [s.conn for s in live.values()]
@@ -616,9 +619,24 @@ class _Supervision:
             if now >= next_tick:
                 self.live.tick()
                 next_tick = now + ALERT_TICK_S
+                if self.stop_when is not None and not stop_sent:
+                    why = self.stop_when(self.live)
+                    if why:
+                        sys.stderr.write(f"\nsimd: stopping the run: {why}\n")
+                        self._stop_all(why)
+                        stop_sent = True
             self.bar.show(self.latest)
             if all(s.conn is None for s in self.workers.values()):
                 return
+
+    def _stop_all(self, reason: str) -> None:
+        self.live.state = "stopping"
+        self.stop_reason = reason
+        for w, slot in self.workers.items():
+            # a worker restarting is told once it has started (see _handle: Ready), so it
+            # first logs what it owes; Stop before Start would leave that unlogged
+            if w not in self.outcome.done and slot.conn is not None and slot.ready:
+                _send(slot.conn, Stop(reason))
 
     def _receive(self, w: int) -> None:
         slot = self.workers[w]
