@@ -41,6 +41,10 @@ CREATE TABLE IF NOT EXISTS shards (
     clock_synced BOOLEAN, clock_est_error_us BIGINT, clock_max_error_us BIGINT,
     t0_wall_ns BIGINT, t0_monotonic_ns BIGINT
 );
+-- the scenario's probes (subscribers): their receive rows carry the probe index as `message`
+CREATE TABLE IF NOT EXISTS probes (
+    probe UTINYINT, name VARCHAR, topic VARCHAR, qos UTINYINT, clean BOOLEAN
+);
 CREATE TABLE IF NOT EXISTS error_texts (worker INTEGER, code USMALLINT, text VARCHAR);
 -- One row per logged event, as codes: the `events` view (views.sql) gives names, and the
 -- device's group, worker and id (from `devices`), the qos (from `messages`), the error text.

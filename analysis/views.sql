@@ -835,3 +835,100 @@ FROM phase_stats ps
 CROSS JOIN runs r
 LEFT JOIN j USING (phase_index)
 ORDER BY ps.phase_index;
+
+-- ---------------------------------------------------------------- delivery (probes)
+-- Does an MQTT topic filter take a topic? ('+' one level, '#' the rest, 'a/#' also 'a')
+CREATE OR REPLACE MACRO mqtt_match(filter, topic) AS
+    filter = '#' OR regexp_full_match(topic, replace(replace(
+        regexp_replace(filter, '([.^$*?()\[\]{}|\\])', '\\\1', 'g'), '+', '[^/]*'), '/#', '(/.*)?'));
+
+-- which (device, message) topics each probe's filter takes (topics rendered from the group's
+-- templates: {device_id}, {group}, {index}, {message}; a {seq} level is taken as '0')
+CREATE OR REPLACE VIEW probe_matches AS
+WITH dm AS (
+    SELECT d.device, m.message,
+           replace(replace(replace(replace(replace(m.topic, '{device_id}', d.device_id),
+               '{group}', g.group_name), '{index}', (d.device - g.first_device)::VARCHAR),
+               '{message}', m.message_name), '{seq}', '0') AS topic
+    FROM devices d
+    JOIN groups g USING (group_index)
+    JOIN messages m USING (group_index)
+)
+SELECT p.probe, dm.device, dm.message, dm.topic FROM dm, probes p WHERE mqtt_match(p.topic, dm.topic);
+
+-- Per probe, every publish it should have received (it left the generator: acked, or sent at
+-- qos 0; its topic matches the probe's filter) and every message it did receive: expected,
+-- received, how often (n), how many of those came after a higher seq of the same device
+-- (reordered), and end-to-end latency of the first copy from the intended time. Needs traced
+-- publishes (mqtt.trace), which name their (device, seq) to the probe.
+CREATE OR REPLACE VIEW delivery_rows AS
+WITH pub AS (
+    SELECT w.probe, e.device, e.seq, e.message, w.topic, e.t_intended_ns
+    FROM event_rows e
+    JOIN probe_matches w ON w.device = e.device AND w.message = e.message
+    WHERE e.kind = 0 AND e.status IN (0, 1)
+),
+rcv AS (
+    SELECT message AS probe, device, seq, t_done_ns,
+           seq < max(seq) OVER (PARTITION BY message, device ORDER BY t_done_ns
+                                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS out_of_order
+    FROM event_rows WHERE kind = 3 AND device >= 0
+),
+r AS (
+    SELECT probe, device, seq, count(*) AS n, min(t_done_ns) AS first_ns,
+           count(*) FILTER (WHERE out_of_order) AS reordered
+    FROM rcv GROUP BY ALL
+)
+SELECT coalesce(p.probe, r.probe) AS probe, coalesce(p.device, r.device) AS device,
+       coalesce(p.seq, r.seq) AS seq, p.message, p.topic,
+       p.seq IS NOT NULL AS expected, r.seq IS NOT NULL AS received, coalesce(r.n, 0) AS n,
+       coalesce(r.reordered, 0) AS reordered, r.first_ns - p.t_intended_ns AS latency_ns
+FROM pub p FULL JOIN r ON r.probe = p.probe AND r.device = p.device AND r.seq = p.seq;
+
+-- delivery per probe and publishing device: expected, delivered, lost (never received),
+-- duplicated (extra copies), reordered, unexpected (received but not expected: e.g. a publish
+-- logged timeout that arrived anyway), end-to-end latency p50/p99/max
+CREATE OR REPLACE VIEW delivery AS
+SELECT pr.name AS probe, j.device, d.device_id, g.group_name,
+       count(*) FILTER (WHERE expected) AS expected,
+       count(*) FILTER (WHERE expected AND received) AS delivered,
+       count(*) FILTER (WHERE expected AND NOT received) AS lost,
+       sum(greatest(n - 1, 0))::BIGINT AS duplicated,
+       sum(reordered)::BIGINT AS reordered,
+       count(*) FILTER (WHERE received AND NOT expected) AS unexpected,
+       quantile_cont(latency_ns, 0.5) AS latency_p50_ns,
+       quantile_cont(latency_ns, 0.99) AS latency_p99_ns,
+       max(latency_ns) AS latency_max_ns
+FROM delivery_rows j
+JOIN probes pr ON pr.probe = j.probe
+LEFT JOIN devices d ON d.device = j.device
+LEFT JOIN groups g ON g.group_index = d.group_index
+GROUP BY ALL
+ORDER BY probe, j.device;
+
+-- the same per probe and topic (as published: the template rendered for the device)
+CREATE OR REPLACE VIEW delivery_topics AS
+SELECT pr.name AS probe, j.topic,
+       count(*) FILTER (WHERE expected) AS expected,
+       count(*) FILTER (WHERE expected AND received) AS delivered,
+       count(*) FILTER (WHERE expected AND NOT received) AS lost,
+       sum(greatest(n - 1, 0))::BIGINT AS duplicated,
+       sum(reordered)::BIGINT AS reordered,
+       quantile_cont(latency_ns, 0.5) AS latency_p50_ns,
+       quantile_cont(latency_ns, 0.99) AS latency_p99_ns
+FROM delivery_rows j
+JOIN probes pr ON pr.probe = j.probe
+WHERE j.expected
+GROUP BY ALL
+ORDER BY probe, j.topic;
+
+-- per probe and group: what `simd report` shows
+CREATE OR REPLACE VIEW delivery_summary AS
+SELECT probe, group_name, count(*) AS devices,
+       sum(expected)::BIGINT AS expected, sum(delivered)::BIGINT AS delivered,
+       sum(lost)::BIGINT AS lost, sum(lost) / nullif(sum(expected), 0) AS loss_rate,
+       sum(duplicated)::BIGINT AS duplicated, sum(reordered)::BIGINT AS reordered,
+       sum(unexpected)::BIGINT AS unexpected, max(latency_p99_ns) AS worst_device_p99_ns
+FROM delivery
+GROUP BY ALL
+ORDER BY probe, group_name;

@@ -16,10 +16,13 @@ from typing import Any
 from simd.charts import Line, percentile_chart, time_chart
 from simd.manifest import redact
 from simd.report import (
+    DELIVERY_COLUMNS,
+    DELIVERY_SQL,
     JOURNEY_COLUMNS,
     LATENCY_COLUMNS,
     MIN_TREND_SPAN_H,
     REPLAY_COLUMNS,
+    delivery_cells,
     shard_lines,
 )
 from simd.results import connect, run_dir_of
@@ -88,6 +91,10 @@ def load(run: str | Path) -> dict[str, Any]:
         journeys = con.execute("SELECT count(*) FROM groups WHERE steps > 1").fetchone()[0]
         d["journey_stats"] = _rows(con, "SELECT * FROM journey_stats") if journeys else []
         d["shards"] = list(shard_lines(con))
+        probes = con.execute("SELECT count(*) FROM probes").fetchone()[0]
+        d["delivery"] = (
+            [delivery_cells(r) for r in con.execute(DELIVERY_SQL).fetchall()] if probes else []
+        )
         manifest = con.execute("SELECT manifest FROM runs").fetchone()[0]
     finally:
         con.close()
@@ -410,6 +417,19 @@ def render(d: dict[str, Any]) -> str:
                     + [_cell(x[k], _ms(x[k])) for k in ("p50_ns", "p99_ns", "max_ns")]
                     for x in d["end_to_end"]
                 ],
+            )
+        )
+    if d.get("delivery"):
+        add("<h2>Delivery (probes)</h2>")
+        add(
+            _table(
+                "delivery",
+                list(DELIVERY_COLUMNS),
+                [
+                    [_cell(v, str(v), left=i < 2) for i, v in enumerate(row)]
+                    for row in d["delivery"]
+                ],
+                left=2,
             )
         )
     if d["replay_fidelity"]:

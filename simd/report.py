@@ -133,6 +133,20 @@ def _replay_table(con: Any, console: Console) -> None:
 
 
 JOURNEY_COLUMNS = ("group", "step", "request", "requests", "passed", "p50", "p99", "max")
+DELIVERY_COLUMNS = ("probe", "group", "expected", "delivered", "lost", "loss", "duplicated",
+                    "reordered", "unexpected", "worst device p99 ms")  # fmt: skip
+DELIVERY_SQL = (
+    "SELECT probe, group_name, expected, delivered, lost, loss_rate, duplicated, reordered, "
+    "unexpected, worst_device_p99_ns FROM delivery_summary"
+)
+
+
+def delivery_cells(r: tuple[Any, ...]) -> list[str]:
+    """A delivery_summary row as the report shows it."""
+    return [
+        r[0], r[1], *[f"{v:,}" for v in r[2:5]], "-" if r[5] is None else f"{r[5]:.3%}",
+        *[f"{v:,}" for v in r[6:9]], _ms(r[9]).removesuffix(" ms"),
+    ]  # fmt: skip
 
 
 def _journey_table(con: Any, console: Console) -> None:
@@ -248,6 +262,16 @@ def render_report(run: str | Path, console: Console) -> None:
                 t.add_row(
                     r[0], f"{r[1]:,}", f"{r[2]:,}", *[_ms(v).removesuffix(" ms") for v in r[3:]]
                 )
+            console.print(t)
+
+        if con.execute("SELECT count(*) FROM probes").fetchone()[0]:
+            t = Table(
+                title="delivery (probes): traced publishes that should have reached each probe"
+            )
+            for n in DELIVERY_COLUMNS:
+                t.add_column(n, justify="left" if n in ("probe", "group") else "right")
+            for r in con.execute(DELIVERY_SQL).fetchall():
+                t.add_row(*delivery_cells(r))
             console.print(t)
 
         if con.execute("SELECT count(*) FROM replay_groups").fetchone()[0]:

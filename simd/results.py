@@ -33,7 +33,7 @@ from simd.shape import compile_shape
 from simd.shard import WORKER_STRIDE
 
 RESULTS = "results.duckdb"
-SCHEMA_VERSION = 7  # analysis/schema.sql's layout; an older file is rebuilt from the logs
+SCHEMA_VERSION = 8  # analysis/schema.sql's layout; an older file is rebuilt from the logs
 LOCK_WAIT_S = 30.0  # another simd process (ingest --follow, a run's last ingest) holds the file
 FRAMES_PER_INSERT = 64  # up to 64 x 65,536 rows per INSERT: bounds memory for big segments
 
@@ -172,6 +172,7 @@ def _write_metadata(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) ->
         ],
     )
     tables = ("groups", "devices", "messages", "phases", "planned", "slo", "schema_info", "shards")
+    tables += ("probes",)
     tables += ("replay_groups", "replay_sources", "recorded_messages")
     for table in (*tables, "analysis_settings", "planned_series"):
         con.execute(f"DELETE FROM {table}")
@@ -213,6 +214,11 @@ def _write_metadata(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) ->
         if layout.replay is not None:
             _write_replay(con, gi, layout.replay, shape.duration_ns)
     _write_shards(con, manifest)
+    for pi, probe in enumerate(scenario.probe):
+        con.execute(
+            "INSERT INTO probes VALUES (?, ?, ?, ?, ?)",
+            [pi, probe.name, probe.topic, probe.qos, probe.clean],
+        )
     for pi, name in enumerate(shape.phase_names):
         a, b = shape.phase_span(pi)
         con.execute("INSERT INTO phases VALUES (?, ?, ?, ?)", [pi, name, a, b])

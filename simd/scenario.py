@@ -182,11 +182,20 @@ class MqttOptions(_Model):
     message_expiry: DurationNs | None = None
     reconnect_min: DurationNs = 500_000_000
     reconnect_max: DurationNs = 30_000_000_000
-    trace: bool = Field(
+    trace: bool | Literal["property", "payload"] = Field(
         False,
-        description="MQTT 5: add a user property simd-trace = '<device> <seq> <intended ns>' to "
-        "each publish, so probes log end-to-end latency from the intended send time",
+        description="mark each publish with '<device> <seq> <intended ns>' so probes can tell "
+        "which publish they received (delivery, loss, duplicates, order, end-to-end latency): "
+        "true or 'property' as the MQTT 5 user property simd-trace; 'payload' as a first line "
+        "'#simd <device> <seq> <ns>' before the payload (any MQTT version)",
     )
+
+    @property
+    def trace_in(self) -> str | None:
+        """Where publishes carry their trace: "property", "payload" or None."""
+        if self.trace is True:
+            return "property"
+        return self.trace or None
 
     _durs = field_validator(
         "keepalive",
@@ -203,8 +212,13 @@ class MqttOptions(_Model):
         for name in (*template_names(self.client_id), *template_names(self.username or "")):
             if name not in ("device_id", "index", "group"):
                 raise ValueError(f"placeholder {{{name}}} is not one of device_id, index, group")
-        if self.version == "3.1.1" and (self.user_properties or self.message_expiry or self.trace):
-            raise ValueError('user_properties, message_expiry and trace need version = "5"')
+        if self.version == "3.1.1" and (
+            self.user_properties or self.message_expiry or self.trace_in == "property"
+        ):
+            raise ValueError(
+                'user_properties, message_expiry and trace = "property" need version = "5" '
+                '(trace = "payload" works with 3.1.1)'
+            )
         if self.password is not None and self.password_env is not None:
             raise ValueError("give password or password_env, not both")
         if self.keepalive > 65_535 * 1_000_000_000:
@@ -287,6 +301,21 @@ class HttpOptions(_Model):
     )
 
 
+class OfflineWindow(_Model):
+    """[start, end) of run time."""
+
+    start: DurationNs
+    end: DurationNs
+
+    _durs = field_validator("start", "end", mode="before")(classmethod(lambda cls, v: _duration(v)))
+
+    @model_validator(mode="after")
+    def _ordered(self) -> OfflineWindow:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
 class Probe(_Model):
     """A subscriber that receives the fleet's messages through the broker and logs a `receive`
     row per message, with end-to-end latency from the intended send time when it can tell it:
@@ -298,6 +327,16 @@ class Probe(_Model):
     qos: Literal[0, 1, 2] = 1
     version: Literal["3.1.1", "5"] = "5"
     timestamp_field: str | None = None
+    clean: bool = Field(
+        True,
+        description="false: a persistent session (kept an hour), so the broker queues qos 1/2 "
+        "messages while the probe is away",
+    )
+    offline: list[OfflineWindow] = Field(
+        default_factory=list,
+        description="windows of run time in which the probe is disconnected (a subscriber "
+        "outage: what is lost shows in the delivery views)",
+    )
 
 
 # ---------------------------------------------------------------- fleet

@@ -17,7 +17,7 @@ import json
 import math
 import os
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,6 +30,7 @@ from simd.events import (
     DISCONNECT,
     DROPPED,
     FAILED,
+    NO_PHASE,
     OK,
     PUBLISH,
     RECEIVE,
@@ -186,7 +187,10 @@ class MqttTransport:
         self.wait_for_room = np.array([g.mqtt.window_full == "wait" for g in fleet])
         self.props_table = Ragged.from_list(self.props)
         # groups whose publishes carry simd-trace (their properties are built per row)
-        self.trace = np.array([g.mqtt.trace for g in self.scenario.fleet], dtype=bool)
+        fleet_trace = [g.mqtt.trace_in for g in self.scenario.fleet]
+        self.trace = np.array([t == "property" for t in fleet_trace], dtype=bool)
+        # groups whose payloads start with a '#simd <device> <seq> <ns>' line
+        self.stamp = np.array([t == "payload" for t in fleet_trace], dtype=bool)
         self.keep_session = np.array([not g.mqtt.clean_start for g in self.scenario.fleet])
         self.props_inner = Ragged.from_list(
             [p[len(c.varint(_props_len(p))) :] if p else b"" for p in self.props]
@@ -204,9 +208,9 @@ class MqttTransport:
         self._prepare(devices)
         nursery.start_soon(self._sweeper)
         if self.ctx.worker == 0:  # probes run once per run, in the first worker
-            for probe in self.scenario.probe:
+            for pi, probe in enumerate(self.scenario.probe):
                 ready = trio.Event()
-                nursery.start_soon(self._probe, probe, ready)
+                nursery.start_soon(self._probe, pi, probe, ready)
                 with trio.move_on_after(10):
                     await ready.wait()
         limiter = trio.CapacityLimiter(CONNECT_CONCURRENCY)
@@ -534,6 +538,8 @@ class MqttTransport:
         packet ids); then one write per touched connection. Rows whose connection's in-flight
         window is full wait for room (mqtt.window_full = "wait", up to publish_timeout; the
         worker's schedule waits with them, so a slow target shows as lag, not as memory)."""
+        if self.stamp.any():
+            batch = self._stamped(batch)
         waiting = self._publish_now(batch)
         if waiting is None:
             return
@@ -552,6 +558,31 @@ class MqttTransport:
                 return
             if len(rest) < len(sub):
                 sub = sub.take(rest)
+
+    def _stamped(self, batch: PublishBatch) -> PublishBatch:
+        """Payloads of tracing groups behind a first line '#simd <device> <seq> <ns>'."""
+        stamped = self.stamp[batch.group]
+        if not stamped.any():
+            return batch
+        rows = np.nonzero(stamped)[0]
+        n = len(rows)
+        sp = Ragged.constant(b" ", n)
+        head = concat_columns(
+            [
+                Ragged.constant(TRACE_LINE, n),
+                format_ints(batch.device[rows]),
+                sp,
+                format_ints(batch.seq[rows]),
+                sp,
+                format_ints(batch.t_intended[rows]),
+                Ragged.constant(b"\n", n),
+            ]
+        )
+        new = concat_columns([head, batch.payload.take(rows)])
+        if n < len(batch):
+            other = np.nonzero(~stamped)[0]
+            new = scatter_rows(len(batch), [(rows, new), (other, batch.payload.take(other))])
+        return replace(batch, payload=new)
 
     def _publish_now(self, batch: PublishBatch) -> np.ndarray | None:
         """Send what can go now; return the rows (of `batch`) left waiting for window room."""
@@ -779,21 +810,43 @@ class MqttTransport:
                 conn.pending.clear()
             self.stage.flush(self.log)
 
-    async def _probe(self, probe: Probe, ready: trio.Event) -> None:
-        """Subscribe and log a receive row per message (see scenario.Probe)."""
-        version = c.V5 if probe.version == "5" else c.V311
+    async def _probe(self, index: int, probe: Probe, ready: trio.Event) -> None:
+        """Subscribe and log a receive row per message (see scenario.Probe), its `message`
+        column the probe's index; away (disconnected) in its offline windows."""
         client_id = f"simd-probe-{probe.name}-{os.getpid()}"
+        windows = sorted((w.start, w.end) for w in probe.offline)
+        try:
+            while not self.probes_done:
+                until = windows[0][0] if windows else None
+                await self._probe_session(index, probe, client_id, ready, until)
+                if not windows or self.probes_done:
+                    break
+                _, end = windows.pop(0)
+                now = self.clock.now_ns()
+                self.stage.add(-1, -1, DISCONNECT, OK, NO_PHASE, index, _NULL, now, now, 0, 0, 0)
+                await self.clock.sleep_until_ns(end)
+        finally:
+            ready.set()
+
+    async def _probe_session(
+        self, index: int, probe: Probe, client_id: str, ready: trio.Event, until: int | None
+    ) -> None:
+        """One connection of a probe: until run time `until` (an offline window) or the end."""
+        version = c.V5 if probe.version == "5" else c.V311
         t0 = self.clock.now_ns()
+        props: c.Properties = ()
+        if not probe.clean and version == c.V5:
+            props = (("session_expiry_interval", 3600),)
         try:
             assert self.nursery is not None
             stream = await open_stream(
                 self.target, self.ssl_context, self.scenario.tls, self.nursery
             )
             session = ClientSession(version)
-            session.connect(c.Connect(client_id, version, True, 60))
+            session.connect(c.Connect(client_id, version, probe.clean, 60, properties=props))
             await stream.send_all(session.take_outbound())
-            while not self.probes_done:
-                with trio.move_on_after(0.2):
+            while not self.probes_done and (until is None or self.clock.now_ns() < until):
+                with trio.move_on_after(0.05 if until is not None else 0.2):
                     data = await stream.receive_some(65536)
                     if not data:
                         raise trio.BrokenResourceError("connection closed by the broker")
@@ -803,9 +856,12 @@ class MqttTransport:
                             session.subscribe([(probe.topic, probe.qos)])
                         elif isinstance(ev, Subscribed):
                             ready.set()
-                            self.stage.add(-1, -1, CONNECT, OK, 255, 0, _NULL, t0, now, 0, 0, 0)
+                            self.stage.add(
+                                -1, -1, CONNECT, OK, NO_PHASE, index, _NULL, t0, now, 0, 0, 0
+                            )
                         elif isinstance(ev, Received):
-                            self._received(probe, ev.publish, now)
+                            self._received(index, probe, ev.publish, now)
+                            now += 1  # one read's messages keep their order in receive time
                         elif isinstance(ev, Refused):
                             raise trio.BrokenResourceError(f"refused: reason {ev.reason_code}")
                 if session.outbound:
@@ -826,8 +882,8 @@ class MqttTransport:
                 -1,
                 CONNECT,
                 FAILED,
-                255,
-                0,
+                NO_PHASE,
+                index,
                 _NULL,
                 t0,
                 self.clock.now_ns(),
@@ -835,25 +891,27 @@ class MqttTransport:
                 0,
                 self._code(f"probe {probe.name}: {reason_of(exc)}"),
             )
-        finally:
-            ready.set()
 
-    def _received(self, probe: Probe, p: c.Publish, now: int) -> None:
+    def _received(self, index: int, probe: Probe, p: c.Publish, now: int) -> None:
         device, seq, t_int = -1, -1, _NULL
+        payload = p.payload
         trace = next(
-            (v for k, v in p.properties if k == "user_property" and v[0] == "simd-trace"), None
+            (v[1] for k, v in p.properties if k == "user_property" and v[0] == "simd-trace"), None
         )
+        if trace is None and payload.startswith(TRACE_LINE):
+            head, _, payload = payload.partition(b"\n")
+            trace = head[len(TRACE_LINE) :].decode("ascii", "replace")
         if trace is not None:
             with contextlib.suppress(ValueError):
-                device, seq, t_int = (int(x) for x in trace[1].split())
+                device, seq, t_int = (int(x) for x in trace.split())
         elif probe.timestamp_field is not None:
             try:
-                ms = json.loads(p.payload)[probe.timestamp_field]
+                ms = json.loads(payload)[probe.timestamp_field]
                 t_int = int(ms * 1_000_000) - self.ctx.t0_epoch_ns
             except (ValueError, KeyError, TypeError):
                 pass
         self.stage.add(
-            device, seq, RECEIVE, OK, 255, 0, t_int, _NULL, now, len(p.payload), p.qos, 0
+            device, seq, RECEIVE, OK, NO_PHASE, index, t_int, _NULL, now, len(p.payload), p.qos, 0
         )
 
     async def close(self, now_ns: int) -> None:
@@ -886,6 +944,7 @@ class MqttTransport:
 
 
 _NULL = int(np.iinfo(np.int64).min)
+TRACE_LINE = b"#simd "  # a payload trace: '#simd <device> <seq> <intended ns>\n' + payload
 # user property 0x26, key "simd-trace" (length-prefixed); the value's length and text follow
 _TRACE_KEY = b"\x26" + c.utf8("simd-trace")
 
