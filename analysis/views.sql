@@ -3,8 +3,8 @@
 -- waited to be sent (coordinated omission shows); "from sent" is the target's own share.
 
 CREATE OR REPLACE VIEW kind_names AS
-SELECT * FROM (VALUES (0, 'publish'), (1, 'connect'), (2, 'disconnect'), (3, 'receive'), (4, 'error'))
-    AS t(code, name);
+SELECT * FROM (VALUES (0, 'publish'), (1, 'connect'), (2, 'disconnect'), (3, 'receive'), (4, 'error'),
+                      (5, 'command'), (6, 'reply')) AS t(code, name);
 CREATE OR REPLACE VIEW status_names AS
 SELECT * FROM (VALUES (0, 'acked'), (1, 'sent'), (2, 'timeout'), (3, 'error'), (4, 'dropped'),
                       (5, 'missed'), (6, 'unsent'), (7, 'ok')) AS t(code, name);
@@ -18,7 +18,7 @@ SELECT
     g.group_name,
     p.phase,
     CASE WHEN r.seq < 0 THEN NULL ELSE r.seq END::BIGINT AS seq,
-    (['publish', 'connect', 'disconnect', 'receive', 'error'])[r.kind + 1] AS kind,
+    (['publish', 'connect', 'disconnect', 'receive', 'error', 'command', 'reply'])[r.kind + 1] AS kind,
     (['acked', 'sent', 'timeout', 'error', 'dropped', 'missed', 'unsent', 'ok'])[r.status + 1] AS status,
     CASE WHEN r.kind = 0 THEN m.message_name END AS message,
     r.t_intended_ns, r.t_sent_ns, r.t_done_ns,
@@ -148,7 +148,7 @@ ORDER BY g.group_index, p.phase_index;
 CREATE OR REPLACE VIEW errors_by_kind AS
 WITH f AS (SELECT * FROM event_rows WHERE status IN (2, 3, 4, 5, 6))
 SELECT (['acked', 'sent', 'timeout', 'error', 'dropped', 'missed', 'unsent', 'ok'])[f.status + 1] AS status,
-       (['publish', 'connect', 'disconnect', 'receive', 'error'])[f.kind + 1] AS kind,
+       (['publish', 'connect', 'disconnect', 'receive', 'error', 'command', 'reply'])[f.kind + 1] AS kind,
        coalesce(e.text, '') AS error, count(*) AS count,
        min(f.t_sent_ns) AS first_ns, max(f.t_sent_ns) AS last_ns
 FROM f
@@ -932,3 +932,21 @@ SELECT probe, group_name, count(*) AS devices,
 FROM delivery
 GROUP BY ALL
 ORDER BY probe, group_name;
+
+-- ---------------------------------------------------------------- commands
+-- Per commander group: its commands (one `command` row each, simd/transports/mqtt/commands.py),
+-- how many were answered (a reply came back) or timed out, and the round trip from the
+-- command's intended send time to the reply's arrival, p50/p99/max.
+CREATE OR REPLACE VIEW command_stats AS
+SELECT g.group_name, count(*) AS commands,
+       count(*) FILTER (WHERE c.status = 0) AS answered,
+       count(*) FILTER (WHERE c.status = 2) AS timed_out,
+       quantile_cont(c.t_done_ns - c.t_intended_ns, 0.5) FILTER (WHERE c.status = 0) AS rtt_p50_ns,
+       quantile_cont(c.t_done_ns - c.t_intended_ns, 0.99) FILTER (WHERE c.status = 0) AS rtt_p99_ns,
+       max(c.t_done_ns - c.t_intended_ns) FILTER (WHERE c.status = 0) AS rtt_max_ns
+FROM event_rows c
+JOIN devices d ON d.device = c.device
+JOIN groups g ON g.group_index = d.group_index
+WHERE c.kind = 5
+GROUP BY ALL
+ORDER BY 1;

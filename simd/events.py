@@ -11,10 +11,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-KINDS = ("publish", "connect", "disconnect", "receive", "error")
+KINDS = ("publish", "connect", "disconnect", "receive", "error", "command", "reply")
 STATUSES = ("acked", "sent", "timeout", "error", "dropped", "missed", "unsent", "ok")
 
-PUBLISH, CONNECT, DISCONNECT, RECEIVE, ERROR = range(len(KINDS))
+PUBLISH, CONNECT, DISCONNECT, RECEIVE, ERROR, COMMAND, REPLY = range(len(KINDS))
+COMMAND_MESSAGE = 254  # a listening device's receive row of a command (probes: their index)
 ACKED, SENT, TIMEOUT, FAILED, DROPPED, MISSED, UNSENT, OK = range(len(STATUSES))
 
 # publish statuses by outcome (analysis/views.sql spells the same sets as codes 0-1 and 2-6)

@@ -274,6 +274,16 @@ def render_report(run: str | Path, console: Console) -> None:
                 t.add_row(*delivery_cells(r))
             console.print(t)
 
+        cmds = con.execute("SELECT * FROM command_stats").fetchall()
+        if cmds:
+            t = Table(title="commands: round trip from the intended send time to the reply, ms")
+            for n in ("group", "commands", "answered", "timed out", "p50", "p99", "max"):
+                t.add_column(n, justify="left" if n == "group" else "right")
+            for r in cmds:
+                t.add_row(r[0], *[f"{v:,}" for v in r[1:4]],
+                          *[_ms(v).removesuffix(" ms") for v in r[4:]])  # fmt: skip
+            console.print(t)
+
         if con.execute("SELECT count(*) FROM replay_groups").fetchone()[0]:
             _replay_table(con, console)
         if con.execute("SELECT count(*) FROM groups WHERE steps > 1").fetchone()[0]:

@@ -401,6 +401,31 @@ class ReplaySource(_Model):
 _FROM_RECORDING = ("rate", "interval", "arrival", "topic", "qos", "retain", "payload", "messages")
 
 
+class ReplyOptions(_Model):
+    """How a listening device answers a command: on `topic` (its template), after `service_time`
+    (the device's own processing), at qos 0, with the command's trace line as the payload."""
+
+    topic: str = "devices/{device_id}/replies"
+    service_time: DurationNs = 10_000_000
+
+    _durs = field_validator("service_time", mode="before")(classmethod(lambda cls, v: _duration(v)))
+
+
+class CommandOptions(_Model):
+    """A commander group: each of its scheduled publishes is a command to one device of group
+    `to` (chosen by a seeded hash of (commander, seq)), on `topic` ({target_id} is that device's
+    id), carrying a trace line; the commander subscribes to `replies` and logs a `command` row
+    per command: answered (acked) with the round trip from the intended send time, or timeout
+    when no reply came within `timeout` (or by the end of the run)."""
+
+    to: str
+    topic: str = "devices/{target_id}/commands"
+    replies: str = "devices/+/replies"
+    timeout: DurationNs = 5_000_000_000
+
+    _durs = field_validator("timeout", mode="before")(classmethod(lambda cls, v: _duration(v)))
+
+
 class FleetGroup(_Model):
     name: str = Field(pattern=r"^[\w.-]+$")
     replay: ReplaySource | None = None
@@ -446,6 +471,18 @@ class FleetGroup(_Model):
     journey: list[HttpRequest] = Field(
         default_factory=list,
         description="http: steps run in order per arrival, sharing one sequence id",
+    )
+    subscribe: list[str] = Field(
+        default_factory=list,
+        description="mqtt: topic filters each device subscribes to on its own connection "
+        "(templates: {device_id}, {index}, {group}); what arrives is logged as receive rows",
+    )
+    subscribe_qos: Literal[0, 1] = 1
+    reply: ReplyOptions | None = Field(
+        None, description="mqtt: answer each command received (see commands) after a service time"
+    )
+    commands: CommandOptions | None = Field(
+        None, description="mqtt: this group's publishes are commands to devices of another group"
     )
 
     _dur = field_validator("interval", mode="before")(classmethod(lambda cls, v: _opt_dur(v)))
@@ -505,6 +542,10 @@ class FleetGroup(_Model):
                 raise ValueError(
                     f"topic placeholder {{{name}}} is not one of device_id, index, group"
                 )
+        if self.reply is not None and not self.subscribe:
+            raise ValueError("reply: the devices must subscribe to their command topics")
+        if self.commands is not None and self.messages:
+            raise ValueError("commands: a commander group publishes commands, not a messages mix")
         if self.arrival == "zipf" and self.burst_spacing * (self.rate_per_s or 0) >= 1e9:
             raise ValueError(
                 f"burst_spacing {self.burst_spacing / 1e6:g}ms: must be shorter than the mean "
@@ -556,6 +597,16 @@ class FleetGroup(_Model):
                     payload=r.body or empty,
                 )
                 for r in (self.requests or self.journey)
+            ]
+        if self.commands is not None:
+            return [
+                Message(
+                    name="command",
+                    topic=self.commands.topic,
+                    qos=self.qos,
+                    retain=False,
+                    payload=self.payload,
+                )
             ]
         if not self.messages:
             return [
@@ -777,6 +828,15 @@ class Scenario(_Model):
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
                 raise ValueError(f"{kind} names must be unique; repeated: {', '.join(dupes)}")
+        names = [g.name for g in self.fleet]
+        for gi, g in enumerate(self.fleet):
+            if g.commands is not None and g.commands.to not in names:
+                raise ValueError(
+                    f"fleet[{gi}].commands.to: no group {g.commands.to!r} (groups: "
+                    f"{', '.join(names)})"
+                )
+            if g.commands is not None and g.commands.to == g.name:
+                raise ValueError(f"fleet[{gi}].commands.to: a group commands another group")
         patterns = [g.id for g in self.fleet]
         if len(set(patterns)) != len(patterns) and "{group}" not in "".join(patterns):
             raise ValueError("two fleet groups share an id pattern; device ids would collide")

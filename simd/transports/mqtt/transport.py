@@ -39,11 +39,12 @@ from simd.events import (
 )
 from simd.hashing import hash2, stream_key, uniform01
 from simd.ragged import Ragged, concat_columns, format_ints, scatter_rows
-from simd.scenario import MqttOptions, Probe, Scenario, resolve_path, template_names
+from simd.scenario import MqttOptions, Probe, Scenario, resolve_path
 from simd.schedule import layout_groups
 from simd.transports._base import DeviceSet, PublishBatch, RowStage, TransportContext
 from simd.transports._net import Target, open_stream, reason_of, ssl_context_for
 from simd.transports.mqtt import codec as c
+from simd.transports.mqtt.commands import TRACE_LINE, Commands, parse_trace
 from simd.transports.mqtt.inflight import InFlight
 from simd.transports.mqtt.session import (
     ClientSession,
@@ -53,6 +54,7 @@ from simd.transports.mqtt.session import (
     Refused,
     ServerDisconnected,
     Subscribed,
+    fill_template,
     topic_bytes,
 )
 
@@ -100,6 +102,7 @@ class _Conn:
     attempts: int = 0
     last_out: float = 0.0
     last_in: float = 0.0
+    subs: list[tuple[str, int]] = field(default_factory=list)  # filters to subscribe to
 
 
 class MqttTransport:
@@ -122,6 +125,8 @@ class MqttTransport:
         self.err: dict[str, int] = {}
         self.closing = False
         self.probes_done = False
+        self.commands: Commands | None = None  # listening devices and commanders, if any
+        self.listening = False  # devices here subscribe: the worker keeps them to the run's end
         self.backoff_key = stream_key(self.scenario.seed, "mqtt", "backoff")
 
     # ------------------------------------------------------------- setup
@@ -160,7 +165,7 @@ class MqttTransport:
             opts = g.mqtt
             local = dev - offsets[gi]
             fields = {"device_id": did, "index": str(local), "group": g.name}
-            username = _fill(opts.username, fields) if opts.username else None
+            username = fill_template(opts.username, fields) if opts.username else None
             password = _password(opts)
             if gi in tokens:
                 if opts.token_as == "username":
@@ -168,14 +173,25 @@ class MqttTransport:
                 else:
                     password = tokens[gi][local].encode()
             self.conns.append(
-                _Conn(i, dev, gi, local, _fill(opts.client_id, fields), username, password)
+                _Conn(i, dev, gi, local, fill_template(opts.client_id, fields), username, password)
             )
             topics = []
             for mi, msg in enumerate(g.resolved_messages()):
                 assert msg.topic is not None
-                topics.append(topic_bytes(_fill(msg.topic, {**fields, "message": msg.name})))
+                if g.commands is None:
+                    topics.append(
+                        topic_bytes(fill_template(msg.topic, {**fields, "message": msg.name}))
+                    )
+                else:
+                    topics.append(b"")  # per command: its target's topic (simd...commands)
                 self.retain[(gi, mi)] = bool(msg.retain)
             self.topics.append(topics)
+            if g.subscribe or g.commands is not None:
+                if self.commands is None:
+                    self.commands = Commands(self.scenario, devices.group)
+                self.conns[-1].subs = self.commands.subscriptions(gi, fields)
+                self.listening = self.listening or bool(g.subscribe)
+                self.commands.set_reply_topic(i, dev, gi, fields)
         # tables for the vectorised qos 0 path
         self.max_msgs = max(len(g.resolved_messages()) for g in self.scenario.fleet)
         self.topic_table = Ragged.from_list(
@@ -190,7 +206,13 @@ class MqttTransport:
         fleet_trace = [g.mqtt.trace_in for g in self.scenario.fleet]
         self.trace = np.array([t == "property" for t in fleet_trace], dtype=bool)
         # groups whose payloads start with a '#simd <device> <seq> <ns>' line
-        self.stamp = np.array([t == "payload" for t in fleet_trace], dtype=bool)
+        self.stamp = np.array(
+            [
+                t == "payload" or g.commands is not None
+                for t, g in zip(fleet_trace, fleet, strict=True)
+            ],
+            dtype=bool,
+        )
         self.keep_session = np.array([not g.mqtt.clean_start for g in self.scenario.fleet])
         self.props_inner = Ragged.from_list(
             [p[len(c.varint(_props_len(p))) :] if p else b"" for p in self.props]
@@ -207,6 +229,8 @@ class MqttTransport:
         self.nursery = nursery
         self._prepare(devices)
         nursery.start_soon(self._sweeper)
+        if self.commands is not None:
+            nursery.start_soon(self.commands.replier, self)
         if self.ctx.worker == 0:  # probes run once per run, in the first worker
             for pi, probe in enumerate(self.scenario.probe):
                 ready = trio.Event()
@@ -339,6 +363,9 @@ class MqttTransport:
                             self._start_writer(conn)
                         if conn.pending:  # kept from a lost connection (clean_start = false)
                             self._resume(conn, session, ev.session_present)
+                        if conn.subs:  # a listening device, a commander: its own filters
+                            session.subscribe(conn.subs)
+                            self._flush(conn)
                         return True
 
     def _resume(self, conn: _Conn, session: ClientSession, present: bool) -> None:
@@ -409,6 +436,9 @@ class MqttTransport:
                             )
                         else:
                             self.inflight.acked([key], now)
+                    elif isinstance(ev, Received) and self.commands is not None:
+                        p = ev.publish
+                        self.commands.on_message(conn, p.payload, p.qos, now, self.stage)
                     elif isinstance(ev, ServerDisconnected):
                         raise trio.BrokenResourceError(f"broker sent DISCONNECT {ev.reason_code}")
                 if session.outbound:
@@ -511,6 +541,8 @@ class MqttTransport:
             now_t = trio.current_time()
             now = self.clock.now_ns()
             self._expire(now)
+            if self.commands is not None:
+                self.commands.expire(now, self.stage, self._code)
             self.stage.flush(self.log)
             if now_t < next_keepalive:
                 continue
@@ -540,6 +572,8 @@ class MqttTransport:
         worker's schedule waits with them, so a slow target shows as lag, not as memory)."""
         if self.stamp.any():
             batch = self._stamped(batch)
+        if self.commands is not None and self.commands.commanders:
+            self.commands.sent(batch)
         waiting = self._publish_now(batch)
         if waiting is None:
             return
@@ -558,6 +592,15 @@ class MqttTransport:
                 return
             if len(rest) < len(sub):
                 sub = sub.take(rest)
+
+    def _topics(
+        self, batch: PublishBatch, rows: np.ndarray, conn_idx: np.ndarray, msg: np.ndarray
+    ) -> Ragged:
+        """Each row's encoded topic: the device's, or for a command its target's."""
+        topics = self.topic_table.take(conn_idx * self.max_msgs + msg)
+        if self.commands is not None and self.commands.commanders:
+            topics = self.commands.topics(batch, rows, topics)
+        return topics
 
     def _stamped(self, batch: PublishBatch) -> PublishBatch:
         """Payloads of tracing groups behind a first line '#simd <device> <seq> <ns>'."""
@@ -629,7 +672,7 @@ class MqttTransport:
         rows = rows[order]
         conn_idx = conn_idx[order]
         msg = batch.message[rows].astype(np.int64)
-        topics = self.topic_table.take(conn_idx * self.max_msgs + msg)
+        topics = self._topics(batch, rows, conn_idx, msg)
         groups = self.group_of[conn_idx]
         props = self._properties(batch, rows, groups)
         payload = batch.payload.take(rows)
@@ -700,7 +743,7 @@ class MqttTransport:
             return waiting
         msg = batch.message[rows].astype(np.int64)
         qos = batch.qos[rows]
-        topics = self.topic_table.take(conn_idx * self.max_msgs + msg)
+        topics = self._topics(batch, rows, conn_idx, msg)
         groups = self.group_of[conn_idx]
         props = self._properties(batch, rows, groups)
         payload = batch.payload.take(rows)
@@ -799,15 +842,26 @@ class MqttTransport:
 
     async def drain(self, deadline_ns: int) -> None:
         """Wait for outstanding acks until the deadline; the rest time out."""
+        cmds = self.commands
         try:
-            while any(c.pending for c in self.conns) and self.clock.now_ns() < deadline_ns:
+            while self.clock.now_ns() < deadline_ns and (
+                any(c.pending for c in self.conns)
+                or (cmds is not None and (cmds.outstanding or cmds.replies))
+            ):
                 await trio.sleep(0.01)
-        finally:  # cancelled or not, every publish gets its row
+        finally:  # cancelled or not, every publish (and command) gets its row
             self.inflight.flush(self.log)
             code = self._code("no ack before the run ended (drain timeout)")
             for conn in self.conns:
                 self.inflight.finish(list(conn.pending.values()), TIMEOUT, _NULL, code, self.log)
                 conn.pending.clear()
+            if cmds is not None:
+                cmds.finish(
+                    self.stage,
+                    self._code("command: no reply before the run ended"),
+                    self._code("reply: the run ended first"),
+                    self.clock.now_ns(),
+                )
             self.stage.flush(self.log)
 
     async def _probe(self, index: int, probe: Probe, ready: trio.Event) -> None:
@@ -898,10 +952,10 @@ class MqttTransport:
         trace = next(
             (v[1] for k, v in p.properties if k == "user_property" and v[0] == "simd-trace"), None
         )
-        if trace is None and payload.startswith(TRACE_LINE):
-            head, _, payload = payload.partition(b"\n")
-            trace = head[len(TRACE_LINE) :].decode("ascii", "replace")
-        if trace is not None:
+        stamped = parse_trace(payload) if trace is None else None
+        if stamped is not None:
+            device, seq, t_int, payload = stamped
+        elif trace is not None:
             with contextlib.suppress(ValueError):
                 device, seq, t_int = (int(x) for x in trace.split())
         elif probe.timestamp_field is not None:
@@ -944,7 +998,6 @@ class MqttTransport:
 
 
 _NULL = int(np.iinfo(np.int64).min)
-TRACE_LINE = b"#simd "  # a payload trace: '#simd <device> <seq> <intended ns>\n' + payload
 # user property 0x26, key "simd-trace" (length-prefixed); the value's length and text follow
 _TRACE_KEY = b"\x26" + c.utf8("simd-trace")
 
@@ -958,13 +1011,6 @@ def _props_len(encoded: bytes) -> int:
             return value
         shift += 7
     return value
-
-
-def _fill(template: str, fields: dict[str, str]) -> str:
-    out = template
-    for name in template_names(template):
-        out = out.replace("{" + name + "}", fields[name])
-    return out
 
 
 def _password(opts: MqttOptions) -> bytes | None:
