@@ -451,6 +451,103 @@ FROM s
 GROUP BY worker
 ORDER BY worker;
 
+-- ---------------------------------------------------------------- delivery (probes)
+-- Does an MQTT topic filter take a topic? ('+' one level, '#' the rest, 'a/#' also 'a')
+CREATE OR REPLACE MACRO mqtt_match(filter, topic) AS
+    filter = '#' OR regexp_full_match(topic, replace(replace(
+        regexp_replace(filter, '([.^$*?()\[\]{}|\\])', '\\\1', 'g'), '+', '[^/]*'), '/#', '(/.*)?'));
+
+-- which (device, message) topics each probe's filter takes (topics rendered from the group's
+-- templates: {device_id}, {group}, {index}, {message}; a {seq} level is taken as '0')
+CREATE OR REPLACE VIEW probe_matches AS
+WITH dm AS (
+    SELECT d.device, m.message,
+           replace(replace(replace(replace(replace(m.topic, '{device_id}', d.device_id),
+               '{group}', g.group_name), '{index}', (d.device - g.first_device)::VARCHAR),
+               '{message}', m.message_name), '{seq}', '0') AS topic
+    FROM devices d
+    JOIN groups g USING (group_index)
+    JOIN messages m USING (group_index)
+)
+SELECT p.probe, dm.device, dm.message, dm.topic FROM dm, probes p WHERE mqtt_match(p.topic, dm.topic);
+
+-- Per probe, every publish it should have received (it left the generator: acked, or sent at
+-- qos 0; its topic matches the probe's filter) and every message it did receive: expected,
+-- received, how often (n), how many of those came after a higher seq of the same device
+-- (reordered), and end-to-end latency of the first copy from the intended time. Needs traced
+-- publishes (mqtt.trace), which name their (device, seq) to the probe.
+CREATE OR REPLACE VIEW delivery_rows AS
+WITH pub AS (
+    SELECT w.probe, e.device, e.seq, e.message, w.topic, e.phase, e.t_intended_ns
+    FROM event_rows e
+    JOIN probe_matches w ON w.device = e.device AND w.message = e.message
+    WHERE e.kind = 0 AND e.status IN (0, 1)
+),
+rcv AS (
+    SELECT message AS probe, device, seq, t_done_ns,
+           seq < max(seq) OVER (PARTITION BY message, device ORDER BY t_done_ns
+                                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS out_of_order
+    FROM event_rows WHERE kind = 3 AND device >= 0 AND message IN (SELECT probe FROM probes)
+),
+r AS (
+    SELECT probe, device, seq, count(*) AS n, min(t_done_ns) AS first_ns,
+           count(*) FILTER (WHERE out_of_order) AS reordered
+    FROM rcv GROUP BY ALL
+)
+SELECT coalesce(p.probe, r.probe) AS probe, coalesce(p.device, r.device) AS device,
+       coalesce(p.seq, r.seq) AS seq, p.message, p.topic, p.phase,
+       p.seq IS NOT NULL AS expected, r.seq IS NOT NULL AS received, coalesce(r.n, 0) AS n,
+       coalesce(r.reordered, 0) AS reordered, r.first_ns - p.t_intended_ns AS latency_ns
+FROM pub p FULL JOIN r ON r.probe = p.probe AND r.device = p.device AND r.seq = p.seq;
+
+-- delivery per probe and publishing device: expected, delivered, lost (never received),
+-- duplicated (extra copies), reordered, unexpected (received but not expected: e.g. a publish
+-- logged timeout that arrived anyway), end-to-end latency p50/p99/max
+CREATE OR REPLACE VIEW delivery AS
+SELECT pr.name AS probe, j.device, d.device_id, g.group_name,
+       count(*) FILTER (WHERE expected) AS expected,
+       count(*) FILTER (WHERE expected AND received) AS delivered,
+       count(*) FILTER (WHERE expected AND NOT received) AS lost,
+       sum(greatest(n - 1, 0))::BIGINT AS duplicated,
+       sum(reordered)::BIGINT AS reordered,
+       count(*) FILTER (WHERE received AND NOT expected) AS unexpected,
+       quantile_cont(latency_ns, 0.5) AS latency_p50_ns,
+       quantile_cont(latency_ns, 0.99) AS latency_p99_ns,
+       max(latency_ns) AS latency_max_ns
+FROM delivery_rows j
+JOIN probes pr ON pr.probe = j.probe
+LEFT JOIN devices d ON d.device = j.device
+LEFT JOIN groups g ON g.group_index = d.group_index
+GROUP BY ALL
+ORDER BY probe, j.device;
+
+-- the same per probe and topic (as published: the template rendered for the device)
+CREATE OR REPLACE VIEW delivery_topics AS
+SELECT pr.name AS probe, j.topic,
+       count(*) FILTER (WHERE expected) AS expected,
+       count(*) FILTER (WHERE expected AND received) AS delivered,
+       count(*) FILTER (WHERE expected AND NOT received) AS lost,
+       sum(greatest(n - 1, 0))::BIGINT AS duplicated,
+       sum(reordered)::BIGINT AS reordered,
+       quantile_cont(latency_ns, 0.5) AS latency_p50_ns,
+       quantile_cont(latency_ns, 0.99) AS latency_p99_ns
+FROM delivery_rows j
+JOIN probes pr ON pr.probe = j.probe
+WHERE j.expected
+GROUP BY ALL
+ORDER BY probe, j.topic;
+
+-- per probe and group: what `simd report` shows
+CREATE OR REPLACE VIEW delivery_summary AS
+SELECT probe, group_name, count(*) AS devices,
+       sum(expected)::BIGINT AS expected, sum(delivered)::BIGINT AS delivered,
+       sum(lost)::BIGINT AS lost, sum(lost) / nullif(sum(expected), 0) AS loss_rate,
+       sum(duplicated)::BIGINT AS duplicated, sum(reordered)::BIGINT AS reordered,
+       sum(unexpected)::BIGINT AS unexpected, max(latency_p99_ns) AS worst_device_p99_ns
+FROM delivery
+GROUP BY ALL
+ORDER BY probe, group_name;
+
 -- ---------------------------------------------------------------- SLOs
 -- every [slo] of the scenario against what the run observed (endurance ones from the trends)
 CREATE OR REPLACE VIEW slo_results AS
@@ -466,7 +563,9 @@ observed AS (
                (SELECT abs(slope_per_h) FROM tr WHERE metric = 'throughput_ratio')::DOUBLE
                    AS throughput_drift_per_h,
                (SELECT max(rss_growth_per_h) FROM resource_growth)::DOUBLE AS memory_growth_per_h,
-               (SELECT count(*) FROM error_bursts)::DOUBLE AS error_bursts
+               (SELECT count(*) FROM error_bursts)::DOUBLE AS error_bursts,
+               (SELECT sum(lost) / nullif(sum(expected), 0) FROM delivery_summary
+                WHERE EXISTS (FROM slo WHERE name = 'loss_rate'))::DOUBLE AS loss_rate
         FROM run_summary
     ) ON COLUMNS(*) INTO NAME name VALUE observed
 )
@@ -804,22 +903,32 @@ LEFT JOIN pq l ON l.phase = p.phase_index AND l.metric = 2
 ORDER BY p.phase_index;
 
 -- Each step (phase) judged against the scenario's SLOs that a step can be held to (latency_p99,
--- error_rate, schedule_lag_p99, throughput_ratio): `breached` names the ones it broke. A step
+-- error_rate, schedule_lag_p99, throughput_ratio, loss_rate: delivery loss at the probes of the
+-- publishes of that step): `breached` names the ones it broke. A step
 -- that started after the run was stopped is `reached = false`. `bound` says which side broke:
 -- 'generator' when publishes left late (schedule lag p99 over its SLO or over 10 ms) and the
 -- lag exceeds the target's own p99 (from sent): simd could not keep the schedule; else
 -- 'target' (its latency from sent, its errors; a slow target's back-pressure shows as lag
 -- too, but then its own latency is the larger).
 CREATE OR REPLACE VIEW capacity_steps AS
-WITH j AS (
+WITH loss AS (  -- delivery loss at probes per phase of the publish (only with a loss_rate SLO)
+    SELECT phase, count(*) FILTER (WHERE NOT received) / count(*) AS loss_rate
+    FROM delivery_rows
+    WHERE expected AND EXISTS (FROM slo WHERE name = 'loss_rate')
+    GROUP BY phase
+),
+j AS (
     SELECT ps.phase_index,
            list(s.name ORDER BY s.name) FILTER (WHERE
                (s.name = 'latency_p99' AND ps.latency_p99_ns > s.threshold)
                OR (s.name = 'error_rate' AND ps.error_rate > s.threshold)
                OR (s.name = 'schedule_lag_p99' AND ps.lag_p99_ns > s.threshold)
                OR (s.name = 'throughput_ratio' AND ps.throughput_ratio < s.threshold)
+               OR (s.name = 'loss_rate' AND coalesce(l.loss_rate, 0) > s.threshold)
            ) AS breached
-    FROM phase_stats ps, slo s
+    FROM phase_stats ps
+    CROSS JOIN slo s
+    LEFT JOIN loss l ON l.phase = ps.phase_index
     GROUP BY ps.phase_index
 )
 SELECT ps.*,
@@ -836,109 +945,16 @@ CROSS JOIN runs r
 LEFT JOIN j USING (phase_index)
 ORDER BY ps.phase_index;
 
--- ---------------------------------------------------------------- delivery (probes)
--- Does an MQTT topic filter take a topic? ('+' one level, '#' the rest, 'a/#' also 'a')
-CREATE OR REPLACE MACRO mqtt_match(filter, topic) AS
-    filter = '#' OR regexp_full_match(topic, replace(replace(
-        regexp_replace(filter, '([.^$*?()\[\]{}|\\])', '\\\1', 'g'), '+', '[^/]*'), '/#', '(/.*)?'));
-
--- which (device, message) topics each probe's filter takes (topics rendered from the group's
--- templates: {device_id}, {group}, {index}, {message}; a {seq} level is taken as '0')
-CREATE OR REPLACE VIEW probe_matches AS
-WITH dm AS (
-    SELECT d.device, m.message,
-           replace(replace(replace(replace(replace(m.topic, '{device_id}', d.device_id),
-               '{group}', g.group_name), '{index}', (d.device - g.first_device)::VARCHAR),
-               '{message}', m.message_name), '{seq}', '0') AS topic
-    FROM devices d
-    JOIN groups g USING (group_index)
-    JOIN messages m USING (group_index)
-)
-SELECT p.probe, dm.device, dm.message, dm.topic FROM dm, probes p WHERE mqtt_match(p.topic, dm.topic);
-
--- Per probe, every publish it should have received (it left the generator: acked, or sent at
--- qos 0; its topic matches the probe's filter) and every message it did receive: expected,
--- received, how often (n), how many of those came after a higher seq of the same device
--- (reordered), and end-to-end latency of the first copy from the intended time. Needs traced
--- publishes (mqtt.trace), which name their (device, seq) to the probe.
-CREATE OR REPLACE VIEW delivery_rows AS
-WITH pub AS (
-    SELECT w.probe, e.device, e.seq, e.message, w.topic, e.t_intended_ns
-    FROM event_rows e
-    JOIN probe_matches w ON w.device = e.device AND w.message = e.message
-    WHERE e.kind = 0 AND e.status IN (0, 1)
-),
-rcv AS (
-    SELECT message AS probe, device, seq, t_done_ns,
-           seq < max(seq) OVER (PARTITION BY message, device ORDER BY t_done_ns
-                                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS out_of_order
-    FROM event_rows WHERE kind = 3 AND device >= 0
-),
-r AS (
-    SELECT probe, device, seq, count(*) AS n, min(t_done_ns) AS first_ns,
-           count(*) FILTER (WHERE out_of_order) AS reordered
-    FROM rcv GROUP BY ALL
-)
-SELECT coalesce(p.probe, r.probe) AS probe, coalesce(p.device, r.device) AS device,
-       coalesce(p.seq, r.seq) AS seq, p.message, p.topic,
-       p.seq IS NOT NULL AS expected, r.seq IS NOT NULL AS received, coalesce(r.n, 0) AS n,
-       coalesce(r.reordered, 0) AS reordered, r.first_ns - p.t_intended_ns AS latency_ns
-FROM pub p FULL JOIN r ON r.probe = p.probe AND r.device = p.device AND r.seq = p.seq;
-
--- delivery per probe and publishing device: expected, delivered, lost (never received),
--- duplicated (extra copies), reordered, unexpected (received but not expected: e.g. a publish
--- logged timeout that arrived anyway), end-to-end latency p50/p99/max
-CREATE OR REPLACE VIEW delivery AS
-SELECT pr.name AS probe, j.device, d.device_id, g.group_name,
-       count(*) FILTER (WHERE expected) AS expected,
-       count(*) FILTER (WHERE expected AND received) AS delivered,
-       count(*) FILTER (WHERE expected AND NOT received) AS lost,
-       sum(greatest(n - 1, 0))::BIGINT AS duplicated,
-       sum(reordered)::BIGINT AS reordered,
-       count(*) FILTER (WHERE received AND NOT expected) AS unexpected,
-       quantile_cont(latency_ns, 0.5) AS latency_p50_ns,
-       quantile_cont(latency_ns, 0.99) AS latency_p99_ns,
-       max(latency_ns) AS latency_max_ns
-FROM delivery_rows j
-JOIN probes pr ON pr.probe = j.probe
-LEFT JOIN devices d ON d.device = j.device
-LEFT JOIN groups g ON g.group_index = d.group_index
-GROUP BY ALL
-ORDER BY probe, j.device;
-
--- the same per probe and topic (as published: the template rendered for the device)
-CREATE OR REPLACE VIEW delivery_topics AS
-SELECT pr.name AS probe, j.topic,
-       count(*) FILTER (WHERE expected) AS expected,
-       count(*) FILTER (WHERE expected AND received) AS delivered,
-       count(*) FILTER (WHERE expected AND NOT received) AS lost,
-       sum(greatest(n - 1, 0))::BIGINT AS duplicated,
-       sum(reordered)::BIGINT AS reordered,
-       quantile_cont(latency_ns, 0.5) AS latency_p50_ns,
-       quantile_cont(latency_ns, 0.99) AS latency_p99_ns
-FROM delivery_rows j
-JOIN probes pr ON pr.probe = j.probe
-WHERE j.expected
-GROUP BY ALL
-ORDER BY probe, j.topic;
-
--- per probe and group: what `simd report` shows
-CREATE OR REPLACE VIEW delivery_summary AS
-SELECT probe, group_name, count(*) AS devices,
-       sum(expected)::BIGINT AS expected, sum(delivered)::BIGINT AS delivered,
-       sum(lost)::BIGINT AS lost, sum(lost) / nullif(sum(expected), 0) AS loss_rate,
-       sum(duplicated)::BIGINT AS duplicated, sum(reordered)::BIGINT AS reordered,
-       sum(unexpected)::BIGINT AS unexpected, max(latency_p99_ns) AS worst_device_p99_ns
-FROM delivery
-GROUP BY ALL
-ORDER BY probe, group_name;
-
 -- ---------------------------------------------------------------- commands
 -- Per commander group: its commands (one `command` row each, simd/transports/mqtt/commands.py),
--- how many were answered (a reply came back) or timed out, and the round trip from the
--- command's intended send time to the reply's arrival, p50/p99/max.
+-- how many reached a listening device (its receive row), were answered (a reply came back) or
+-- timed out, and the round trip from the command's intended send time to the reply's arrival.
 CREATE OR REPLACE VIEW command_stats AS
+WITH got AS (
+    SELECT DISTINCT device, seq FROM event_rows WHERE kind = 3 AND message = 254
+)
 SELECT g.group_name, count(*) AS commands,
+       count(got.seq) AS delivered,
        count(*) FILTER (WHERE c.status = 0) AS answered,
        count(*) FILTER (WHERE c.status = 2) AS timed_out,
        quantile_cont(c.t_done_ns - c.t_intended_ns, 0.5) FILTER (WHERE c.status = 0) AS rtt_p50_ns,
@@ -947,6 +963,7 @@ SELECT g.group_name, count(*) AS commands,
 FROM event_rows c
 JOIN devices d ON d.device = c.device
 JOIN groups g ON g.group_index = d.group_index
+LEFT JOIN got ON got.device = c.device AND got.seq = c.seq
 WHERE c.kind = 5
 GROUP BY ALL
 ORDER BY 1;

@@ -11,7 +11,8 @@ run's own log, and `phase_stats` / `capacity_steps` in SQL re-analyse it):
 
 Verdicts come from the log, not the live view: a step holds when its latency p99 (from the
 intended time), error rate, schedule lag p99 and throughput ratio (completed / planned) meet the
-scenario's [slo]. The sustainable rate is the highest step that held below the first that broke;
+scenario's [slo] (and, with probes and traced publishes, the delivery loss at the probes:
+loss_rate). The sustainable rate is the highest step that held below the first that broke;
 the knee is the first that broke. The side that broke it: `generator` when the schedule lag did
 (simd could not send on time: add workers or shards), else `target` (latency, errors, loss).
 """
@@ -29,7 +30,7 @@ from simd.errors import RunError, UserError
 from simd.live import LiveState
 from simd.scenario import Scenario
 
-STEP_SLOS = ("latency_p99", "error_rate", "schedule_lag_p99", "throughput_ratio")
+STEP_SLOS = ("latency_p99", "error_rate", "schedule_lag_p99", "throughput_ratio", "loss_rate")
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def step_scenario(scenario: Scenario, rates: list[float], step_ns: int, prefix: 
     if not any(getattr(scenario.slo, n) is not None for n in STEP_SLOS):
         raise UserError(
             "capacity: give the limit to hold in [slo]: latency_p99, error_rate, "
-            "schedule_lag_p99 and/or throughput_ratio"
+            "schedule_lag_p99, throughput_ratio and/or loss_rate"
         )
     data = scenario.model_dump(mode="json")
     data["phase"] = [

@@ -277,11 +277,12 @@ def render_report(run: str | Path, console: Console) -> None:
         cmds = con.execute("SELECT * FROM command_stats").fetchall()
         if cmds:
             t = Table(title="commands: round trip from the intended send time to the reply, ms")
-            for n in ("group", "commands", "answered", "timed out", "p50", "p99", "max"):
+            cols = ("group", "commands", "delivered", "answered", "timed out", "p50", "p99", "max")
+            for n in cols:
                 t.add_column(n, justify="left" if n == "group" else "right")
             for r in cmds:
-                t.add_row(r[0], *[f"{v:,}" for v in r[1:4]],
-                          *[_ms(v).removesuffix(" ms") for v in r[4:]])  # fmt: skip
+                t.add_row(r[0], *[f"{v:,}" for v in r[1:5]],
+                          *[_ms(v).removesuffix(" ms") for v in r[5:]])  # fmt: skip
             console.print(t)
 
         if con.execute("SELECT count(*) FROM replay_groups").fetchone()[0]:

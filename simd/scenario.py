@@ -745,6 +745,13 @@ class Slo(_Model):
     error_bursts: int | None = Field(
         None, ge=0, description="most error bursts allowed (runs of windows over burst_error_rate)"
     )
+    loss_rate: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="most of the traced publishes a probe should get that it may miss "
+        "(delivery views; needs mqtt.trace and a [[probe]])",
+    )
     burst_error_rate: float = Field(
         0.01, gt=0, le=1, description="a window whose error rate passes this is in a burst"
     )

@@ -84,11 +84,14 @@ def test_every_command_gets_a_round_trip_or_a_timeout(tmp_path: Path, runs: Path
                      "WHERE c.kind = 'command' AND p.kind = 'publish' "
                      "AND c.t_intended_ns = p.t_intended_ns")  # fmt: skip
     assert pairs == [(60,)]
-    # the listening side: one receive row per command, at the devices; one reply each
-    got = dict(sql(run, "SELECT group_name, count(*) FROM events WHERE kind = 'receive' "
-                        "GROUP BY 1"))  # fmt: skip
-    assert got == {"devices": 50, "mute": 10}
-    replies = sql(run, "SELECT status, count(*) FROM events WHERE kind = 'reply' GROUP BY 1")
-    assert replies == [("sent", 50)]
-    stats = {row[0]: row[1:4] for row in sql(run, "SELECT * FROM command_stats")}
-    assert stats["ops"] == (50, 50, 0) and stats["ops-mute"] == (10, 0, 10)
+    # the listening side: one receive row per command (named by the commander's device and
+    # seq), and one reply row of the answering device each
+    got = sql(run, "SELECT count(*), count(DISTINCT (r.device, r.seq)) FROM events r "
+                   "JOIN events c USING (device, seq) WHERE r.kind = 'receive' "
+                   "AND c.kind = 'command'")  # fmt: skip
+    assert got == [(60, 60)]
+    replies = sql(run, "SELECT group_name, status, count(*) FROM events WHERE kind = 'reply' "
+                       "GROUP BY ALL")  # fmt: skip
+    assert replies == [("devices", "sent", 50)]
+    stats = {row[0]: row[1:5] for row in sql(run, "SELECT * FROM command_stats")}
+    assert stats["ops"] == (50, 50, 50, 0) and stats["ops-mute"] == (10, 10, 0, 10)

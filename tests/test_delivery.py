@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from simd.broker import EmbeddedBroker
 from tests.conftest import need_mosquitto, simd, sql, write_scenario
 
@@ -66,6 +68,9 @@ offline = [{{ start = "2200ms", end = "4200ms" }}]
 name = "power"
 topic = "meters/#"
 qos = 1
+
+[slo]
+loss_rate = 0.05
 """
 
 
@@ -78,8 +83,9 @@ def test_probe_offline_loses_exactly_its_qos0_window(tmp_path: Path, runs: Path)
     with EmbeddedBroker("mosquitto") as b:
         path = write_scenario(tmp_path, SCENARIO.format(url=b.url, suffix="#"))
         r = simd("run", str(path), "--runs-dir", str(runs), "--run-id", "d", "--workers", "2",
-                 "--no-progress", check=0)  # fmt: skip
+                 "--no-progress", check=1)  # fmt: skip
     assert "delivery (probes)" in r.stdout
+    assert "slo failed: loss_rate" in r.stderr  # the dark window's qos 0 loss is over 5 %
     run = runs / "d"
     planned = dict(
         sql(run, "SELECT group_name || '/' || phase, publishes FROM planned WHERE publishes > 0")
@@ -94,6 +100,8 @@ def test_probe_offline_loses_exactly_its_qos0_window(tmp_path: Path, runs: Path)
     q1_total = sum(n for k, n in planned.items() if k.startswith("q1/"))
     dark = planned["q0/dark"]
     assert dark > 0
+    observed = sql(run, "SELECT observed FROM slo_results WHERE name = 'loss_rate'")[0][0]
+    assert observed == pytest.approx(dark / (q0_total + 2 * q1_total))
     assert summary[("watch", "q0")] == (q0_total, q0_total - dark, dark, 0, 0, 0)
     assert summary[("watch", "q1")] == (q1_total, q1_total, 0, 0, 0, 0)
     assert summary[("power", "q1")] == (q1_total, q1_total, 0, 0, 0, 0)

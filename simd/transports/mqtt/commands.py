@@ -1,10 +1,11 @@
 """Devices that listen, and commanders that command them (scenario: subscribe, reply, commands).
 
 A listening device subscribes to its own topic filters on its connection (after CONNACK). What
-arrives is logged as a `receive` row of that device (seq and intended time from the message's
-trace line when it has one; `message` = COMMAND_MESSAGE). A device with `reply` answers each
+arrives is logged as a `receive` row with `message` = COMMAND_MESSAGE that, like a probe's,
+names the message by its sender's (device, seq) and intended time, from the message's trace
+line (an untraced message: the receiving device, seq -1). A device with `reply` answers each
 traced message after its service time, at qos 0, on its reply topic, with the trace line as the
-payload, and logs a `reply` row.
+payload, and logs a `reply` row of its own (device = the replying device, seq = the command's).
 
 A commander group's scheduled publishes are commands: publish (device c, seq k) goes to device
 hash(seed, group, c, k) mod n of the target group, on the command topic rendered with that
@@ -143,8 +144,10 @@ class Commands:
                 stage.add(trace[0], trace[1], COMMAND, ACKED, kept[1], 0, kept[0], _NULL, now,
                           len(payload), qos, 0)  # fmt: skip
             return
-        seq, t_int = (trace[1], trace[2]) if trace else (-1, _NULL)
-        stage.add(conn.device, seq, RECEIVE, OK, NO_PHASE, COMMAND_MESSAGE, t_int, _NULL, now,
+        # like a probe's, the row names the message: its sender's (device, seq); an untraced
+        # message can only be named by its receiver, with seq -1
+        sender, seq, t_int = trace[:3] if trace else (conn.device, -1, _NULL)
+        stage.add(sender, seq, RECEIVE, OK, NO_PHASE, COMMAND_MESSAGE, t_int, _NULL, now,
                   len(payload), qos, 0)  # fmt: skip
         reply = self.scenario.fleet[conn.group].reply
         if reply is not None and trace is not None:
