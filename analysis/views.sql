@@ -880,7 +880,8 @@ pq AS (
 st AS (
     SELECT phase, sum(count) AS logged,
            sum(count) FILTER (WHERE status IN (0, 1)) AS completed,
-           sum(count) FILTER (WHERE status IN (2, 3, 4, 5, 6)) AS failed
+           sum(count) FILTER (WHERE status IN (2, 3, 4, 5, 6)) AS failed,
+           sum(count) FILTER (WHERE status IN (5, 6)) AS not_sent
     FROM status_totals WHERE kind = 0 GROUP BY phase
 ),
 pl AS (SELECT phase, sum(publishes) AS planned FROM planned GROUP BY phase)
@@ -890,6 +891,7 @@ SELECT p.phase_index, p.phase, p.start_ns, p.end_ns,
        coalesce(st.completed, 0) / ((p.end_ns - p.start_ns) / 1e9) AS achieved_per_s,
        coalesce(st.logged, 0)::BIGINT AS logged, coalesce(st.completed, 0)::BIGINT AS completed,
        coalesce(st.failed, 0)::BIGINT AS failed,
+       coalesce(st.not_sent, 0)::BIGINT AS not_sent,
        coalesce(st.failed / nullif(st.logged, 0), 0) AS error_rate,
        coalesce(st.completed / nullif(pl.planned, 0), 1) AS throughput_ratio,
        i.p50 AS latency_p50_ns, i.p99 AS latency_p99_ns, s.p99 AS latency_p99_sent_ns,
@@ -907,9 +909,9 @@ ORDER BY p.phase_index;
 -- publishes of that step): `breached` names the ones it broke. A step
 -- that started after the run was stopped is `reached = false`. `bound` says which side broke:
 -- 'generator' when publishes left late (schedule lag p99 over its SLO or over 10 ms) and the
--- lag exceeds the target's own p99 (from sent): simd could not keep the schedule; else
--- 'target' (its latency from sent, its errors; a slow target's back-pressure shows as lag
--- too, but then its own latency is the larger).
+-- lag exceeds the target's own p99 (from sent), or when most failures are simd's own (missed,
+-- unsent: a worker down); else 'target' (its latency from sent, its errors; a slow target's
+-- back-pressure shows as lag too, but then its own latency is the larger).
 CREATE OR REPLACE VIEW capacity_steps AS
 WITH loss AS (  -- delivery loss at probes per phase of the publish (only with a loss_rate SLO)
     SELECT phase, count(*) FILTER (WHERE NOT received) / count(*) AS loss_rate
@@ -939,7 +941,9 @@ SELECT ps.*,
        CASE WHEN coalesce(len(j.breached), 0) = 0 THEN NULL
             WHEN (list_contains(j.breached, 'schedule_lag_p99') OR ps.lag_p99_ns > 10e6)
                  AND ps.lag_p99_ns > coalesce(ps.latency_p99_sent_ns, 0)
-            THEN 'generator' ELSE 'target' END AS bound
+            THEN 'generator'
+            WHEN ps.not_sent > ps.failed / 2 THEN 'generator'  -- missed / unsent: simd's side
+            ELSE 'target' END AS bound
 FROM phase_stats ps
 CROSS JOIN runs r
 LEFT JOIN j USING (phase_index)

@@ -979,20 +979,26 @@ class MqttTransport:
             conn.up = False
             self.up[conn.index] = False
             conn.fd = None
+            conn.wake.set()  # the writer task, if any, ends after its current write
             if session is not None and stream is not None:
                 try:
                     session.disconnect()
                     with trio.move_on_after(1):
+                        # one sender at a time on a stream: a writer task still inside send_all
+                        # (a full socket buffer at a high rate) finishes first; two at once is
+                        # trio.BusyResourceError, which killed the worker at the run's end
+                        while conn.writing:
+                            await trio.sleep(0.005)
                         await stream.send_all(session.take_outbound())
                     self._conn_row(conn, DISCONNECT, OK, now_ns, self.clock.now_ns(), 0)
                 except (
                     OSError,
                     trio.BrokenResourceError,
+                    trio.BusyResourceError,
                     trio.ClosedResourceError,
                     c.ProtocolError,
                 ):
                     pass
-            conn.wake.set()
             await self._close_stream(conn)
         self.stage.flush(self.log)
 
