@@ -91,6 +91,7 @@ def load(run: str | Path) -> dict[str, Any]:
         journeys = con.execute("SELECT count(*) FROM groups WHERE steps > 1").fetchone()[0]
         d["journey_stats"] = _rows(con, "SELECT * FROM journey_stats") if journeys else []
         d["shards"] = list(shard_lines(con))
+        d["command_stats"] = _rows(con, "SELECT * FROM command_stats")
         probes = con.execute("SELECT count(*) FROM probes").fetchone()[0]
         d["delivery"] = (
             [delivery_cells(r) for r in con.execute(DELIVERY_SQL).fetchall()] if probes else []
@@ -432,6 +433,22 @@ def render(d: dict[str, Any]) -> str:
                 left=2,
             )
         )
+    if d.get("command_stats"):
+        add("<h2>Commands: round trip from the intended send time</h2>")
+        add(
+            _table(
+                "commands",
+                ["group", "commands", "delivered", "answered", "timed out", "p50 (ms)",
+                 "p99 (ms)", "max (ms)"],
+                [
+                    [_cell(x["group_name"], x["group_name"], left=True)]
+                    + [_cell(x[k], _int(x[k]))
+                       for k in ("commands", "delivered", "answered", "timed_out")]
+                    + [_cell(x[k], _ms(x[k])) for k in ("rtt_p50_ns", "rtt_p99_ns", "rtt_max_ns")]
+                    for x in d["command_stats"]
+                ],
+            )
+        )  # fmt: skip
     if d["replay_fidelity"]:
         add("<h2>Replay fidelity</h2>")
         add(

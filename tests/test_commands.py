@@ -64,7 +64,8 @@ def test_every_command_gets_a_round_trip_or_a_timeout(tmp_path: Path, runs: Path
         path = write_scenario(tmp_path, SCENARIO.format(url=b.url))
         r = simd("run", str(path), "--runs-dir", str(runs), "--run-id", "c", "--workers", "2",
                  "--no-progress", check=0)  # fmt: skip
-    assert "commands" in r.stdout
+    assert "commands: round trip" in r.stdout
+    assert "Commands: round trip" in (runs / "c" / "report.html").read_text()
     run = runs / "c"
     sent = dict(sql(run, "SELECT group_name, count(*) FROM events WHERE kind = 'publish' "
                          "AND group_name LIKE 'ops%' GROUP BY 1"))  # fmt: skip
