@@ -23,6 +23,7 @@ worker already closed.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,8 +70,9 @@ class Commands:
         fleet = scenario.fleet
         layouts = {lay.name: lay for lay in layout_groups(scenario)}
         self.commanders: dict[int, _Commander] = {}
+        here = set(groups.tolist())  # the groups with devices in this worker
         for gi, g in enumerate(fleet):
-            if g.commands is None or gi not in set(groups.tolist()):
+            if g.commands is None or gi not in here:
                 continue
             target = fleet[[x.name for x in fleet].index(g.commands.to)]
             ids = device_ids(target, range(layouts[target.name].count))
@@ -155,9 +157,16 @@ class Commands:
             heapq.heappush(self.replies, (now + reply.service_time, conn.index, seq, line))
             self.wake.set()
 
-    async def replier(self, transport: Any) -> None:
-        """Send each reply when its service time is up (qos 0), with a reply row."""
-        clock = transport.clock
+    async def replier(
+        self,
+        conns: list[Any],
+        clock: Any,
+        stage: RowStage,
+        code: Callable[[str], int],
+        flush: Callable[[Any], None],
+    ) -> None:
+        """Send each reply when its service time is up (qos 0), with a reply row; `flush`
+        writes a connection's queued bytes, `code` gives an error text its code."""
         while True:
             if not self.replies:
                 self.wake = trio.Event()
@@ -173,18 +182,17 @@ class Commands:
             now = clock.now_ns()
             while self.replies and self.replies[0][0] <= now:
                 due, ci, seq, line = heapq.heappop(self.replies)
-                conn = transport.conns[ci]
+                conn = conns[ci]
                 if conn.session is None or not conn.up:
-                    code = transport._code("reply: not connected")
-                    transport.stage.add(conn.device, seq, REPLY, FAILED, NO_PHASE, 0, due, now,
-                                        now, len(line), 0, code)  # fmt: skip
+                    stage.add(conn.device, seq, REPLY, FAILED, NO_PHASE, 0, due, now, now,
+                              len(line), 0, code("reply: not connected"))  # fmt: skip
                     continue
                 conn.session.publish(self.reply_topic[ci], line, 0)
                 touched.add(ci)
-                transport.stage.add(conn.device, seq, REPLY, SENT, NO_PHASE, 0, due, now, now,
-                                    len(line), 0, 0)  # fmt: skip
+                stage.add(conn.device, seq, REPLY, SENT, NO_PHASE, 0, due, now, now, len(line),
+                          0, 0)  # fmt: skip
             for ci in touched:
-                transport._flush(transport.conns[ci])
+                flush(conns[ci])
 
     def expire(self, now: int, stage: RowStage, code: Any) -> None:
         """Commands whose reply is overdue: a timeout row each."""

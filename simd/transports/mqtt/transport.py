@@ -230,7 +230,9 @@ class MqttTransport:
         self._prepare(devices)
         nursery.start_soon(self._sweeper)
         if self.commands is not None:
-            nursery.start_soon(self.commands.replier, self)
+            nursery.start_soon(
+                self.commands.replier, self.conns, self.clock, self.stage, self._code, self._flush
+            )
         if self.ctx.worker == 0:  # probes run once per run, in the first worker
             for pi, probe in enumerate(self.scenario.probe):
                 ready = trio.Event()
