@@ -32,6 +32,14 @@ qos = 1
 topic = "meters/{{device_id}}/power"
 mqtt = {{ version = "5", trace = true }}
 
+[[fleet]]
+name = "q2"
+count = 5
+rate = 20.0
+qos = 2
+topic = "meters/{{device_id}}/energy"
+mqtt = {{ version = "5", trace = "payload" }}
+
 [[phase]]
 name = "before"
 duration = "2s"
@@ -60,7 +68,7 @@ level = 1.0
 [[probe]]
 name = "watch"
 topic = "+/+/{suffix}"
-qos = 1
+qos = 2
 clean = false
 offline = [{{ start = "2200ms", end = "4200ms" }}]
 
@@ -76,9 +84,9 @@ loss_rate = 0.05
 
 def test_probe_offline_loses_exactly_its_qos0_window(tmp_path: Path, runs: Path) -> None:
     """A persistent-session probe away for a window loses exactly the qos 0 publishes made while
-    it was away (the broker does not queue them) and none of the qos 1 ones (queued, delivered
-    when it is back); an always-on probe on one topic tree loses nothing; no duplicates, no
-    reordering; per device, per topic and per group in SQL."""
+    it was away (the broker does not queue them) and none of the qos 1 and 2 ones (queued,
+    delivered when it is back); an always-on probe on one topic tree loses nothing; no
+    duplicates, no reordering; per device, per topic and per group in SQL."""
     need_mosquitto()
     with EmbeddedBroker("mosquitto") as b:
         path = write_scenario(tmp_path, SCENARIO.format(url=b.url, suffix="#"))
@@ -98,13 +106,16 @@ def test_probe_offline_loses_exactly_its_qos0_window(tmp_path: Path, runs: Path)
     }
     q0_total = sum(n for k, n in planned.items() if k.startswith("q0/"))
     q1_total = sum(n for k, n in planned.items() if k.startswith("q1/"))
+    q2_total = sum(n for k, n in planned.items() if k.startswith("q2/"))
     dark = planned["q0/dark"]
     assert dark > 0
     observed = sql(run, "SELECT observed FROM slo_results WHERE name = 'loss_rate'")[0][0]
-    assert observed == pytest.approx(dark / (q0_total + 2 * q1_total))
+    assert observed == pytest.approx(dark / (q0_total + 2 * q1_total + 2 * q2_total))
     assert summary[("watch", "q0")] == (q0_total, q0_total - dark, dark, 0, 0, 0)
     assert summary[("watch", "q1")] == (q1_total, q1_total, 0, 0, 0, 0)
+    assert summary[("watch", "q2")] == (q2_total, q2_total, 0, 0, 0, 0)  # queued, exactly once
     assert summary[("power", "q1")] == (q1_total, q1_total, 0, 0, 0, 0)
+    assert summary[("power", "q2")] == (q2_total, q2_total, 0, 0, 0, 0)
     assert ("power", "q0") not in summary  # its filter takes only the meters/ tree
     # the lost ones are exactly the qos 0 publishes intended in the dark phase
     lost = sql(
@@ -117,7 +128,7 @@ def test_probe_offline_loses_exactly_its_qos0_window(tmp_path: Path, runs: Path)
     per_device = sql(run, "SELECT lost FROM delivery WHERE probe = 'watch' AND group_name = 'q0'")
     assert len(per_device) == 10 and sum(n for (n,) in per_device) == dark
     topics = sql(run, "SELECT topic, expected, lost FROM delivery_topics WHERE probe = 'power'")
-    assert len(topics) == 10 and all(t.startswith("meters/") and n == 0 for t, _, n in topics)
+    assert len(topics) == 15 and all(t.startswith("meters/") and n == 0 for t, _, n in topics)
     # the queued qos 1 messages arrived after the probe came back: their latency shows it
     late = sql(run, "SELECT max(latency_max_ns) FROM delivery WHERE probe = 'watch' "
                     "AND group_name = 'q1'")[0][0]  # fmt: skip
