@@ -247,14 +247,20 @@ def plan(
     format: Annotated[str, typer.Option("--format", help="table | json")] = "table",
     duration: Annotated[str | None, typer.Option(help="override the duration")] = None,
     seed: Annotated[int | None, typer.Option(help="override the seed")] = None,
+    shard: Annotated[
+        str | None, typer.Option(help="I/N: only that shard's slice of the fleet")
+    ] = None,
 ) -> None:
     """Exact expected publishes per group and phase, peak rate and connections; runs nothing."""
     from simd.scenario import load_scenario
     from simd.schedule import plan_counts
+    from simd.shard import parse_shard
 
     if format not in ("table", "json"):
         raise UserError(f"--format {format!r}: use table or json")
-    p = plan_counts(load_scenario(scenario, _overrides(None, duration, seed)))
+    sc = load_scenario(scenario, _overrides(None, duration, seed))
+    devices = parse_shard(shard).devices(sc.device_count) if shard is not None else None
+    p = plan_counts(sc, devices=devices)
     if format == "json":
         print(json.dumps(p.to_json(), indent=2))
         return

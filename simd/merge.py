@@ -205,7 +205,7 @@ def merged_manifest(shards: list[dict[str, Any]]) -> dict[str, Any]:
     for i in range(count):
         if i not in present:
             lo, hi = Shard(i, count).devices(n)
-            planned = plan_counts(scenario, devices=(lo, hi)).total_publishes
+            planned = _slice_plan(base["scenario_hash"], scenario, lo, hi)
             missing[str(i)] = {"count": count, "devices": [lo, hi], "planned_publishes": planned}
     states = {m["state"] for m in shards}
     if not states <= SHARD_FINAL:
@@ -231,6 +231,18 @@ def merged_manifest(shards: list[dict[str, Any]]) -> dict[str, Any]:
             "missing": missing,
         },
     }
+
+
+_SLICE_PLANS: dict[tuple[str, int, int], int] = {}
+
+
+def _slice_plan(scenario_hash: str, scenario: Scenario, lo: int, hi: int) -> int:
+    """A missing shard's planned publishes, computed once per process (`ingest --follow`
+    merges every few seconds; a big slice's exact plan takes seconds)."""
+    key = (scenario_hash, lo, hi)
+    if key not in _SLICE_PLANS:
+        _SLICE_PLANS[key] = plan_counts(scenario, devices=(lo, hi)).total_publishes
+    return _SLICE_PLANS[key]
 
 
 def shard_summary(m: dict[str, Any]) -> dict[str, Any]:

@@ -219,6 +219,21 @@ def test_bad_shard_flags_are_one_line(tmp_path: Path, args: tuple[str, ...], mes
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*.simlog"))
 
 
+def test_plan_of_a_shard_is_its_share(sharded: dict[str, Path]) -> None:
+    """`simd plan --shard I/N` prints the exact publishes of that slice, the ones the shard
+    logged; the shards' plans sum to the whole plan."""
+    scenario = write_scenario(sharded["tmp"], SCENARIO, "plan.toml")
+    whole = json.loads(simd("plan", str(scenario), "--format", "json", check=0).stdout)
+    parts = []
+    for i in range(3):
+        r = simd("plan", str(scenario), "--format", "json", "--shard", f"{i}/3", check=0)
+        parts.append(json.loads(r.stdout)["total_publishes"])
+        logged = sql(sharded["fleet"], f"SELECT count(*) FROM events WHERE kind = 'publish' "
+                                       f"AND worker // 1000 = {i}")  # fmt: skip
+        assert logged == [(parts[-1],)]
+    assert sum(parts) == whole["total_publishes"]
+
+
 @given(n=st.integers(1, 10_000), count=st.integers(1, 64))
 def test_shard_slices_partition_the_fleet(n: int, count: int) -> None:
     """The shards' slices are contiguous, disjoint, cover [0, n) and differ by at most one."""
