@@ -240,8 +240,9 @@ def run_search(
             stop_when=None if virtual else StepJudge(opts.step_ns, len(rates)),
         )
         if outcome.state in ("failed", "aborted"):
-            problems = "; ".join(f"worker {w}: {m}" for w, m in sorted(outcome.failures.items()))
-            raise RunError(f"capacity {name} pass {outcome.state}: {problems or 'interrupted'}")
+            raise RunError(
+                f"capacity {name} pass {outcome.state}: {outcome.problems or 'interrupted'}"
+            )
         ingest(outcome.run_dir)
         con = connect(outcome.run_dir, read_only=True)
         try:
@@ -292,7 +293,7 @@ def page(search: Search) -> str:
         f"<tr><td>{escape(name)}</td><td>{escape(s.name)}</td><td>{s.offered_per_s:,.0f}</td>"
         f"<td>{s.achieved_per_s:,.0f}</td><td>{_ms(s.latency_p99_ns)}</td>"
         f"<td>{_ms(s.latency_p99_sent_ns)}</td><td>{_ms(s.lag_p99_ns)}</td>"
-        f"<td>{s.error_rate:.3%}</td><td>{_verdict(s)}</td></tr>"
+        f"<td>{s.error_rate:.3%}</td><td>{verdict(s)}</td></tr>"
         for name, ps in search.passes.items()
         for s in ps
     )
@@ -312,7 +313,8 @@ def _ms(v: float | None) -> str:
     return "-" if v is None else f"{v / 1e6:,.2f}"
 
 
-def _verdict(s: Step) -> str:
+def verdict(s: Step) -> str:
+    """A step's outcome in a few words: not reached, held, or what broke and which side."""
     if not s.reached:
         return "not reached"
     return "held" if s.passed else f"broke: {', '.join(s.breached)} ({s.bound})"

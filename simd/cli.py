@@ -163,10 +163,9 @@ def _finish_shard(outcome: Any) -> None:
             f"`simd ingest {outcome.run_dir.parent}`\n"
         )
         raise typer.Exit(EXIT_OK)
-    problems = "; ".join(f"worker {w}: {m}" for w, m in sorted(outcome.failures.items()))
     _fail(
         f"shard {shard['index']}/{shard['count']} {outcome.state}"
-        + (f": {problems}" if problems else "")
+        + (f": {outcome.problems}" if outcome.problems else "")
         + f" (logs in {outcome.run_dir})",
         EXIT_RUN,
     )
@@ -199,9 +198,8 @@ def _finish(outcome: Any, report: bool) -> None:
             EXIT_RUN,
         )
     if outcome.state in ("failed", "aborted"):
-        problems = "; ".join(f"worker {w}: {m}" for w, m in sorted(outcome.failures.items()))
         _fail(
-            f"run {outcome.state}: {problems or 'interrupted'} (logs in {outcome.run_dir})",
+            f"run {outcome.state}: {outcome.problems or 'interrupted'} (logs in {outcome.run_dir})",
             EXIT_RUN,
         )
     failed = [s for s in check(outcome.run_dir) if not s.passed]
@@ -628,7 +626,7 @@ def capacity(
     finer ones below it; each step is a phase of the run's log. Writes capacity.json and
     capacity.html (rate vs latency, knee marked); says whether the generator or the target
     was the limit. Exit 1 if even the first step broke an SLO."""
-    from simd.capacity import SearchOptions, describe, run_search, write_outputs
+    from simd.capacity import SearchOptions, describe, run_search, verdict, write_outputs
     from simd.durations import parse_duration_ns
     from simd.scenario import load_scenario
     from simd.supervisor import new_run_id
@@ -657,16 +655,11 @@ def capacity(
         t.add_column(col, justify="left" if col in ("pass", "step", "verdict") else "right")
     for name, ps in search.passes.items():
         for st in ps:
-            verdict = (
-                "not reached" if not st.reached
-                else "held" if st.passed
-                else f"broke: {', '.join(st.breached)} ({st.bound})"
-            )  # fmt: skip
             t.add_row(
                 name, st.name, f"{st.offered_per_s:,.0f}", f"{st.achieved_per_s:,.0f}",
                 *[_figure(v, "ns").removesuffix(" ms") for v in
                   (st.latency_p99_ns, st.latency_p99_sent_ns, st.lag_p99_ns)],
-                f"{st.error_rate:.3%}", verdict,
+                f"{st.error_rate:.3%}", verdict(st),
             )  # fmt: skip
     out.print(t)
     print(describe(search))

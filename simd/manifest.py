@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 MANIFEST = "run.json"
+# the states a run ends in (run.json "state"); a merged sharded run with shards missing, all
+# present ones ended, is "incomplete"
+FINAL_STATES = frozenset({"completed", "stopped", "failed", "aborted"})
 # keys whose values are secrets (not `password_env` or `token_file`: those name where a
 # secret lives, which a reader of the manifest needs)
 _SECRET_KEY = re.compile(

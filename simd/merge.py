@@ -15,13 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from simd.errors import UserError
-from simd.manifest import MANIFEST, read_manifest, write_manifest
+from simd.manifest import FINAL_STATES, MANIFEST, read_manifest, write_manifest
 from simd.scenario import Scenario
 from simd.schedule import plan_counts
 from simd.shard import FOLDER, Shard
-
-# a merged run is final when every shard present is; "incomplete" when shards are missing
-SHARD_FINAL = frozenset({"completed", "stopped", "failed", "aborted"})
 
 
 @dataclass(frozen=True)
@@ -208,7 +205,7 @@ def merged_manifest(shards: list[dict[str, Any]]) -> dict[str, Any]:
             planned = _slice_plan(base["scenario_hash"], scenario, lo, hi)
             missing[str(i)] = {"count": count, "devices": [lo, hi], "planned_publishes": planned}
     states = {m["state"] for m in shards}
-    if not states <= SHARD_FINAL:
+    if not states <= FINAL_STATES:
         state = "running"
     elif missing:
         state = "incomplete"
@@ -246,14 +243,20 @@ def _slice_plan(scenario_hash: str, scenario: Scenario, lo: int, hi: int) -> int
 
 
 def shard_summary(m: dict[str, Any]) -> dict[str, Any]:
-    """What the merged run keeps of a shard's run.json: state, slice, host and clock."""
+    """What the merged run keeps of a shard's run.json: state, slice, host and clock (a run
+    that was not sharded: the whole fleet, as shard 0 of 1)."""
+    shard = m.get("shard") or {
+        "devices": [0, m["plan"]["devices"]],
+        "planned_publishes": m["plan"]["total_publishes"],
+        "start_at_ns": m.get("t0_epoch_ns"),
+    }
     return {
         "state": m["state"],
-        "devices": m["shard"]["devices"],
-        "planned_publishes": m["shard"]["planned_publishes"],
+        "devices": shard["devices"],
+        "planned_publishes": shard["planned_publishes"],
         "workers": m["workers"],
         "host": m.get("host"),
-        "start_at_ns": m["shard"]["start_at_ns"],
+        "start_at_ns": shard["start_at_ns"],
         "ready_wall_ns": m.get("ready_wall_ns"),
         "clock_sync": m.get("clock_sync"),
         "clock_at_t0": m.get("clock_at_t0"),

@@ -22,8 +22,8 @@ from simd.errors import LogFormatError, UserError
 from simd.eventlog import SegmentInfo, read_segment, segment_paths
 from simd.events import NULL_NS
 from simd.histogram import Histograms, HistRows, frame_metrics
-from simd.manifest import worker_slices
-from simd.merge import SHARD_FINAL, RunSources, Source, resolve, save_merged
+from simd.manifest import FINAL_STATES, worker_slices
+from simd.merge import RunSources, Source, resolve, save_merged, shard_summary
 from simd.replay import ReplayPlan
 from simd.replay_fidelity import ReplayTallies
 from simd.scenario import DURATION_SLOS, Scenario
@@ -238,21 +238,11 @@ def _write_metadata(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) ->
 
 def _write_shards(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) -> None:
     """One row per shard of the run (a run that was not sharded is shard 0 of 1)."""
-    shards = manifest.get("shards")
-    if shards is None:
-        n = sum(hi - lo for _, lo, hi in worker_slices(manifest))
-        one = {
-            "state": manifest["state"],
-            "devices": [0, n],
-            "planned_publishes": manifest["plan"]["total_publishes"],
-            "workers": manifest["workers"],
-            "host": manifest.get("host"),
-            "start_at_ns": manifest.get("t0_epoch_ns"),
-            "ready_wall_ns": manifest.get("ready_wall_ns"),
-            "clock_sync": manifest.get("clock_sync"),
-            "clock_at_t0": manifest.get("clock_at_t0"),
-        }
-        shards = {"count": 1, "present": {"0": one}, "missing": {}}
+    shards = manifest.get("shards") or {
+        "count": 1,
+        "present": {"0": shard_summary(manifest)},
+        "missing": {},
+    }
     rows = []
     for i, s in shards["present"].items():
         sync = s.get("clock_sync") or {}
@@ -507,9 +497,6 @@ def _ingest(run: RunSources) -> IngestResult:
     return result
 
 
-FINAL_STATES = frozenset({"completed", "stopped", "failed", "aborted"})
-
-
 def follow(
     run: str | Path | list[str | Path],
     interval_s: float = 1.0,
@@ -550,7 +537,7 @@ def follow(
         total.gaps, total.state = r.gaps, r.state
         if on_pass is not None:
             on_pass(r, state)
-        if state in FINAL_STATES or (late and state in SHARD_FINAL | {"incomplete"}):
+        if state in FINAL_STATES or (late and state == "incomplete"):
             return total
         if late:
             raise UserError(

@@ -62,6 +62,12 @@ class RunOutcome:
     state: str  # completed | stopped | aborted | failed
     plan: Plan
     manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def problems(self) -> str:
+        """Each failed worker and why, in one line ("" when none failed)."""
+        return "; ".join(f"worker {w}: {m}" for w, m in sorted(self.failures.items()))
+
     done: dict[int, Done] = field(default_factory=dict)
     failures: dict[int, str] = field(default_factory=dict)
 

@@ -390,7 +390,7 @@ class SliceRunner:
                     waiting.cancel_scope.cancel()
             if self.stop_requested:
                 stopped_at = self.clock.now_ns()
-        if stopped_at is None and not self.virtual and getattr(self.transport, "listening", False):
+        if stopped_at is None and not self.virtual and self.transport.listening:
             # listening devices answer until the run's end, not only while their slice publishes
             with trio.move_on_at(self.clock.t0 + self.duration / 1e9):
                 await self.stop_event.wait()

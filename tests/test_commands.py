@@ -78,7 +78,7 @@ def test_every_command_gets_a_round_trip_or_a_timeout(tmp_path: Path, runs: Path
     )
     (ops, ops_mute) = commands
     assert ops[:4] == ("ops", "acked", 50, 50)
-    assert 30_000_000 <= ops[4] <= ops[5] < 1_000_000_000  # service time, then the way back
+    assert 30_000_000 <= ops[4] <= ops[5]  # no reply before the device's service time
     assert ops_mute[:4] == ("ops-mute", "timeout", 10, 10)
     # every command publish has exactly its command row, same (device, seq, intended time)
     pairs = sql(run, "SELECT count(*) FROM events c JOIN events p USING (device, seq) "

@@ -126,6 +126,10 @@ class Transport(Protocol):
     Cancellation: `drain` and `close` are safe to call after a cancelled `publish`.
     """
 
+    # True when devices of this worker listen (subscribe and answer): the worker then keeps
+    # them connected until the run's end, not only while its slice has publishes due
+    listening: bool
+
     async def connect(self, devices: DeviceSet, now_ns: int, nursery: trio.Nursery) -> None:
         """Open a session per device (logging a connect row each attempt). Background tasks
         (readers, reconnects) go in `nursery`, which outlives `close`."""

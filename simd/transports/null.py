@@ -10,6 +10,8 @@ from simd.transports._base import DeviceSet, PublishBatch, TransportContext
 
 
 class NullTransport:
+    listening = False  # no device subscribes (Transport.listening)
+
     def __init__(self, ctx: TransportContext) -> None:
         self.log = ctx.log
 

@@ -126,6 +126,7 @@ class MqttTransport:
         self.closing = False
         self.probes_done = False
         self.commands: Commands | None = None  # listening devices and commanders, if any
+        self.stamping = False  # some group stamps its payloads with a trace line (_prepare)
         self.listening = False  # devices here subscribe: the worker keeps them to the run's end
         self.backoff_key = stream_key(self.scenario.seed, "mqtt", "backoff")
 
@@ -213,6 +214,7 @@ class MqttTransport:
             ],
             dtype=bool,
         )
+        self.stamping = bool(self.stamp.any())  # checked per batch: a bool, not a scan
         self.keep_session = np.array([not g.mqtt.clean_start for g in self.scenario.fleet])
         self.props_inner = Ragged.from_list(
             [p[len(c.varint(_props_len(p))) :] if p else b"" for p in self.props]
@@ -572,7 +574,7 @@ class MqttTransport:
         packet ids); then one write per touched connection. Rows whose connection's in-flight
         window is full wait for room (mqtt.window_full = "wait", up to publish_timeout; the
         worker's schedule waits with them, so a slow target shows as lag, not as memory)."""
-        if self.stamp.any():
+        if self.stamping:
             batch = self._stamped(batch)
         if self.commands is not None and self.commands.commanders:
             self.commands.sent(batch)
