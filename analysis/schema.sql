@@ -25,8 +25,12 @@ CREATE TABLE IF NOT EXISTS messages (
     group_index SMALLINT, message UTINYINT, message_name VARCHAR, topic VARCHAR, qos UTINYINT
 );
 CREATE TABLE IF NOT EXISTS planned (group_name VARCHAR, phase VARCHAR, publishes BIGINT);
--- one row per SLO in the scenario; `higher_is_better` flips the comparison (throughput)
-CREATE TABLE IF NOT EXISTS slo (name VARCHAR, threshold DOUBLE, unit VARCHAR, higher_is_better BOOLEAN);
+-- one row per SLO checked: the scenario's [slo] (origin 'scenario'), the default error_rate
+-- when [slo] sets none (origin 'default'), and log_integrity, always (origin 'built-in');
+-- `higher_is_better` flips the comparison (throughput)
+CREATE TABLE IF NOT EXISTS slo (
+    name VARCHAR, threshold DOUBLE, unit VARCHAR, higher_is_better BOOLEAN, origin VARCHAR
+);
 -- one row per shard of the run (a run that was not sharded: shard 0 of 1). A missing shard has
 -- present = false and state 'missing': its devices and planned publishes are not covered.
 -- Shards share t=0 by their own wall clocks: clock_* is each host's kernel NTP state at start
@@ -95,7 +99,8 @@ CREATE TABLE IF NOT EXISTS samples (
 CREATE TABLE IF NOT EXISTS replay_groups (
     group_index SMALLINT, recording VARCHAR, recording_sha256 VARCHAR, recorded_from VARCHAR,
     sources BIGINT, fanout BIGINT, passes BIGINT, speed DOUBLE, lead_in_ns BIGINT,
-    period_ns BIGINT, recorded_messages BIGINT
+    period_ns BIGINT, recorded_messages BIGINT,
+    damaged VARCHAR  -- the recording's damaged ranges and the spans they may have held, or NULL
 );
 CREATE TABLE IF NOT EXISTS replay_sources (
     group_index SMALLINT, source BIGINT, device_id VARCHAR, messages BIGINT
@@ -116,6 +121,14 @@ CREATE TABLE IF NOT EXISTS replay_offset_hist (group_index SMALLINT, bucket INTE
 CREATE TABLE IF NOT EXISTS replay_offset_max (group_index SMALLINT, max_ns BIGINT);
 CREATE TABLE IF NOT EXISTS replay_bins (
     group_index SMALLINT, second BIGINT, by_sent BOOLEAN, count BIGINT
+);
+-- event log bytes that could not be read (simd/framing.py): a damaged range with valid frames
+-- after it (every one of them is ingested), or a whole segment whose header is unreadable
+-- (offset_start 0, reason 'unreadable: ...'). first_row and rows_lost come from the row numbers
+-- of the frames around the damage (NULL: not known). A torn tail is not damage (`ingested`).
+CREATE TABLE IF NOT EXISTS log_damage (
+    segment VARCHAR, worker INTEGER, offset_start BIGINT, offset_end BIGINT, bytes BIGINT,
+    reason VARCHAR, first_row BIGINT, rows_lost BIGINT
 );
 -- how far each segment has been read (ingest is incremental and idempotent)
 CREATE TABLE IF NOT EXISTS ingested (

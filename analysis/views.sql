@@ -378,9 +378,10 @@ ORDER BY g.group_name, m.message_name;
 -- 95 % confidence interval of the slope (Student t by Cornish-Fisher; n-2 degrees of freedom).
 -- Growth is the slope relative to the mean (0.05 = +5 % per hour).
 
+-- (df as DOUBLE: regr_count is a UINTEGER, and 96 * df * df overflows it past 4,700 points)
 CREATE OR REPLACE MACRO t95(df) AS
-    1.959964 + (1.959964 ^ 3 + 1.959964) / (4 * df)
-    + (5 * 1.959964 ^ 5 + 16 * 1.959964 ^ 3 + 3 * 1.959964) / (96 * df * df);
+    1.959964 + (1.959964 ^ 3 + 1.959964) / (4 * df::DOUBLE)
+    + (5 * 1.959964 ^ 5 + 16 * 1.959964 ^ 3 + 3 * 1.959964) / (96 * df::DOUBLE * df::DOUBLE);
 
 CREATE OR REPLACE MACRO slope_ci95(n, sxx, syy, sxy) AS
     CASE WHEN n > 2 AND sxx > 0
@@ -549,7 +550,8 @@ GROUP BY ALL
 ORDER BY probe, group_name;
 
 -- ---------------------------------------------------------------- SLOs
--- every [slo] of the scenario against what the run observed (endurance ones from the trends)
+-- every SLO against what the run observed (endurance ones from the trends): the scenario's
+-- [slo], the default error_rate when it sets none, and log_integrity (damaged log ranges: 0)
 CREATE OR REPLACE VIEW slo_results AS
 WITH tr AS MATERIALIZED (SELECT * FROM trends),  -- once, not once per subquery (170 ms a read)
 observed AS (
@@ -565,11 +567,12 @@ observed AS (
                (SELECT max(rss_growth_per_h) FROM resource_growth)::DOUBLE AS memory_growth_per_h,
                (SELECT count(*) FROM error_bursts)::DOUBLE AS error_bursts,
                (SELECT sum(lost) / nullif(sum(expected), 0) FROM delivery_summary
-                WHERE EXISTS (FROM slo WHERE name = 'loss_rate'))::DOUBLE AS loss_rate
+                WHERE EXISTS (FROM slo WHERE name = 'loss_rate'))::DOUBLE AS loss_rate,
+               (SELECT count(*) FROM log_damage)::DOUBLE AS log_integrity
         FROM run_summary
     ) ON COLUMNS(*) INTO NAME name VALUE observed
 )
-SELECT s.name, s.unit, s.threshold, o.observed,
+SELECT s.name, s.unit, s.threshold, o.observed, s.origin,
        CASE WHEN o.observed IS NULL THEN FALSE
             WHEN s.higher_is_better THEN o.observed >= s.threshold
             ELSE o.observed <= s.threshold END AS passed,
@@ -577,6 +580,17 @@ SELECT s.name, s.unit, s.threshold, o.observed,
 FROM slo s
 LEFT JOIN observed o ON o.name = s.name
 ORDER BY s.name;
+
+-- Is the log whole? Damaged ranges (valid frames after them were all read), the bytes and rows
+-- they held as far as known, unreadable segments, and torn tails (a frame cut at the end).
+CREATE OR REPLACE VIEW log_integrity AS
+SELECT count(*) AS damaged_ranges,
+       coalesce(sum(bytes), 0) AS damaged_bytes,
+       coalesce(sum(rows_lost), 0) AS rows_lost,
+       count(*) FILTER (WHERE rows_lost IS NULL) AS ranges_rows_unknown,
+       count(*) FILTER (WHERE starts_with(reason, 'unreadable')) AS unreadable_segments,
+       (SELECT count(*) FROM ingested WHERE torn_reason IS NOT NULL) AS torn_tails
+FROM log_damage;
 
 -- ---------------------------------------------------------------- recommendations
 -- What the data says about where the limit was, with its evidence. Rules:
@@ -788,7 +802,8 @@ SELECT r.group_name, r.recording, r.recorded_from, r.recorded_messages, r.source
        least(bucket_mid(q.b99), mx.max_ns) / 1e6 AS send_offset_p99_ms,
        mx.max_ns / 1e6 AS send_offset_max_ms,
        s.seconds, s.correlation_intended, s.correlation_sent,
-       coalesce(c.size_mismatches, 0) AS size_mismatches
+       coalesce(c.size_mismatches, 0) AS size_mismatches,
+       r.damaged AS missing_spans
 FROM r
 LEFT JOIN c USING (group_index) LEFT JOIN q USING (group_index) LEFT JOIN mx USING (group_index)
 LEFT JOIN s USING (group_name)
@@ -929,7 +944,7 @@ j AS (
                OR (s.name = 'loss_rate' AND coalesce(l.loss_rate, 0) > s.threshold)
            ) AS breached
     FROM phase_stats ps
-    CROSS JOIN slo s
+    CROSS JOIN (FROM slo WHERE origin = 'scenario') s
     LEFT JOIN loss l ON l.phase = ps.phase_index
     GROUP BY ps.phase_index
 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -50,8 +51,11 @@ def guarded(fn: F) -> F:
             _fail(str(exc), EXIT_INPUT)
         except RunError as exc:
             _fail(str(exc), EXIT_RUN)
-        except KeyboardInterrupt:
-            _fail("interrupted", EXIT_RUN)
+        except duckdb_error() as exc:  # a results file that cannot answer: one line, not a trace
+            _fail(f"results: {_first_line(exc)}", EXIT_RUN)
+        except KeyboardInterrupt as exc:
+            by = f" by {exc.args[0]}" if exc.args else ""
+            _fail(f"interrupted{by}; what was written so far is kept", EXIT_RUN)
 
     return wrapper  # type: ignore[return-value]
 
@@ -132,6 +136,7 @@ def run(
         start_ns = parse_start_at(start_at) if start_at is not None else None
         _check_run_id(run_id)
         sc = load_scenario(scenario, _overrides(target, duration, seed))
+        _warn_damaged_recordings(sc)
         if the_shard is not None and run_id is None and start_ns is not None:
             run_id = default_run_id(sc.name, start_ns)
         outcome = supervisor.run(
@@ -178,13 +183,17 @@ def _finish(outcome: Any, report: bool) -> None:
     from simd.results import ingest
 
     print(outcome.run_dir, flush=True)
+    if outcome.aborted_by:  # the user asked for "now": no ingest, no report
+        _fail(
+            f"run aborted by {outcome.aborted_by} (logs readable in {outcome.run_dir}; "
+            f"`simd ingest {outcome.run_dir}` reads them)",
+            EXIT_RUN,
+        )
     try:
         result = ingest(outcome.run_dir)
-        for t in result.torn:
-            sys.stderr.write(f"simd: warning: {t}\n")
+        _warn_ingest(result)
         if report:  # (--no-report: results.duckdb only; `simd report RUN` makes both later)
-            render_report(outcome.run_dir, out)
-            print(f"report: {write_html(outcome.run_dir)}", flush=True)
+            _report_or_warn(outcome.run_dir, render_report, write_html)
     except UserError as exc:
         if outcome.state == "completed":
             raise
@@ -192,6 +201,7 @@ def _finish(outcome: Any, report: bool) -> None:
         sys.stderr.write(f"simd: warning: no results: {exc}\n")
     else:
         _fail_if_never_connected(outcome.run_dir)
+        _fail_if_nothing_completed(outcome.run_dir)
     if outcome.state == "stopped":
         _fail(
             f"run stopped by a signal before its end (logs and report in {outcome.run_dir})",
@@ -202,11 +212,57 @@ def _finish(outcome: Any, report: bool) -> None:
             f"run {outcome.state}: {outcome.problems or 'interrupted'} (logs in {outcome.run_dir})",
             EXIT_RUN,
         )
-    failed = [s for s in check(outcome.run_dir) if not s.passed]
+    try:
+        failed = [s for s in check(outcome.run_dir) if not s.passed]
+    except (duckdb_error(), OSError) as exc:  # the SLOs could not be judged: say so, exit 1
+        _fail(f"could not check the SLOs: {_first_line(exc)} (logs in {outcome.run_dir})", 1)
     if failed:
         for s in failed:
             sys.stderr.write(f"simd: slo failed: {s.describe()}\n")
         raise typer.Exit(EXIT_SLO)
+
+
+def duckdb_error() -> type[Exception]:
+    import duckdb
+
+    return duckdb.Error
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
+def _report_or_warn(run_dir: Path, render: Any, write_html: Any) -> None:
+    """The terminal and HTML reports; one that fails is a one-line warning, not a traceback,
+    and does not change how the run is judged (its results are in results.duckdb)."""
+    try:
+        render(run_dir, out)
+        print(f"report: {write_html(run_dir)}", flush=True)
+    except (duckdb_error(), OSError, ValueError, KeyError, TypeError) as exc:
+        sys.stderr.write(
+            f"simd: warning: the report could not be made: {_first_line(exc)}; the results "
+            f"are in {run_dir / 'results.duckdb'} (`simd report {run_dir}` tries again)\n"
+        )
+
+
+def _warn_damaged_recordings(sc: Any) -> None:
+    """A replay of a damaged recording plays what reads; say which span may be missing."""
+    from simd.replay import replay_plan
+
+    for g in sc.fleet:
+        if g.replay is not None:
+            for d in replay_plan(g).recording.damaged:
+                sys.stderr.write(f"simd: warning: recording {g.replay.recording}: {d.describe()}\n")
+
+
+def _warn_ingest(r: Any) -> None:
+    """What ingest could not read, on stderr: damage loudly, torn tails and unreadable files."""
+    for d in r.damaged:
+        sys.stderr.write(f"simd: warning: LOG DAMAGED: {d}; every frame after it was read\n")
+    for t in r.torn:
+        sys.stderr.write(f"simd: warning: {t}\n")
+    for u in r.unreadable:
+        sys.stderr.write(f"simd: warning: {u}\n")
 
 
 def _check_run_id(run_id: str | None) -> None:
@@ -236,6 +292,27 @@ def _fail_if_never_connected(run_dir: Path) -> None:
             f"no device could connect to {manifest['target_url']}: {why} (logs in {run_dir})",
             EXIT_RUN,
         )
+
+
+def _fail_if_nothing_completed(run_dir: Path) -> None:
+    """Publishes were logged and not one completed (every one refused, timed out, errored):
+    the run did not do what it was asked, whatever its SLOs say (exit 3, the main reason)."""
+    from simd.results import query
+
+    _, rows = query(run_dir, "SELECT logged, completed FROM run_summary")
+    logged, completed = rows[0]
+    if not logged or completed:
+        return
+    _, top = query(
+        run_dir,
+        "SELECT status, error, count FROM errors_by_kind WHERE kind = 'publish' "
+        "ORDER BY count DESC LIMIT 1",
+    )
+    why = f"{top[0][2]:,} {top[0][0]}" + (f": {top[0][1]}" if top[0][1] else "") if top else "?"
+    _fail(
+        f"no publish completed ({logged:,} logged; most: {why}) (logs in {run_dir})",
+        EXIT_RUN,
+    )
 
 
 @app.command()
@@ -337,22 +414,24 @@ def inspect(
     if not paths:
         raise UserError(f"{path}: no event log segments found")
     t = Table()
-    for col in ("segment", "run", "worker", "frames", "rows", "bytes", "torn tail"):
+    for col in ("segment", "run", "worker", "frames", "rows", "bytes", "damage", "torn tail"):
         t.add_column(col)
     total = 0
     torn_any = False
+    damaged: list[str] = []
     for p in paths:
         try:
             info, _ = read_segment(p)
         except LogFormatError as exc:
-            t.add_row(p.name, "-", "-", "-", "-", str(p.stat().st_size), f"unreadable: {exc}")
-            torn_any = True
+            t.add_row(p.name, "-", "-", "-", "-", str(p.stat().st_size), f"unreadable: {exc}", "-")
+            damaged.append(f"{p.name}: unreadable")
             continue
         total += info.rows
         torn = "-"
         if info.torn:
             torn_any = True
             torn = f"at byte {info.torn.offset}: {info.torn.size} bytes, {info.torn.reason}"
+        damaged += [f"{p.name}: {d.describe()}" for d in info.damaged]
         t.add_row(
             p.name,
             str(info.header["run"]),
@@ -360,6 +439,7 @@ def inspect(
             f"{info.frames:,}",
             f"{info.rows:,}",
             f"{info.valid_bytes:,}",
+            "; ".join(d.describe() for d in info.damaged) or "-",
             torn,
         )
     out.print(t)
@@ -367,6 +447,10 @@ def inspect(
         f"{len(paths)} segment(s), {total:,} rows"
         + ("; torn tail(s) reported above" if torn_any else "")
     )
+    for d in damaged:
+        sys.stderr.write(f"simd: warning: LOG DAMAGED: {d}; every frame after it was read\n")
+    if damaged:
+        raise typer.Exit(EXIT_SLO)
 
 
 @app.command()
@@ -541,6 +625,7 @@ def replay(
             p = re.sub(r"^fleet\[0\]\.replay\.(\w+)", lambda m: "--" + m[1].replace("_", "-"), p)
             lines.append(p)
         raise ScenarioError(str(recording), lines) from None
+    _warn_damaged_recordings(sc)
     outcome = supervisor.run(
         sc,
         scenario_path=recording.resolve(),
@@ -592,6 +677,8 @@ def _inspect_recording(path: Path) -> None:
             f"  torn tail at byte {rec.torn.offset}: {rec.torn.size} bytes, {rec.torn.reason} "
             "(the messages before it read and replay)"
         )
+    for d in rec.damaged:
+        out.print(f"  {d.describe()} (every frame after it read and replays)")
     if len(rec):
         plan = build_plan(rec, ReplaySource(recording=str(path)), str(path))
         out.print(
@@ -600,6 +687,10 @@ def _inspect_recording(path: Path) -> None:
         )
         for t, q in zip(plan.templates, plan.template_qos, strict=True):
             out.print(f"    {t}  (qos {q})")
+    for d in rec.damaged:
+        sys.stderr.write(f"simd: warning: RECORDING DAMAGED: {path}: {d.describe()}\n")
+    if rec.damaged:
+        raise typer.Exit(EXIT_SLO)
 
 
 @app.command()
@@ -791,10 +882,7 @@ def ingest_cmd(
         if timeout is not None:
             raise UserError("--timeout goes with --follow")
         r = ingest(paths, out)
-    for t in r.torn:
-        sys.stderr.write(f"simd: warning: {t}\n")
-    for u in r.unreadable:
-        sys.stderr.write(f"simd: warning: {u}\n")
+    _warn_ingest(r)
     for g in r.gaps:
         sys.stderr.write(f"simd: warning: {g}\n")
     print(
@@ -1027,7 +1115,14 @@ def query_cmd(
         out.print(t)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main() -> None:
+    # SIGTERM ends a command as Ctrl-C does (one line, exit 3; logs are kept), not silently;
+    # `simd run` handles both itself while workers run (simd.supervisor)
+    signal.signal(signal.SIGTERM, _interrupt)
     app()
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from simd.errors import ScenarioError, UserError
+from simd.local_http import refusal
 
 _RUN_ID = re.compile(r"^[\w.-]+$")
 
@@ -244,6 +245,10 @@ def _handler(daemon: Daemon, token: str) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         def _authorized(self) -> bool:
+            why = refusal(self.headers)
+            if why is not None:
+                self._send(403, {"error": why})
+                return False
             got = (self.headers.get("Authorization") or "").encode()
             if hmac.compare_digest(got, expected):
                 return True
@@ -253,7 +258,10 @@ def _handler(daemon: Daemon, token: str) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:  # the stdlib's name
             parts = [p for p in self.path.split("?")[0].split("/") if p]
             if parts == ["health"]:
-                self._send(200, {"ok": True})
+                if refusal(self.headers) is None:
+                    self._send(200, {"ok": True})
+                else:
+                    self._send(403, {"error": refusal(self.headers)})
                 return
             if not self._authorized():
                 return

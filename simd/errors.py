@@ -31,7 +31,12 @@ class RunError(SimdError):
 
 
 class LogFormatError(SimdError):
-    """An event log whose header is not one simd wrote (a torn tail is not this: it is reported)."""
+    """An event log whose header is not one simd wrote, or cannot be read (a torn tail or a
+    damaged range after the header is not this: the reader reports those)."""
+
+
+class TornAtCreation(LogFormatError):
+    """A segment cut before its header was whole: it never held a row."""
 
 
 def first_leaf(exc: BaseException) -> BaseException:

@@ -1,54 +1,40 @@
-"""The event log: append-only segments of length+CRC framed msgpack frames.
+"""The event log: append-only segments of framed msgpack column batches.
 
-A segment is `MAGIC` then frames. A frame is `length (u32 LE) | crc32 (u32 LE) | body`, body a
-msgpack map. The first frame is the header (format version, run id, worker, segment, columns,
-first row); each later frame is a column batch: `{"first": row, "n": rows, "cols": [bytes...],
-"errors": {code: text}, "samples": [[t_ns, rss_bytes, cpu_ns, open_fds], ...]}`, each column a
-little-endian fixed-width array, so reading is a buffer copy. "errors" and "samples" are optional
-(a frame may carry only samples, with n = 0): resource samples of the worker process ride in the
-next frame after they are taken (simd.resources). A reader stops at the first incomplete or
-corrupt frame (the torn tail) and reports it; a resuming writer truncates it.
+A segment is `MAGIC` then frames (simd.framing: `SYNC | length | crc32 | msgpack body`). The
+first frame is the header (format version, run id, worker, segment, columns, first row); each
+later frame is a column batch: `{"first": row, "n": rows, "cols": [bytes...], "errors": {code:
+text}, "samples": [[t_ns, rss_bytes, cpu_ns, open_fds], ...]}`, each column a little-endian
+fixed-width array, so reading is a buffer copy. "errors" and "samples" are optional (a frame may
+carry only samples, with n = 0): resource samples of the worker process ride in the next frame
+after they are taken (simd.resources).
+
+Bytes that are not frames are a torn tail when nothing valid follows them (a crash mid-write; a
+resuming writer truncates it) and damage when valid frames follow: the reader reports the range
+and the rows it held (from the frames' `first` numbers), reads every frame after it, and no
+writer ever removes it. Format 1 segments (frames without SYNC) are still read.
 """
 
 from __future__ import annotations
 
 import mmap
 import os
-import struct
-import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import numpy as np
 
-from simd.errors import LogFormatError
+from simd.errors import LogFormatError, TornAtCreation
 from simd.events import COLUMNS
+from simd.framing import Damage, TornTail, encode_frame, is_marked, scan_frames
 
 MAGIC = b"SIMDLOG\n"
-FORMAT_VERSION = 1
-_FRAME = struct.Struct("<II")
-MAX_FRAME = 1 << 30  # a length above this is corruption, not a frame
-
-
-def encode_frame(body: dict[str, Any]) -> bytes:
-    payload = msgpack.packb(body, use_bin_type=True)
-    return _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+FORMAT_VERSION = 2  # 2: frames carry the SYNC marker (simd.framing); 1 is still read
+READ_VERSIONS = (1, 2)
 
 
 def segment_name(worker: int, segment: int) -> str:
     return f"w{worker:03d}-{segment:06d}.simlog"
-
-
-@dataclass
-class TornTail:
-    """Where a segment stops being readable, and why."""
-
-    offset: int
-    size: int  # bytes from offset to the end of the file
-    reason: str
 
 
 @dataclass
@@ -63,6 +49,19 @@ class Batch:
     samples: list[tuple[int, int, int, int]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class DamagedRange:
+    """Unreadable bytes inside a segment, with what the frames around them say was lost."""
+
+    damage: Damage
+    first_row: int | None  # the row number the damaged frames started at (None: not known)
+    rows_lost: int | None  # from the next frame's first row (None: not known)
+
+    def describe(self) -> str:
+        lost = "rows lost unknown" if self.rows_lost is None else f"{self.rows_lost:,} rows lost"
+        return f"damaged {self.damage.describe()}, {lost}"
+
+
 @dataclass
 class SegmentInfo:
     path: Path
@@ -70,38 +69,15 @@ class SegmentInfo:
     data_start: int = 0  # byte offset of the first batch frame (just past the header)
     frames: int = 0
     rows: int = 0
-    valid_bytes: int = 0
+    valid_bytes: int = 0  # just past the last valid frame: where reading resumes
+    next_row: int = 0  # the row number a frame appended after the last valid one starts at
     torn: TornTail | None = None
+    damaged: list[DamagedRange] = field(default_factory=list)
     errors: dict[int, str] = field(default_factory=dict)
 
-
-def scan_frames(data: bytes | memoryview, pos: int) -> Iterator[tuple[int, int, Any] | TornTail]:
-    """Yield (start, end, body) per good frame, then a TornTail if bytes remain that are not one.
-    The framing (and this torn-tail rule) is shared by event logs and recordings."""
-    end = len(data)
-    while pos < end:
-        if end - pos < _FRAME.size:
-            yield TornTail(pos, end - pos, "incomplete frame header")
-            return
-        length, crc = _FRAME.unpack_from(data, pos)
-        if length > MAX_FRAME:
-            yield TornTail(pos, end - pos, f"frame length {length} is not plausible")
-            return
-        body_end = pos + _FRAME.size + length
-        if body_end > end:
-            yield TornTail(pos, end - pos, f"frame of {length} bytes cut at {end - pos - 8}")
-            return
-        body = data[pos + _FRAME.size : body_end]
-        if zlib.crc32(body) != crc:
-            yield TornTail(pos, end - pos, "crc mismatch")
-            return
-        try:
-            obj = msgpack.unpackb(body, raw=False, strict_map_key=False)
-        except Exception as exc:  # a CRC-valid body that is not msgpack: corruption
-            yield TornTail(pos, end - pos, f"undecodable frame ({type(exc).__name__})")
-            return
-        yield pos, body_end, obj
-        pos = body_end
+    @property
+    def marked(self) -> bool:
+        return int(self.header.get("version", 1)) >= 2
 
 
 def _read_header(data: bytes | memoryview, path: Path) -> tuple[dict[str, Any], int]:
@@ -110,19 +86,24 @@ def _read_header(data: bytes | memoryview, path: Path) -> tuple[dict[str, Any], 
         if MAGIC.startswith(head):
             raise LogFormatError(f"{path}: segment too short to hold its header (torn at creation)")
         raise LogFormatError(f"{path}: not a simd event log (bad magic)")
-    for item in scan_frames(data, len(MAGIC)):
-        if isinstance(item, TornTail):
-            raise LogFormatError(f"{path}: header frame unreadable ({item.reason})")
+    marked = is_marked(data, len(MAGIC))
+    for item in scan_frames(data, len(MAGIC), marked=marked):
+        if isinstance(item, TornTail | Damage):
+            if isinstance(item, TornTail) and item.size + len(MAGIC) == len(data):
+                raise TornAtCreation(
+                    f"{path}: segment too short to hold its header (torn at creation)"
+                )
+            raise LogFormatError(f"{path}: header frame damaged ({item.reason})")
         _, end, header = item
         if not isinstance(header, dict) or header.get("format") != "simd-events":
             raise LogFormatError(f"{path}: first frame is not a simd segment header")
-        if header.get("version") != FORMAT_VERSION:
+        if header.get("version") not in READ_VERSIONS or (header["version"] >= 2) != marked:
             raise LogFormatError(
                 f"{path}: log format version {header.get('version')}"
-                f" (this simd reads {FORMAT_VERSION})"
+                f" (this simd reads {', '.join(map(str, READ_VERSIONS))})"
             )
         return header, end
-    raise LogFormatError(f"{path}: segment too short to hold its header (torn at creation)")
+    raise TornAtCreation(f"{path}: segment too short to hold its header (torn at creation)")
 
 
 def _batch(obj: dict[str, Any], header: dict[str, Any], end: int) -> Batch:
@@ -136,12 +117,13 @@ def _batch(obj: dict[str, Any], header: dict[str, Any], end: int) -> Batch:
 
 
 def read_segment(path: str | Path, start: int | None = None) -> tuple[SegmentInfo, list[Batch]]:
-    """Read a segment's header and batches (from byte offset `start`, default the first frame)."""
+    """Read a segment's header and batches (from byte offset `start`, default the first frame):
+    every valid frame, the damaged ranges between them, and a torn tail if it ends in one."""
     p = Path(path)
     with open(p, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         if size == 0:
-            raise LogFormatError(f"{p}: segment too short to hold its header (torn at creation)")
+            raise TornAtCreation(f"{p}: segment too short to hold its header (torn at creation)")
         # mapped, not read: frames are checked and decoded in place (decoding copies columns)
         with mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ) as mapped:
             view = memoryview(mapped)
@@ -154,20 +136,37 @@ def read_segment(path: str | Path, start: int | None = None) -> tuple[SegmentInf
 def _read_mapped(data: memoryview, p: Path, start: int | None) -> tuple[SegmentInfo, list[Batch]]:
     header, first = _read_header(data, p)
     info = SegmentInfo(p, header, data_start=first, valid_bytes=first)
+    info.next_row = int(header["first"])
     batches: list[Batch] = []
     pos = first if start is None or start < first else start
     info.valid_bytes = pos
-    for item in scan_frames(data, pos):
+    pending: Damage | None = None
+    for item in scan_frames(data, pos, marked=info.marked):
         if isinstance(item, TornTail):
             info.torn = item
             break
+        if isinstance(item, Damage):
+            pending = item
+            continue
         _, end, obj = item
-        b = _batch(obj, header, end)
+        try:
+            b = _batch(obj, header, end)
+        except (KeyError, TypeError, ValueError) as exc:  # CRC-valid, but not a batch
+            pending = pending or Damage(info.valid_bytes, end, f"not a batch ({exc!r})")
+            continue
+        if pending is not None:
+            known = bool(batches) or pos == first  # the row before the damage is known
+            before = info.next_row if known else None
+            lost = None if before is None else max(0, b.first - before)
+            damage = Damage(pending.offset, item[0], pending.reason)
+            info.damaged.append(DamagedRange(damage, before, lost))
+            pending = None
         batches.append(b)
         info.frames += 1
         info.rows += b.n
         info.errors.update(b.errors)
         info.valid_bytes = end
+        info.next_row = b.first + b.n
     return info, batches
 
 
@@ -228,25 +227,31 @@ class SegmentWriter:
         self._f.flush()
 
     def _resume(self) -> None:
-        """Continue this worker's newest segment: truncate a torn tail, learn rows and errors."""
-        mine = sorted(self.dir.glob(f"w{self.worker:03d}-*.simlog"))
-        if not mine:
-            self._open_new()
-            return
-        for p in mine:
+        """Continue this worker's log: learn rows and errors, truncate a genuine torn tail
+        (nothing valid after it). Damaged ranges stay where they are; a segment whose header
+        cannot be read is kept as it is and writing goes on in a new segment, as it does after
+        a format 1 segment (frames of two formats never share a file)."""
+        append = False
+        for p in sorted(self.dir.glob(f"w{self.worker:03d}-*.simlog")):
+            number = int(p.stem.rsplit("-", 1)[1])
             try:
                 info, _ = read_segment(p)
+            except TornAtCreation:
+                p.unlink()  # cut while its header was written: it held no rows
+                continue
             except LogFormatError:
-                p.unlink()  # torn while being created: it held no rows
+                self.segment, append = number + 1, False  # kept, never written to again
                 continue
             self.errors_known.update(info.errors)
-            self.row = int(info.header["first"]) + info.rows
-            self.segment = int(info.header["segment"])
+            self.row = info.next_row
+            self.segment, append = number, info.marked
             if info.torn is not None:
                 self.torn_truncated.append(info.torn)
                 with open(p, "r+b") as f:
                     f.truncate(info.valid_bytes)
-        if not any(True for _ in self.dir.glob(f"w{self.worker:03d}-*.simlog")):
+            if not append:
+                self.segment += 1
+        if not append:
             self._open_new()
             return
         self._f = open(self.path, "ab")  # noqa: SIM115

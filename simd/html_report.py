@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from simd.charts import Line, percentile_chart, time_chart
-from simd.manifest import redact
 from simd.report import (
     DELIVERY_COLUMNS,
     DELIVERY_SQL,
@@ -23,9 +22,11 @@ from simd.report import (
     MIN_TREND_SPAN_H,
     REPLAY_COLUMNS,
     delivery_cells,
+    integrity_line,
     shard_lines,
 )
 from simd.results import connect, run_dir_of
+from simd.secrets import redact
 
 REPORT_FILE = "report.html"
 
@@ -91,6 +92,8 @@ def load(run: str | Path) -> dict[str, Any]:
         journeys = con.execute("SELECT count(*) FROM groups WHERE steps > 1").fetchone()[0]
         d["journey_stats"] = _rows(con, "SELECT * FROM journey_stats") if journeys else []
         d["shards"] = list(shard_lines(con))
+        d["integrity"] = integrity_line(con)
+        d["log_damage"] = _rows(con, "SELECT * FROM log_damage ORDER BY segment, offset_start")
         d["command_stats"] = _rows(con, "SELECT * FROM command_stats")
         probes = con.execute("SELECT count(*) FROM probes").fetchone()[0]
         d["delivery"] = (
@@ -179,6 +182,19 @@ def render(d: dict[str, Any]) -> str:
         f"workers {r['workers']} · duration {r['duration_ns'] / 1e9:g} s · t=0 {started} · "
         f"seed {r['seed']} · time axis in {w_s:g} s windows</p>"
     )
+    if d.get("integrity"):
+        add(f"<p class='meta' id='log-damage'><b class='bad'>{escape(d['integrity'])}</b></p>")
+        rows = [
+            [
+                _cell(x["segment"], x["segment"], left=True),
+                _cell(x["offset_start"], f"{x['offset_start']:,}–{x['offset_end']:,}"),
+                _cell(x["bytes"], _int(x["bytes"])),
+                _cell(x["rows_lost"], _int(x["rows_lost"])),
+                _cell(x["reason"], x["reason"], left=True),
+            ]
+            for x in d.get("log_damage") or []
+        ]
+        add(_table("log_damage", ["segment", "bytes at", "size", "rows lost", "why"], rows))
     for line in shard_info[0]:
         add(f"<p class='meta' id='shards'>{escape(line)}</p>")
     for line in shard_info[1]:
@@ -219,7 +235,11 @@ def render(d: dict[str, Any]) -> str:
         add("<h2>SLOs</h2>")
         rows = [
             [
-                _cell(x["name"], x["name"], left=True),
+                _cell(
+                    x["name"],
+                    x["name"] + (" (default)" if x.get("origin") == "default" else ""),
+                    left=True,
+                ),
                 _cell(
                     x["passed"],
                     "ok" if x["passed"] else "FAILED",
@@ -480,6 +500,12 @@ def render(d: dict[str, Any]) -> str:
                 ],
             )
         )
+        for x in d["replay_fidelity"]:
+            if x.get("missing_spans"):
+                add(
+                    f"<p class='meta' id='replay-damage'><b class='bad'>replay "
+                    f"{escape(x['group_name'])}: recording {escape(x['missing_spans'])}</b></p>"
+                )
         add(
             "<p class='meta'>send offset: actual send time minus the recorded time scaled by "
             "speed (ms); correlation of messages per second of recording time, recorded "

@@ -30,6 +30,7 @@ import yaml
 
 from simd.errors import UserError
 from simd.scenario import ENV_REF, JsonLinesPayload, Scenario
+from simd.secrets import redact_text, url_credentials
 from simd.shard import default_run_id
 from simd.transports import scheme_of
 
@@ -125,6 +126,13 @@ def render(path: Path, raw: Scenario, scenario: Scenario, opts: RenderOptions) -
             f"{path}: target embedded would give every shard a broker of its own; set target "
             "to the broker or API every shard should load"
         )
+    for where, url in (("--target", opts.target or ""), (f"{path}: target", raw.target)):
+        if url_credentials(url)[0] is not None:
+            raise UserError(
+                f"{where} {redact_text(url)!r}: credentials in a URL would be written into the "
+                "manifests in clear; give them as [fleet.mqtt] username and password_env "
+                "(rendered as a Secret)"
+            )
     if not 1 <= opts.shards <= scenario.device_count:
         raise UserError(f"--shards {opts.shards}: use 1..{scenario.device_count} (one per device)")
     run_id = opts.run_id or default_run_id(scenario.name, opts.start_at_ns)

@@ -30,6 +30,7 @@ from pydantic import BaseModel
 
 from simd.events import COMPLETED_STATUSES, FAILED_STATUSES, NOT_SENT_STATUSES, STATUSES
 from simd.live_stats import LATENCY_BOUNDS_S
+from simd.local_http import refusal
 from simd.messages import Progress
 
 ALERT_WINDOW_S = 5.0  # live SLOs are judged over the last few seconds, not the whole run
@@ -353,6 +354,15 @@ class StatusServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                why = refusal(self.headers)
+                if why is not None:
+                    body = json.dumps({"error": why}).encode()
+                    self.send_response(403)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
                 path = self.path.split("?")[0]
                 if path == "/status":
                     body = live_ref.status().model_dump_json().encode()

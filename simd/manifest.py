@@ -1,6 +1,7 @@
 """runs/<id>/run.json: what a run was (scenario, seed, t=0, clock, workers) and how it ended.
 
-Written atomically (temp file + rename) at every state change. Secrets are redacted.
+Written atomically (temp file + rename) at every state change. Secrets are redacted
+(simd.secrets): passwords, tokens, and credentials in URLs never reach the file.
 """
 
 from __future__ import annotations
@@ -9,32 +10,15 @@ import errno
 import hashlib
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any
+
+from simd.secrets import redact
 
 MANIFEST = "run.json"
 # the states a run ends in (run.json "state"); a merged sharded run with shards missing, all
 # present ones ended, is "incomplete"
 FINAL_STATES = frozenset({"completed", "stopped", "failed", "aborted"})
-# keys whose values are secrets (not `password_env` or `token_file`: those name where a
-# secret lives, which a reader of the manifest needs)
-_SECRET_KEY = re.compile(
-    r"^(password|passwd|secret|token|access_token|api[_-]?key|credentials?)$", re.IGNORECASE
-)
-REDACTED = "***"
-
-
-def redact(obj: Any) -> Any:
-    """A copy with every value under a secret-looking key replaced by ***."""
-    if isinstance(obj, dict):
-        return {
-            k: (REDACTED if _SECRET_KEY.match(str(k)) and v not in (None, "") else redact(v))
-            for k, v in obj.items()
-        }
-    if isinstance(obj, list):
-        return [redact(v) for v in obj]
-    return obj
 
 
 def scenario_hash(scenario_json: dict[str, Any]) -> str:

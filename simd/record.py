@@ -23,10 +23,12 @@ from pathlib import Path
 import trio
 
 from simd.errors import RunError, SimdError, UserError, first_leaf
-from simd.recording import RecordingWriter, redact_url
+from simd.recording import RecordingWriter
 from simd.scenario import TlsOptions
+from simd.secrets import strip_credentials
 from simd.transports._net import NETWORK_ERRORS, Target, open_stream, reason_of, ssl_context_for
 from simd.transports.mqtt import codec as c
+from simd.transports.mqtt.reasons import reason_text
 from simd.transports.mqtt.session import (
     ClientSession,
     Connected,
@@ -161,9 +163,9 @@ class Recorder:
         try:
             stream, session = await self._connect(nursery, clean=True)
         except _Refused as exc:
-            raise UserError(f"{redact_url(self.opts.url)}: {exc}") from None
+            raise UserError(f"{strip_credentials(self.opts.url)}: {exc}") from None
         except _NETWORK_ERRORS as exc:
-            where = redact_url(self.opts.url)
+            where = strip_credentials(self.opts.url)
             raise RunError(f"cannot record from {where}: {reason_of(exc)}") from None
         self.live = (stream, session)
 
@@ -213,8 +215,9 @@ class Recorder:
                     self.version,
                     clean or self.version == c.V311,
                     KEEPALIVE_S,
-                    self.opts.username,
-                    self.opts.password,
+                    self.opts.username or self.target.username,
+                    self.opts.password
+                    or (self.target.password.encode() if self.target.password else None),
                     None,
                     props,
                 )
@@ -229,7 +232,9 @@ class Recorder:
                 for ev in session.receive(data):
                     if isinstance(ev, Refused):
                         await _close(stream)
-                        raise _Refused(f"connect refused: reason {ev.reason_code}")
+                        raise _Refused(
+                            f"connect refused: {reason_text(ev.reason_code, session.version)}"
+                        )
                     if isinstance(ev, Connected):
                         session.subscribe([(f, self.opts.qos) for f in self.opts.filters])
                     elif isinstance(ev, Subscribed):

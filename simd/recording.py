@@ -1,7 +1,8 @@
 """Recordings: captured messages, framed like the event log (simd.eventlog).
 
-A recording is `MAGIC` then frames `length (u32 LE) | crc32 (u32 LE) | msgpack body`. The first
-frame is the header: `{"format": "simd-recording", "version": 1, "t0_epoch_ns": wall clock at
+A recording is `MAGIC` then frames (simd.framing: `SYNC | length | crc32 | msgpack body`; version
+1 recordings, whose frames have no SYNC, are still read). The first frame is the header:
+`{"format": "simd-recording", "version": 2, "t0_epoch_ns": wall clock at
 t=0, "source": where it came from (a URL without credentials, or an imported file), "filters":
 [...], "mqtt_version": "5" | "3.1.1" | null}`. Every later frame is a batch of messages, column
 by column: `{"n": k, "t": int64 LE ns since t=0 (receive time), "topic": [str], "payload":
@@ -11,9 +12,10 @@ per row, when the capture knew it). A frame `{"n": 0, "gap": [lost_ns, back_ns, 
 a time the recorder was disconnected. A clean close appends `{"n": 0, "end_ns": ns}`: how long the
 recording ran, which is the period of a looped replay.
 
-The same torn-tail rule as the event log: a reader stops at the first incomplete or corrupt frame
-and says where; everything before it reads, so a recording cut at any byte offset still gives its
-complete prefix of frames. The writer emits a frame at least every `flush` call (the recorder
+The same rules as the event log: bytes that are not frames at the end are a torn tail (a recording
+cut at any byte offset still gives its complete prefix of frames); bytes that are not frames with
+valid frames after them are damage: reported with the span of recorded time they may have held,
+and every frame after them read. The writer emits a frame at least every `flush` call (the recorder
 calls it every 100 ms), which bounds what a crash can lose.
 """
 
@@ -23,30 +25,36 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
 from simd.errors import UserError
-from simd.eventlog import TornTail, encode_frame, scan_frames
+from simd.framing import Damage, TornTail, encode_frame, is_marked, scan_frames
 from simd.ragged import Ragged
+from simd.secrets import strip_credentials
 
 MAGIC = b"SIMDREC\n"
 FORMAT = "simd-recording"
-VERSION = 1
+VERSION = 2
+READ_VERSIONS = (1, 2)
 FRAME_MESSAGES = 4096  # messages per frame at most (a frame is what a cut can lose)
 
 
-def redact_url(url: str) -> str:
-    """A URL without user name or password (recordings and manifests never hold secrets)."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+@dataclass(frozen=True)
+class DamagedSpan:
+    """Unreadable bytes inside a recording and the recorded time they may have held: between
+    the last message before them and the first after (ns since the recording's t=0)."""
+
+    damage: Damage
+    after_ns: int  # the last message read before the damage (0: none)
+    before_ns: int | None  # the first message read after it (None: none)
+
+    def describe(self) -> str:
+        until = "its end" if self.before_ns is None else f"{self.before_ns / 1e9:.3f} s"
+        return (
+            f"damaged {self.damage.describe()}: messages recorded between "
+            f"{self.after_ns / 1e9:.3f} s and {until} may be missing"
+        )
 
 
 @dataclass
@@ -65,6 +73,7 @@ class Recording:
     gaps: list[tuple[int, int, str]] = field(default_factory=list)  # recorder disconnected
     frames: int = 0
     torn: TornTail | None = None
+    damaged: list[DamagedSpan] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.t_ns)
@@ -96,7 +105,7 @@ class RecordingWriter:
             "format": FORMAT,
             "version": VERSION,
             "t0_epoch_ns": t0_epoch_ns,
-            "source": redact_url(source),
+            "source": strip_credentials(source),
             "filters": list(filters or []),
             "mqtt_version": mqtt_version,
         }
@@ -228,16 +237,20 @@ def parse_recording(data: bytes, name: str = "<recording>") -> Recording:
         if len(data) < len(MAGIC) and MAGIC.startswith(head):
             raise UserError(f"{name}: recording too short to hold its header (cut at creation)")
         raise UserError(f"{name}: not a simd recording (bad magic)")
-    frames = scan_frames(data, len(MAGIC))
+    marked = is_marked(data, len(MAGIC))
+    frames = scan_frames(data, len(MAGIC), marked=marked)
     first = next(frames, None)
     if first is None or isinstance(first, TornTail):
         raise UserError(f"{name}: recording too short to hold its header (cut at creation)")
+    if isinstance(first, Damage):
+        raise UserError(f"{name}: recording header damaged ({first.reason})")
     header = first[2]
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise UserError(f"{name}: first frame is not a recording header")
-    if header.get("version") != VERSION:
+    if header.get("version") not in READ_VERSIONS or (header["version"] >= 2) != marked:
         raise UserError(
-            f"{name}: recording format version {header.get('version')} (this simd reads {VERSION})"
+            f"{name}: recording format version {header.get('version')} "
+            f"(this simd reads {', '.join(map(str, READ_VERSIONS))})"
         )
     t: list[np.ndarray] = []
     topics: list[str] = []
@@ -250,13 +263,23 @@ def parse_recording(data: bytes, name: str = "<recording>") -> Recording:
     end_ns = None
     gaps: list[tuple[int, int, str]] = []
     torn = None
+    damaged: list[DamagedSpan] = []
+    pending: Damage | None = None
     count = 0
     nframes = 0
     for item in frames:
         if isinstance(item, TornTail):
             torn = item
             break
+        if isinstance(item, Damage):
+            pending = item
+            continue
         body = item[2]
+        if pending is not None and (int(body.get("n", 0)) or "end_ns" in body):
+            after = int(t[-1][-1]) if t else 0
+            before = int(np.frombuffer(body["t"], "<i8", 1)[0]) if body.get("n") else None
+            damaged.append(DamagedSpan(pending, after, before))
+            pending = None
         nframes += 1
         n = int(body.get("n", 0))
         if "end_ns" in body:
@@ -280,6 +303,9 @@ def parse_recording(data: bytes, name: str = "<recording>") -> Recording:
             clients += [None] * n
         count += n
 
+    if pending is not None:  # only gap frames (or nothing) after it
+        damaged.append(DamagedSpan(pending, int(t[-1][-1]) if t else 0, None))
+
     def cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
         return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
 
@@ -296,4 +322,5 @@ def parse_recording(data: bytes, name: str = "<recording>") -> Recording:
         gaps=gaps,
         frames=nframes,
         torn=torn,
+        damaged=damaged,
     )

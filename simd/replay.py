@@ -250,7 +250,16 @@ def build_plan(rec: Recording, options: ReplaySource, name: str) -> ReplayPlan:
     payload = rec.payload.take(order)
     return ReplayPlan(
         options=options,
-        recording=Recording(rec.header, t, topics, payload, qos, rec.retain[order]),
+        recording=Recording(
+            rec.header,
+            t,
+            topics,
+            payload,
+            qos,
+            rec.retain[order],
+            torn=rec.torn,
+            damaged=rec.damaged,
+        ),
         ids=ids,
         templates=templates,
         template_qos=[int(q) for q in tq],

@@ -38,16 +38,26 @@ class SloResult:
     threshold: float
     observed: float | None
     passed: bool
+    origin: str = "scenario"  # or "default" (error_rate when [slo] sets none), "built-in"
+
+    @property
+    def label(self) -> str:
+        return self.name + (" (default)" if self.origin == "default" else "")
 
     def describe(self) -> str:
+        if self.name == "log_integrity":
+            n = int(self.observed or 0)
+            return "log_integrity: ok — no damaged log range" if self.passed else (
+                f"log_integrity: FAILED — {n} damaged log range(s) (see the log_damage table)"
+            )  # fmt: skip
         if self.observed is None:
-            return f"{self.name}: no data to check (threshold {_fmt(self.threshold, self.unit)})"
+            return f"{self.label}: no data to check (threshold {_fmt(self.threshold, self.unit)})"
         verdict = "ok" if self.passed else "FAILED"
         rel = ""
         if self.threshold:
             rel = f", {100.0 * (self.observed - self.threshold) / self.threshold:+.1f}%"
         return (
-            f"{self.name}: {verdict} — observed {_fmt(self.observed, self.unit)}, "
+            f"{self.label}: {verdict} — observed {_fmt(self.observed, self.unit)}, "
             f"threshold {_fmt(self.threshold, self.unit)}{rel}"
         )
 
@@ -77,11 +87,27 @@ def check(run: str | Path) -> list[SloResult]:
     con = connect(run_dir_of(run), read_only=True)
     try:
         rows = con.execute(
-            "SELECT name, unit, threshold, observed, passed FROM slo_results"
+            "SELECT name, unit, threshold, observed, passed, origin FROM slo_results"
         ).fetchall()
     finally:
         con.close()
-    return [SloResult(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows]
+    return [SloResult(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows]
+
+
+def integrity_line(con: Any) -> str | None:
+    """One loud line when the log is damaged (None when it is whole)."""
+    ranges, nbytes, lost, unknown, unreadable = con.execute(
+        "SELECT damaged_ranges, damaged_bytes, rows_lost, ranges_rows_unknown, "
+        "unreadable_segments FROM log_integrity"
+    ).fetchone()
+    if not ranges:
+        return None
+    rows = f"{lost:,} rows lost" + (f" (and an unknown number in {unknown})" if unknown else "")
+    return (
+        f"LOG DAMAGED: {ranges} range(s), {nbytes:,} bytes unreadable"
+        + (f" ({unreadable} whole segment(s))" if unreadable else "")
+        + f", {rows}; every frame after the damage was read (table log_damage)"
+    )
 
 
 def _fetch(con: Any, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
@@ -130,6 +156,10 @@ def _replay_table(con: Any, console: Console) -> None:
             f"{r[12]:,}",
         )
     console.print(t)
+    for group, spans in con.execute(
+        "SELECT group_name, missing_spans FROM replay_fidelity WHERE missing_spans IS NOT NULL"
+    ).fetchall():
+        console.print(f"[bold red]replay {group}: recording {spans}[/bold red]")
 
 
 JOURNEY_COLUMNS = ("group", "step", "request", "requests", "passed", "p50", "p99", "max")
@@ -215,6 +245,9 @@ def render_report(run: str | Path, console: Console) -> None:
             f"  workers {workers}  duration {dur / 1e9:g}s"
             + (f"  stopped at {stopped / 1e9:.1f}s" if stopped is not None else "")
         )
+        damaged = integrity_line(con)
+        if damaged:
+            console.print(f"[bold red]{damaged}[/bold red]")
         lines, missing = shard_lines(con)
         for line in lines:
             console.print(line)

@@ -7,6 +7,7 @@ The JSON Schema (`simd schema`) is derived from these models, never written by h
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from pathlib import Path
@@ -24,17 +25,35 @@ from pydantic import (
 
 from simd.durations import parse_duration_ns
 from simd.errors import ScenarioError
+from simd.topics import topic_filter_problem, topic_name_problem
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # no inf or nan anywhere: a rate of inf plans nothing and 1e308 plans forever
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
 
-def _duration(value: Any) -> int:
+DEFAULT_SESSION_EXPIRY_S = 3600  # MQTT 5, clean_start = false: the session outlives an outage
+
+USER_INPUT = {"user_input": True}
+"""Validation context of what a person wrote (parse_scenario): strict types, durations only as
+strings. A scenario re-read from run.json (integer nanoseconds) is validated without it."""
+
+MAX_RATE = 1_000_000.0  # messages/s per device: one every microsecond keeps a plan computable
+CLIENT_ID_CHECK = 1_000_000  # fleets up to this size have every client id compared
+MAX_SEQ = 2**31 - 1  # publishes per device in one run: the event log's seq column is int32
+MAX_PLANNED = 1e12  # publishes in one run (a week at 1.6M/s); beyond, a plan is a typo
+
+
+def _duration(value: Any, info: ValidationInfo | None = None) -> int:
     """Durations are written as strings (`30s`); internally they are integer nanoseconds."""
-    if isinstance(value, bool):
-        raise ValueError("a duration is a string like 500ms, 30s, 10m or 2h")
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
+        if info is not None and info.context and info.context.get("user_input"):
+            raise ValueError(
+                f'a duration is a string like "{value}s" or "{value}ms" (a bare number has no unit)'
+            )
         return value
     if not isinstance(value, str):
         raise ValueError("a duration is a string like 500ms, 30s, 10m or 2h")
@@ -42,6 +61,16 @@ def _duration(value: Any) -> int:
 
 
 DurationNs = Annotated[int, Field(json_schema_extra={"type": "string", "examples": ["30s"]})]
+
+
+def _opt_dur(v: Any, info: ValidationInfo | None = None) -> Any:
+    return None if v is None else _duration(v, info)
+
+
+def _durations(*names: str, optional: bool = False) -> Any:
+    """A before-validator turning the named fields' duration strings into nanoseconds."""
+    parse = _opt_dur if optional else _duration
+    return field_validator(*names, mode="before")(classmethod(lambda cls, v, info: parse(v, info)))
 
 
 # ---------------------------------------------------------------- payloads
@@ -148,6 +177,11 @@ def template_names(template: str) -> list[str]:
     return PLACEHOLDER.findall(template)
 
 
+def _fill(template: str, fields: dict[str, str]) -> str:
+    """A template with the placeholders `fields` knows filled in (the others left as written)."""
+    return PLACEHOLDER.sub(lambda m: fields.get(m[1], m[0]), template)
+
+
 # ---------------------------------------------------------------- mqtt
 
 
@@ -163,6 +197,12 @@ class MqttOptions(_Model):
     client_id: str = "{device_id}"
     keepalive: DurationNs = 60_000_000_000
     clean_start: bool = True
+    session_expiry: DurationNs | None = Field(
+        None,
+        description="MQTT 5: how long the broker keeps a device's session after its connection "
+        "is lost (Session Expiry Interval); default with clean_start = false: 1h (without one "
+        "an MQTT 5 session ends with its connection, MQTT-3.1.2-23)",
+    )
     username: str | None = None
     password: str | None = None
     password_env: str | None = None
@@ -197,15 +237,10 @@ class MqttOptions(_Model):
             return "property"
         return self.trace or None
 
-    _durs = field_validator(
-        "keepalive",
-        "publish_timeout",
-        "connect_timeout",
-        "reconnect_min",
-        "reconnect_max",
-        mode="before",
-    )(classmethod(lambda cls, v: _duration(v)))
-    _opt = field_validator("message_expiry", mode="before")(classmethod(lambda cls, v: _opt_dur(v)))
+    _durs = _durations(
+        "keepalive", "publish_timeout", "connect_timeout", "reconnect_min", "reconnect_max"
+    )
+    _opt = _durations("message_expiry", "session_expiry", optional=True)
 
     @model_validator(mode="after")
     def _consistent(self) -> MqttOptions:
@@ -223,7 +258,21 @@ class MqttOptions(_Model):
             raise ValueError("give password or password_env, not both")
         if self.keepalive > 65_535 * 1_000_000_000:
             raise ValueError("keepalive must be at most 65535s")
+        if self.session_expiry is not None:
+            if self.version != "5":
+                raise ValueError('session_expiry needs version = "5" (3.1.1 sessions persist)')
+            if not 0 <= self.session_expiry <= 0xFFFFFFFF * 1_000_000_000:
+                raise ValueError("session_expiry must lie in 0s..4294967295s")
         return self
+
+    @property
+    def session_expiry_s(self) -> int | None:
+        """The Session Expiry Interval a v5 CONNECT carries (None: the property is left out)."""
+        if self.version != "5":
+            return None
+        if self.session_expiry is not None:
+            return math.ceil(self.session_expiry / 1e9)
+        return None if self.clean_start else DEFAULT_SESSION_EXPIRY_S
 
 
 class TlsOptions(_Model):
@@ -263,7 +312,7 @@ class HttpRequest(_Model):
     expect_body: str | None = None
     max_time: DurationNs | None = None
 
-    _dur = field_validator("max_time", mode="before")(classmethod(lambda cls, v: _opt_dur(v)))
+    _dur = _durations("max_time", optional=True)
 
     @field_validator("path")
     @classmethod
@@ -296,9 +345,7 @@ class HttpOptions(_Model):
     requests_per_user: int | None = Field(None, ge=1, description="closed model")
     think_time: DurationNs = Field(0, description="closed model: pause after each response")
 
-    _durs = field_validator("timeout", "connect_timeout", "think_time", mode="before")(
-        classmethod(lambda cls, v: _duration(v))
-    )
+    _durs = _durations("timeout", "connect_timeout", "think_time")
 
 
 class OfflineWindow(_Model):
@@ -307,7 +354,7 @@ class OfflineWindow(_Model):
     start: DurationNs
     end: DurationNs
 
-    _durs = field_validator("start", "end", mode="before")(classmethod(lambda cls, v: _duration(v)))
+    _durs = _durations("start", "end")
 
     @model_validator(mode="after")
     def _ordered(self) -> OfflineWindow:
@@ -388,7 +435,7 @@ class ReplaySource(_Model):
         description="the recording's content hash; set when a run starts, checked on resume",
     )
 
-    _dur = field_validator("lead_in", mode="before")(classmethod(lambda cls, v: _duration(v)))
+    _dur = _durations("lead_in")
 
     @field_validator("device_level")
     @classmethod
@@ -408,7 +455,7 @@ class ReplyOptions(_Model):
     topic: str = "devices/{device_id}/replies"
     service_time: DurationNs = 10_000_000
 
-    _durs = field_validator("service_time", mode="before")(classmethod(lambda cls, v: _duration(v)))
+    _durs = _durations("service_time")
 
 
 class CommandOptions(_Model):
@@ -423,7 +470,7 @@ class CommandOptions(_Model):
     replies: str = "devices/+/replies"
     timeout: DurationNs = 5_000_000_000
 
-    _durs = field_validator("timeout", mode="before")(classmethod(lambda cls, v: _duration(v)))
+    _durs = _durations("timeout")
 
 
 class FleetGroup(_Model):
@@ -437,7 +484,9 @@ class FleetGroup(_Model):
         description="devices (with replay: derived, recorded devices x fanout)",
     )
     id: str = "{group}-{index:05d}"
-    rate: float | None = Field(None, gt=0, description="messages per second per device")
+    rate: float | None = Field(
+        None, gt=0, le=MAX_RATE, description="messages per second per device"
+    )
     interval: DurationNs | None = Field(None, description="time between messages per device")
     arrival: Literal["periodic", "poisson", "pareto", "zipf"] = Field(
         "periodic",
@@ -485,10 +534,8 @@ class FleetGroup(_Model):
         None, description="mqtt: this group's publishes are commands to devices of another group"
     )
 
-    _dur = field_validator("interval", mode="before")(classmethod(lambda cls, v: _opt_dur(v)))
-    _spacing = field_validator("burst_spacing", mode="before")(
-        classmethod(lambda cls, v: _duration(v))
-    )
+    _dur = _durations("interval", optional=True)
+    _spacing = _durations("burst_spacing")
 
     @field_validator("count")
     @classmethod
@@ -502,6 +549,8 @@ class FleetGroup(_Model):
     def _positive_interval(cls, v: int | None) -> int | None:
         if v is not None and v <= 0:
             raise ValueError("must be > 0")
+        if v is not None and v < 1e9 / MAX_RATE:
+            raise ValueError(f"must be at least {1e6 / MAX_RATE:g}us (at most {MAX_RATE:,.0f}/s)")
         return v
 
     @model_validator(mode="after")
@@ -542,6 +591,7 @@ class FleetGroup(_Model):
                 raise ValueError(
                     f"topic placeholder {{{name}}} is not one of device_id, index, group"
                 )
+        self._check_topics()
         if self.reply is not None and not self.subscribe:
             raise ValueError("reply: the devices must subscribe to their command topics")
         if self.commands is not None and self.messages:
@@ -552,6 +602,32 @@ class FleetGroup(_Model):
                 f"time between a device's messages ({1e3 / self.rate_per_s:g}ms at this rate)"
             )
         return self
+
+    def _check_topics(self) -> None:
+        """MQTT's topic rules (simd.topics) for every topic and filter the group uses, filled
+        in for its first and last device (http paths are not topics)."""
+        if self.requests or self.journey:
+            return
+        samples = [
+            {"device_id": self.id.format(index=i, group=self.name), "index": str(i),
+             "group": self.name, "seq": "0", "message": "m", "target_id": "t"}
+            for i in {0, (self.count or 1) - 1}
+        ]  # fmt: skip
+        names = [("topic", self.topic)] if not self.messages else []
+        names += [(f"messages[{i}].topic", m.topic) for i, m in enumerate(self.messages) if m.topic]
+        if self.reply is not None:
+            names.append(("reply.topic", self.reply.topic))
+        if self.commands is not None:
+            names.append(("commands.topic", self.commands.topic))
+        filters = [(f"subscribe[{i}]", f) for i, f in enumerate(self.subscribe)]
+        if self.commands is not None:
+            filters.append(("commands.replies", self.commands.replies))
+        for check, items in ((topic_name_problem, names), (topic_filter_problem, filters)):
+            for key, template in items:
+                for fields in samples:
+                    problem = check(_fill(template, fields))
+                    if problem:
+                        raise ValueError(f"{key}: {problem}")
 
     @property
     def steps(self) -> int:
@@ -631,10 +707,6 @@ class FleetGroup(_Model):
         ]
 
 
-def _opt_dur(v: Any) -> Any:
-    return None if v is None else _duration(v)
-
-
 # ---------------------------------------------------------------- phases
 
 
@@ -659,9 +731,18 @@ class Phase(_Model):
     amplitude: float = Field(0.5, ge=0)
     period: DurationNs = 60_000_000_000
 
-    _durs = field_validator("duration", "burst_at", "burst_length", "period", mode="before")(
-        classmethod(lambda cls, v: _duration(v))
-    )
+    _durs = _durations("duration", "burst_at", "burst_length", "period")
+
+    @property
+    def max_level(self) -> float:
+        """The highest level the phase's shape reaches."""
+        return {
+            "constant": self.level,
+            "ramp": max(self.start, self.end),
+            "step": max(self.levels, default=0.0),
+            "burst": max(self.level, self.peak),
+            "sine": self.level + self.amplitude,
+        }[self.shape]
 
     @model_validator(mode="after")
     def _consistent(self) -> Phase:
@@ -689,7 +770,7 @@ class Outage(_Model):
     start: DurationNs
     end: DurationNs
 
-    _durs = field_validator("start", "end", mode="before")(classmethod(lambda cls, v: _duration(v)))
+    _durs = _durations("start", "end")
 
     @model_validator(mode="after")
     def _ordered(self) -> Outage:
@@ -709,9 +790,7 @@ class SimOptions(_Model):
     timeout: DurationNs = 10_000_000_000
     outages: list[Outage] = Field(default_factory=list)
 
-    _durs = field_validator("latency_p50", "latency_p99", "queue_limit", "timeout", mode="before")(
-        classmethod(lambda cls, v: _duration(v))
-    )
+    _durs = _durations("latency_p50", "latency_p99", "queue_limit", "timeout")
 
     @model_validator(mode="after")
     def _ordered(self) -> SimOptions:
@@ -723,8 +802,12 @@ class SimOptions(_Model):
 DURATION_SLOS = ("latency_p50", "latency_p90", "latency_p99", "latency_p999", "schedule_lag_p99")
 
 
+DEFAULT_ERROR_RATE = 0.05  # checked when [slo] sets no error_rate: a run that mostly failed fails
+
+
 class Slo(_Model):
-    """Thresholds checked by `simd check` (and at the end of `simd run`)."""
+    """Thresholds checked by `simd check` (and at the end of `simd run`). Without error_rate,
+    error_rate <= DEFAULT_ERROR_RATE is checked as the default; log_integrity always is."""
 
     latency_p50: DurationNs | None = None
     latency_p90: DurationNs | None = None
@@ -756,7 +839,7 @@ class Slo(_Model):
         0.01, gt=0, le=1, description="a window whose error rate passes this is in a burst"
     )
 
-    _durs = field_validator(*DURATION_SLOS, mode="before")(classmethod(lambda cls, v: _opt_dur(v)))
+    _durs = _durations(*DURATION_SLOS, optional=True)
 
 
 ClockSpec = Annotated[str, Field(pattern=r"^(real|virtual|scaled:\d+(\.\d+)?)$")]
@@ -802,9 +885,7 @@ class RunOptions(_Model):
                 raise ValueError(f"{a!r} is not an IP address") from None
         return v
 
-    _durs = field_validator("flush_interval", "drain_timeout", "resource_samples", mode="before")(
-        classmethod(lambda cls, v: _duration(v))
-    )
+    _durs = _durations("flush_interval", "drain_timeout", "resource_samples")
 
 
 class Scenario(_Model):
@@ -820,7 +901,7 @@ class Scenario(_Model):
     slo: Slo = Field(default_factory=Slo)
     run: RunOptions = Field(default_factory=RunOptions)
 
-    _durs = field_validator("duration", mode="before")(classmethod(lambda cls, v: _opt_dur(v)))
+    _durs = _durations("duration", optional=True)
 
     @model_validator(mode="after")
     def _whole(self) -> Scenario:
@@ -847,7 +928,51 @@ class Scenario(_Model):
         patterns = [g.id for g in self.fleet]
         if len(set(patterns)) != len(patterns) and "{group}" not in "".join(patterns):
             raise ValueError("two fleet groups share an id pattern; device ids would collide")
+        for pi, probe in enumerate(self.probe):
+            problem = topic_filter_problem(probe.topic)
+            if problem:
+                raise ValueError(f"probe[{pi}].topic: {problem}")
+        self._check_load()
         return self
+
+    def _check_load(self) -> None:
+        """A plan stays computable: per device at most MAX_RATE/s at the highest phase level,
+        and at most MAX_PLANNED publishes in all."""
+        top = max((p.max_level for p in self.phase), default=1.0)
+        total = 0.0
+        for gi, g in enumerate(self.fleet):
+            if g.replay is not None or g.closed:
+                continue
+            peak = g.rate_per_s * top
+            if peak > MAX_RATE:
+                raise ValueError(
+                    f"fleet[{gi}]: {g.rate_per_s:g}/s x phase level {top:g} = {peak:g} messages/s "
+                    f"per device; at most {MAX_RATE:,.0f}"
+                )
+            per_device = peak * self.duration_ns / 1e9
+            if per_device > MAX_SEQ:
+                raise ValueError(
+                    f"fleet[{gi}]: up to {per_device:.3g} publishes per device over the run; at "
+                    f"most {MAX_SEQ:,} (a row's seq is a 32-bit number)"
+                )
+            total += (g.count or 0) * per_device
+        if total > MAX_PLANNED:
+            raise ValueError(
+                f"the fleet would publish up to {total:.3g} messages; at most {MAX_PLANNED:.0e} "
+                "(a shorter duration, fewer devices or a lower rate)"
+            )
+
+    @field_validator("target")
+    @classmethod
+    def _known_target(cls, v: str) -> str:
+        from simd.errors import UserError
+        from simd.transports import scheme_of
+
+        try:
+            scheme_of(v)
+        except UserError as exc:  # "target 'ftp://x': unsupported scheme ..." -> the reason
+            raise ValueError(str(exc).split(": ", 1)[-1]) from None
+        return v
 
     @property
     def duration_ns(self) -> int:
@@ -899,16 +1024,56 @@ def problems_of(exc: ValidationError) -> list[str]:
     """One line per pydantic error: `dotted.key[0].path: message`."""
     lines = []
     for err in exc.errors():
-        lines.append(f"{_loc(tuple(err['loc']))}: {_message(err)}")
+        loc, msg = _loc(tuple(err["loc"])), _message(err)
+        inner = _KEY_FIRST.match(msg)  # a model's check naming its own key: one dotted path
+        if inner and loc != "(top level)":
+            loc, msg = f"{loc}.{inner[1]}", inner[2]
+        lines.append(f"{loc}: {msg}")
     return list(dict.fromkeys(lines))
 
 
+_KEY_FIRST = re.compile(r"^([a-z_]\w*(?:\[\d+\])?(?:\.[a-z_]\w*(?:\[\d+\])?)*): (.*)$", re.S)
+
+
 def parse_scenario(data: dict[str, Any], source: str = "<scenario>") -> Scenario:
-    """Validate an already-parsed TOML document; `source` names it in errors."""
+    """Validate what a person wrote (a parsed TOML document; `source` names it in errors):
+    strictly (no number from a string, durations only as strings like "5s")."""
     try:
-        return Scenario.model_validate(data)
+        scenario = Scenario.model_validate(data, strict=True, context=USER_INPUT)
     except ValidationError as exc:
         raise ScenarioError(source, problems_of(exc)) from None
+    problem = _client_id_clash(scenario)
+    if problem:
+        raise ScenarioError(source, [problem])
+    return scenario
+
+
+def _client_id_clash(scenario: Scenario) -> str | None:
+    """Two devices with one MQTT client id take each other's session (the broker drops the
+    first, MQTT-3.1.4-3): name the first such pair. Fleets above CLIENT_ID_CHECK devices are
+    checked by template only (each group's ids must vary with the device)."""
+    for gi, g in enumerate(scenario.fleet):
+        varies = {"device_id", "index"} & set(template_names(g.mqtt.client_id))
+        if (g.count or 1) > 1 and g.replay is None and not varies:
+            return (
+                f"fleet[{gi}].mqtt.client_id: {g.mqtt.client_id!r} gives all {g.count} devices "
+                "one client id; use {device_id} or {index}"
+            )
+    if any(g.replay for g in scenario.fleet) or scenario.device_count > CLIENT_ID_CHECK:
+        return None
+    seen: dict[str, str] = {}
+    for gi, g in enumerate(scenario.fleet):
+        pattern = g.mqtt.client_id
+        for i in range(g.count or 0):
+            device = g.id.format(index=i, group=g.name)
+            cid = _fill(pattern, {"device_id": device, "index": str(i), "group": g.name})
+            if cid in seen:
+                return (
+                    f"fleet[{gi}].mqtt.client_id: device {device!r} gets client id {cid!r}, "
+                    f"as {seen[cid]} does; client ids must be unique across the fleet"
+                )
+            seen[cid] = f"device {device!r} of group {g.name!r}"
+    return None
 
 
 def load_scenario(

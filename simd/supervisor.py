@@ -37,6 +37,7 @@ from simd.payloads import check_plugins
 from simd.replay import expand_replays
 from simd.scenario import DURATION_SLOS, ENV_REF, Scenario
 from simd.schedule import Plan, plan_counts
+from simd.secrets import redact_text
 from simd.shard import Shard, check_start_at
 from simd.transports import does_real_io, scheme_of
 
@@ -70,11 +71,13 @@ class RunOutcome:
 
     done: dict[int, Done] = field(default_factory=dict)
     failures: dict[int, str] = field(default_factory=dict)
+    aborted_by: str | None = None  # "a second SIGINT": the user stopped it at once
 
 
 class _Signals:
     def __init__(self) -> None:
         self.count = 0
+        self.last = ""  # the name of the latest signal (SIGINT, SIGTERM)
         self._old: dict[int, Any] = {}
 
     def __enter__(self) -> _Signals:
@@ -84,6 +87,7 @@ class _Signals:
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.count += 1
+        self.last = signal.Signals(signum).name
 
     def __exit__(self, *exc: object) -> None:
         for sig, old in self._old.items():
@@ -369,7 +373,7 @@ def _run(
             if g.closed or g.requests or g.journey:
                 raise UserError(
                     f"fleet[{gi}] ({g.name}): requests, journey and the closed model need an "
-                    f"http:// or https:// target, not {scenario.target!r}"
+                    f"http:// or https:// target, not {redact_text(scenario.target)!r}"
                 )
     if resume is None:
         run_dir, manifest, plan = _prepare_manifest(
@@ -464,6 +468,7 @@ class _Supervision:
             sys.stderr.write(f"simd: live status on {self.server.url}/status and /metrics\n")
         self.t0: int | None = None
         self.clock_at_t0: dict[str, int] | None = None  # set at t=0 by _mark_t0
+        self.t0_thread: threading.Thread | None = None
         self.stop_when: Callable[[LiveState], str | None] | None = None
         self.stop_reason: str | None = None  # set once the run is being stopped
 
@@ -536,9 +541,10 @@ class _Supervision:
                 for slot in self.workers.values():
                     _send(slot.conn, Stop("startup interrupted"))  # type: ignore[arg-type]
                 _join([s.proc for s in self.workers.values()], kill=True)
-                manifest.update(state="aborted", ended_wall_ns=time.time_ns())
+                manifest.update(state="aborted", ended_wall_ns=time.time_ns(), aborted_by=sigs.last)
                 self._save()
                 outcome.state = "aborted"
+                outcome.aborted_by = f"{sigs.last} during start-up"
                 return outcome
             ready_ns = time.time_ns()
             if manifest.get("t0_epoch_ns"):
@@ -562,9 +568,11 @@ class _Supervision:
             self.live.state = "running"
             for slot in self.workers.values():
                 slot.conn.send(Start(self.t0))  # type: ignore[union-attr]
-            if not self.resuming and self.t0 > time.time_ns():
+            if not self.resuming:
                 # this host's own wall clock (and monotonic clock) at t=0, for lining up shards
-                threading.Thread(target=self._mark_t0, daemon=True).start()
+                # (read at once, with how late, when t=0 has passed already: a late start)
+                self.t0_thread = threading.Thread(target=self._mark_t0, daemon=True)
+                self.t0_thread.start()
             self._watch(sigs)
             self.bar.show(self.latest, final=True)
             _join([s.proc for s in self.workers.values()], kill=False)
@@ -578,6 +586,7 @@ class _Supervision:
             if sigs.count >= 2:
                 _join([s.proc for s in self.workers.values()], kill=True)
                 outcome.state = "aborted"
+                outcome.aborted_by = f"a second {sigs.last}"
                 return
             if sigs.count == 1 and not stop_sent:
                 self._stop_all("signal")
@@ -691,10 +700,12 @@ class _Supervision:
 
     def _finish(self) -> RunOutcome:
         outcome, manifest = self.outcome, self.manifest
+        if self.t0_thread is not None and self.t0 is not None and time.time_ns() >= self.t0:
+            self.t0_thread.join(timeout=5)  # t=0 has passed: its reading is due (a busy host)
         if self.clock_at_t0 is not None:
             manifest["clock_at_t0"] = self.clock_at_t0
         for w, slot in self.workers.items():
-            if w not in outcome.done and w not in outcome.failures:
+            if w not in outcome.done and w not in outcome.failures and not outcome.aborted_by:
                 outcome.failures[w] = f"worker {w} died (exit code {slot.proc.exitcode})"
         if outcome.state != "aborted":
             if outcome.failures:
@@ -705,6 +716,8 @@ class _Supervision:
                 outcome.state = "completed"
         self.live.state = outcome.state
         stops = [d.stopped_at_ns for d in outcome.done.values() if d.stopped_at_ns is not None]
+        if outcome.aborted_by:
+            manifest["aborted_by"] = outcome.aborted_by
         manifest.update(
             state=outcome.state,
             ended_wall_ns=time.time_ns(),

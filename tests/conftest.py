@@ -245,3 +245,35 @@ def worker_pids(pid: int) -> list[int]:
         if b"resource_tracker" not in cmd:
             pids.append(child)
     return pids
+
+
+def raw_get(url: str, path: str, headers: dict[str, str]) -> int:
+    """A GET with exactly these Host/Origin headers (urllib would set its own Host)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    con = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        con.putrequest("GET", path, skip_host=True)
+        for k, v in headers.items():
+            con.putheader(k, v)
+        con.endheaders()
+        return con.getresponse().status
+    finally:
+        con.close()
+
+
+def kill_run(proc: subprocess.Popen[str]) -> None:
+    """SIGKILL a `simd run` and every worker it started, as a reboot would."""
+    import contextlib
+    import signal
+
+    children = subprocess.run(
+        ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
+    ).stdout.split()
+    os.kill(proc.pid, signal.SIGKILL)
+    for c in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(c), signal.SIGKILL)
+    proc.wait(timeout=10)

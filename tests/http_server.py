@@ -30,6 +30,7 @@ class _Handler(BaseHTTPRequestHandler):
     users: ClassVar[dict[int, dict]] = {}  # each HttpServer makes its own subclass
     lock = threading.Lock()
     counts: ClassVar[dict[str, int]] = {}
+    authorizations: ClassVar[list[str | None]] = []  # each request's Authorization header
 
     def log_message(self, *args: object) -> None:  # quiet
         pass
@@ -48,6 +49,7 @@ class _Handler(BaseHTTPRequestHandler):
         key = f"{self.command} {urlsplit(self.path).path}"
         with self.lock:
             self.counts[key] = self.counts.get(key, 0) + 1
+            self.authorizations.append(self.headers.get("Authorization"))
 
     def _authorized(self) -> bool:
         return self.token is None or self.headers.get("Authorization") == f"Bearer {self.token}"
@@ -117,7 +119,11 @@ class HttpServer:
     def __init__(
         self, token: str | None = None, port: int = 0, tls: tuple[str, str] | None = None
     ) -> None:
-        handler = type("Handler", (_Handler,), {"token": token, "users": {}, "counts": {}})
+        handler = type(
+            "Handler",
+            (_Handler,),
+            {"token": token, "users": {}, "counts": {}, "authorizations": []},
+        )
         self.handler = handler
         self.server = _Server(("127.0.0.1", port), handler)
         self.server.daemon_threads = True

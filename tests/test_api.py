@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 import simd
-from simd.manifest import read_manifest, redact, write_manifest
+from simd.manifest import read_manifest, write_manifest
+from simd.secrets import redact
 
 
 def test_exports_are_importable_and_listed() -> None:

@@ -33,7 +33,7 @@ count = 2
 id = "ops-{{index}}"
 rate = 10.0
 qos = 1
-commands = {{ to = "devices", timeout = "1s" }}
+commands = {{ to = "devices", timeout = "10s" }}  # generous: a busy machine
 
 [[fleet]]
 name = "ops-mute"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import simd, write_scenario
+from tests.conftest import raw_get, simd, write_scenario
 
 SCENARIO = """
 name = "daemonized"
@@ -131,3 +131,18 @@ def test_refuses_a_non_loopback_address(tmp_path: Path, monkeypatch: pytest.Monk
     assert "needs --tls-cert and --tls-key" in r.stderr
     r = simd("status", check=2)
     assert "no simd daemon found" in r.stderr
+
+
+def test_daemon_refuses_foreign_host_and_origin(daemon: tuple[str, Path]) -> None:
+    """DNS rebinding and cross-site requests: a Host that is not an address of the daemon, or
+    an Origin not its own, get 403 even with the token; its own address passes."""
+    url, home = daemon
+    token = (home / "daemon.token").read_text().strip()
+    host = url.split("://", 1)[1]
+    auth = {"Authorization": f"Bearer {token}"}
+    assert raw_get(url, "/runs", {"Host": host, **auth}) == 200
+    assert raw_get(url, "/runs", {"Host": f"localhost:{host.split(':')[1]}", **auth}) == 200
+    assert raw_get(url, "/runs", {"Host": "evil.example", **auth}) == 403
+    assert raw_get(url, "/health", {"Host": "evil.example:80"}) == 403
+    assert raw_get(url, "/runs", {"Host": host, "Origin": "http://evil.example", **auth}) == 403
+    assert raw_get(url, "/runs", {"Host": host, "Origin": f"http://{host}", **auth}) == 200

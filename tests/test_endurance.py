@@ -91,3 +91,86 @@ def test_sampling_off(tmp_path: Path, runs: Path) -> None:
     run_dir = virtual_run(write_scenario(tmp_path, body), runs, check=1)
     assert sql(run_dir, "SELECT count(*) FROM samples")[0][0] == 0
     assert sql(run_dir, "SELECT count(*) FROM resource_growth")[0][0] == 0
+
+
+WEEK = """
+name = "week"
+seed = 5
+duration = "7d"
+target = "sim:"
+
+[[fleet]]
+name = "meters"
+count = 100000
+interval = "3d"
+arrival = "poisson"
+qos = 1
+
+[sim]
+latency_p50 = "3ms"
+latency_p99 = "40ms"
+error_rate = 0.001
+outages = [{ start = "2d", end = "2d1h" }]
+
+[run]
+resource_samples = "0s"  # added below, every 5 s for the week (a virtual run of 240k
+                         # wake-ups would take minutes)
+
+[slo]
+latency_p99 = "1s"
+memory_growth_per_h = 0.01
+"""
+
+
+def _week_of_samples(run_dir: Path, worker: int) -> int:
+    """Append a worker's resource samples every 5 s for 7 days to its log (as a worker that
+    sampled would have written them: frames of no rows carrying samples)."""
+    import numpy as np
+
+    from simd.eventlog import SegmentWriter
+    from simd.events import COLUMNS
+    from simd.manifest import read_manifest
+
+    run_id = read_manifest(run_dir)["run_id"]
+    w = SegmentWriter(run_dir / "events", run_id, worker, segment_bytes=1 << 30, resume=True)
+    t = np.arange(0, 7 * 86_400 * 10**9 + 1, 5 * 10**9, dtype=np.int64)
+    rss = 80_000_000 + (t // 10**9) * 3  # +10.8 kB/h: steady, tiny growth
+    cpu = (t // 10**9) * 2_000_000  # 0.2 % of a core
+    empty = {name: np.zeros(0, dtype=dt) for name, dt in COLUMNS}
+    for lo in range(0, len(t), 10_000):
+        rows = zip(
+            t[lo : lo + 10_000].tolist(),
+            rss[lo : lo + 10_000].tolist(),
+            cpu[lo : lo + 10_000].tolist(),
+            [40] * len(t[lo : lo + 10_000]),
+            strict=True,
+        )
+        w.write(empty, 0, {}, list(rows))  # fmt: skip
+    w.close()
+    return len(t)
+
+
+def test_a_week_of_100k_devices_reads_back_everywhere(tmp_path: Path, runs: Path) -> None:
+    """A 7-day run of 100,000 devices with resource samples every 5 s (241,922) and 672
+    windows of 15 min: every view answers, and report, HTML report, check and compare work on
+    it; no integer a long run can overflow (t95 of 120,961 samples overflowed UINTEGER)."""
+    from tests.conftest import simd
+
+    run_dir = virtual_run(write_scenario(tmp_path, WEEK), runs, "--workers", "2", check=1)
+    added = sum(_week_of_samples(run_dir, w) for w in (0, 1))
+    simd("ingest", str(run_dir), check=0)
+    samples, span = sql(run_dir, "SELECT count(*), max(t_ns) - min(t_ns) FROM samples")[0]
+    assert samples == added == 2 * 120_961 and span == 7 * 86_400 * 10**9
+    assert sql(run_dir, "SELECT count(*), window_ns() FROM series")[0] == (672, 900 * 10**9)
+    assert sql(run_dir, "SELECT count(*) FROM devices")[0][0] == 100_000
+    growth = sql(run_dir, "SELECT samples, rss_growth_ci95_per_h FROM resource_growth")
+    assert [n for n, _ in growth] == [120_961, 120_961] and all(ci is not None for _, ci in growth)
+    views = [r[0] for r in sql(run_dir, "SELECT view_name FROM duckdb_views() WHERE NOT internal")]
+    assert len(views) >= 40
+    for view in views:
+        sql(run_dir, f'SELECT count(*) FROM "{view}"')  # raises on any overflow or error
+    rep = simd("report", str(run_dir), check=0)
+    assert "Traceback" not in rep.stderr and (run_dir / "report.html").stat().st_size > 0
+    simd("check", str(run_dir), check=0)
+    cmp = simd("compare", str(run_dir), str(run_dir), check=0)
+    assert "Traceback" not in cmp.stderr

@@ -152,9 +152,10 @@ def test_a_journey_logs_its_steps_under_one_sequence_id(tmp_path: Path, runs: Pa
     unlucky = unlucky.replace("expect_status = [201]", "expect_status = [202]")
     path = write_scenario(tmp_path, JOURNEY + "    [[fleet]]" + unlucky)
     with HttpServer() as server:
-        proc = _run(path, runs, server.url)
+        proc = _run(path, runs, server.url, check=1)  # half the journeys fail: default SLO
         counts = server.counts
         bodies = list(server.handler.users.values())
+    assert "error_rate (default): FAILED" in proc.stderr
     run_dir = run_dir_from(proc)
     # a failed step skips the rest of its journey (group "unlucky": step 0 expects 202)
     rows = dict(
@@ -276,8 +277,13 @@ def test_https_verifies_certificates_by_default(tmp_path: Path, runs: Path) -> N
         bad = _run(path, runs, server.url, check=3)
         path.write_text(path.read_text() + f'\n[tls]\nca_file = "{ca}"\n')
         good = _run(path, runs, server.url)
+        path.write_text(path.read_text() + 'server_name = "wrong.example"\n')
+        wrong_name = _run(path, runs, server.url, check=3)
     errs = sql(run_dir_from(bad), "SELECT DISTINCT error FROM events WHERE kind = 'connect'")
-    assert errs and all("CERTIFICATE_VERIFY_FAILED" in e[0] for e in errs)
+    assert errs and all("TLS: unknown CA" in e[0] for e in errs)
+    assert "TLS: unknown CA" in bad.stderr
+    errs = sql(run_dir_from(wrong_name), "SELECT DISTINCT error FROM events WHERE kind = 'connect'")
+    assert errs and all("TLS: host name mismatch" in e[0] for e in errs)
     ok = sql(run_dir_from(good), "SELECT status, count(*) FROM events WHERE kind = 'publish' "
                                  "GROUP BY 1")  # fmt: skip
     assert ok == [("acked", 10)]
@@ -378,3 +384,30 @@ def test_closed_model_users_survive_a_worker_kill(tmp_path: Path, runs: Path) ->
     assert len(rows) == 5
     for _device, n, distinct, lo, hi, odd in rows:
         assert n == distinct == hi - lo + 1 and lo == 0 and odd == 0, rows
+
+
+UNAUTHORIZED = TLS.replace('"tls"', '"noauth"').replace("https://", "http://")
+
+
+def test_every_request_refused_is_exit_3_naming_why(tmp_path: Path, runs: Path) -> None:
+    """An API that answers 401 to every request: devices connect, not one publish completes;
+    the run exits 3 with one line naming the most frequent error, whatever the SLOs."""
+    path = write_scenario(tmp_path, UNAUTHORIZED)
+    with HttpServer(token="s3cret") as server:
+        proc = _run(path, runs, server.url, check=3)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("simd: error:")]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert "no publish completed (10 logged; most: 10 error: list: status 401" in lines[0]
+
+
+def test_url_credentials_become_basic_auth(tmp_path: Path, runs: Path) -> None:
+    """http://user:pass@host: every request carries Basic auth built from them (RFC 7617)."""
+    import base64
+
+    path = write_scenario(tmp_path, UNAUTHORIZED)
+    with HttpServer() as server:
+        url = server.url.replace("http://", "http://ann:p%40ss@")
+        proc = _run(path, runs, url)
+        seen = set(server.handler.authorizations)
+    assert seen == {"Basic " + base64.b64encode(b"ann:p@ss").decode()}
+    assert "p%40ss" not in proc.stdout + proc.stderr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -13,7 +12,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from simd.live import Status
-from tests.conftest import sql, start_run, write_scenario
+from tests.conftest import kill_run, raw_get, sql, start_run, write_scenario
 
 LIVE = """
 name = "live"
@@ -97,6 +96,10 @@ def test_status_metrics_and_alerts_while_running(tmp_path: Path, runs: Path) -> 
     assert later.interval.latency_p99_ms is not None and later.interval.latency_p99_ms > 10
     assert [a.slo for a in later.alerts if a.active] == ["latency_p99"]
 
+    host = url.split("://", 1)[1]
+    assert raw_get(url, "/status", {"Host": host}) == 200
+    assert raw_get(url, "/metrics", {"Host": "rebound.example"}) == 403  # DNS rebinding
+    assert raw_get(url, "/status", {"Host": host, "Origin": "https://evil.example"}) == 403
     text = _get(url + "/metrics").decode()
     fams = {f.name: f for f in text_string_to_metric_families(text)}
     pubs = {
@@ -172,7 +175,6 @@ def test_resume_after_the_whole_run_was_killed(tmp_path: Path, runs: Path) -> No
     """SIGKILL to the supervisor and every worker (a reboot); `simd run --resume RUN` continues
     on the run's own timeline: every planned publish gets exactly one row, those due while it
     was down are missed, and the manifest records the resume."""
-    import subprocess
 
     from tests.conftest import simd
 
@@ -181,17 +183,12 @@ def test_resume_after_the_whole_run_was_killed(tmp_path: Path, runs: Path) -> No
     run_dir = runs / "reboot"
     url = _status_url(run_dir)
     _wait(lambda: status(url).sent > 500)
-    children = subprocess.run(
-        ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
-    ).stdout.split()
-    os.kill(proc.pid, signal.SIGKILL)
-    for c in children:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(int(c), signal.SIGKILL)
-    proc.wait(timeout=10)
+    kill_run(proc)
     time.sleep(1.5)
     assert json.loads((run_dir / "run.json").read_text())["state"] == "running"
-    r = simd("run", "--resume", str(run_dir), "--no-progress", "--no-report", check=0)
+    # the publishes due while it was down are missed: over the default error_rate, exit 1
+    r = simd("run", "--resume", str(run_dir), "--no-progress", "--no-report", check=1)
+    assert "error_rate (default): FAILED" in r.stderr
     assert str(run_dir) in r.stdout
     manifest = json.loads((run_dir / "run.json").read_text())
     assert manifest["state"] == "completed" and manifest["resumes"][0]["from_state"] == "running"

@@ -91,10 +91,12 @@ def test_a_recording_cut_anywhere_reads_its_complete_frames(tmp_path: Path) -> N
 
 def _frame_ends(data: bytes) -> set[int]:
     """Byte offsets just past each whole frame (the header frame first)."""
-    from simd.eventlog import TornTail, scan_frames
+    from simd.framing import Damage, TornTail, scan_frames
     from simd.recording import MAGIC
 
-    return {item[1] for item in scan_frames(data, len(MAGIC)) if not isinstance(item, TornTail)}
+    return {
+        item[1] for item in scan_frames(data, len(MAGIC)) if not isinstance(item, TornTail | Damage)
+    }
 
 
 def test_not_a_recording_is_one_line(tmp_path: Path) -> None:

@@ -186,7 +186,7 @@ def test_replay_group_mistakes_are_one_line_errors(tmp_path: Path) -> None:
         replay = {{ recording = "{SAMPLE}" }}
     """
     for extra, expected in (
-        ("rate = 2", "fleet[0]: rate: a replay group takes its timing"),
+        ("rate = 2", "fleet[0].rate: a replay group takes its timing"),
         ("count = 5", "fleet[0].count: 5, but the recording holds 20 devices x fanout 1 = 20"),
     ):
         path = write_scenario(tmp_path, body.replace("{extra}", extra))

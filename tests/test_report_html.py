@@ -148,7 +148,7 @@ def test_summary_and_tables_equal_sql(report: tuple[Path, Path]) -> None:
     assert [(r[2], int(r[4]), int(r[6])) for r in p.tables["topic_stats"][1:]] == topics
     slos = dict(sql(run_dir, "SELECT name, passed FROM slo_results"))
     assert {r[0]: r[1] == "True" for r in p.tables["slos"][1:]} == slos
-    assert slos == {"error_rate": True, "latency_p99": False}
+    assert slos == {"error_rate": True, "latency_p99": False, "log_integrity": True}
 
 
 def test_chart_data_equal_sql(report: tuple[Path, Path]) -> None:

@@ -9,6 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from simd.eventlog import read_segment, segment_paths
 from tests.conftest import (
     SCENARIOS,
@@ -223,7 +225,7 @@ def test_sim_capacity_latency_grows_then_fails(tmp_path: Path, runs: Path) -> No
         latency_p99 = "5ms"
     """,
     )
-    run_dir = virtual_run(path, runs, "--workers", "1")
+    run_dir = virtual_run(path, runs, "--workers", "1", check=1)  # errors past the default SLO
     rows = dict(
         (r[0], r[1:])
         for r in sql(
@@ -310,9 +312,29 @@ def test_second_signal_exits_at_once_logs_readable(tmp_path: Path, runs: Path) -
     _, err = proc.communicate(timeout=60)
     assert time.monotonic() - started < 10
     assert proc.returncode == 3 and "Traceback" not in err
+    assert "run aborted by a second SIGINT" in err and "died" not in err
+    assert not (run_dir / "results.duckdb").exists()  # "now" means no ingest and no report
     assert json.loads((run_dir / "run.json").read_text())["state"] == "aborted"
     simd("inspect", str(run_dir), check=0)
     simd("ingest", str(run_dir), check=0)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_two_signals_at_once_name_the_user_abort(tmp_path: Path, runs: Path, sig: int) -> None:
+    """A second signal 50 ms after the first: the run is aborted by the user's signal (not
+    "a worker died"), run.json says so, and every segment reads back."""
+    proc = _start(write_scenario(tmp_path, LONG), runs, "--workers", "2")
+    run_dir = _wait_running(runs, proc)
+    proc.send_signal(sig)
+    time.sleep(0.05)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    name = signal.Signals(sig).name
+    assert proc.returncode == 3 and "Traceback" not in err
+    assert f"run aborted by a second {name}" in err and "died" not in err, err
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert manifest["state"] == "aborted" and manifest["aborted_by"] == f"a second {name}"
+    simd("inspect", str(run_dir), check=0)
 
 
 def test_kill_9_worker_leaves_a_readable_log(tmp_path: Path, runs: Path) -> None:

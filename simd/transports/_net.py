@@ -23,6 +23,8 @@ class Target:
     port: int
     tls: bool
     websocket_url: str | None = None  # ws:// or wss://: MQTT over WebSocket
+    username: str | None = None  # from the URL's user information (mqtt://user:pass@host)
+    password: str | None = None
 
 
 async def open_stream(
@@ -53,8 +55,12 @@ def reason_of(exc: BaseException) -> str:
     failures such as CERTIFICATE_VERIFY_FAILED in BrokenResourceError)."""
     while isinstance(exc, trio.BrokenResourceError) and exc.__cause__ is not None:
         exc = exc.__cause__
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS: {_verify_failure(exc)}"[:160]
     if isinstance(exc, ssl.SSLError):
         return f"TLS: {exc.reason or exc}"[:120]
+    if isinstance(exc, trio.ClosedResourceError | trio.BusyResourceError):
+        return "connection closed"  # trio's own words ("another task closed this fd") say less
     text = str(exc) or type(exc).__name__
     if isinstance(exc, trio.TooSlowError):
         text = "timed out"
@@ -66,6 +72,23 @@ def reason_of(exc: BaseException) -> str:
         if isinstance(leaf, OSError) and leaf.strerror:
             text = leaf.strerror
     return text.splitlines()[0][:120]
+
+
+# OpenSSL's X509_V_ERR codes (x509_vfy.h) grouped by what the user has to fix
+_UNKNOWN_CA = {2, 18, 19, 20, 21, 27}
+_VERIFY = {9: "certificate not yet valid", 10: "certificate expired", 62: "host name mismatch"}
+
+
+def _verify_failure(exc: ssl.SSLCertVerificationError) -> str:
+    """Which certificate check failed, in words, with OpenSSL's own message."""
+    code = exc.verify_code
+    what = _VERIFY.get(code) or (
+        "unknown CA (not signed by a trusted CA; give tls.ca_file)"
+        if code in _UNKNOWN_CA
+        else "certificate verify failed"
+    )
+    detail = exc.verify_message or exc.reason or ""
+    return f"{what}: {detail}" if detail else what
 
 
 def ssl_context_for(tls: TlsOptions) -> ssl.SSLContext:

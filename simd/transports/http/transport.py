@@ -16,6 +16,7 @@ size. Header values may use `${ENV_VAR}`: expanded here, never logged.
 
 from __future__ import annotations
 
+import base64
 import collections
 import contextlib
 import os
@@ -29,6 +30,7 @@ import trio
 from simd.errors import UserError
 from simd.events import ACKED, CONNECT, DISCONNECT, DROPPED, FAILED, OK, PUBLISH, TIMEOUT, UNSENT
 from simd.scenario import ENV_REF, FleetGroup, HttpRequest, template_names
+from simd.secrets import is_redacted, redact_text, url_credentials
 from simd.transports._base import DeviceSet, PublishBatch, RowStage, TransportContext
 from simd.transports._net import NETWORK_ERRORS, Target, open_stream, reason_of, ssl_context_for
 from simd.transports.http.codec import (
@@ -62,12 +64,18 @@ class _Target:
 
 def parse_http_target(url: str) -> _Target:
     parts = urlsplit(url)
+    shown = redact_text(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UserError(f"target {url!r}: expected http:// or https:// with a host")
+        raise UserError(f"target {shown!r}: expected http:// or https:// with a host")
+    if is_redacted(url):
+        raise UserError(
+            f"target {url!r}: its credentials were not kept in run.json; give them as an "
+            "Authorization header from the environment (${NAME}) to resume such a run"
+        )
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
-        raise UserError(f"target {url!r}: the port is not a number from 0 to 65535") from None
+        raise UserError(f"target {shown!r}: the port is not a number from 0 to 65535") from None
     return _Target(parts.scheme, parts.hostname, port, parts.path.rstrip("/"))
 
 
@@ -102,6 +110,15 @@ class _Client:
     timed_out: bool = False
 
 
+def _basic_auth(url: str) -> str | None:
+    """The Authorization header for a URL's user name and password, or None."""
+    user, password = url_credentials(url)
+    if user is None:
+        return None
+    token = base64.b64encode(f"{user}:{password or ''}".encode()).decode("ascii")
+    return f"Basic {token}"
+
+
 def _expand_env(value: str, where: str) -> str:
     def sub(m: Any) -> str:
         v = os.environ.get(m.group(1))
@@ -121,6 +138,7 @@ class HttpTransport:
         self.clock = ctx.clock
         self.scenario = ctx.scenario
         self.target = parse_http_target(url)
+        self.basic = _basic_auth(url)
         self.net = Target(self.target.host, self.target.port, self.target.scheme == "https")
         self.ssl = ssl_context_for(self.scenario.tls) if self.target.scheme == "https" else None
         self.stage = RowStage()
@@ -147,6 +165,8 @@ class HttpTransport:
         base = {
             k: _expand_env(v, f"fleet[{gi}].http.headers.{k}") for k, v in g.http.headers.items()
         }
+        if self.basic is not None and not any(k.lower() == "authorization" for k in base):
+            base["Authorization"] = self.basic  # http://user:pass@host: Basic auth (RFC 7617)
         out = []
         for r in g.requests or g.journey:
             headers = dict(base)

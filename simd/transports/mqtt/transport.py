@@ -41,11 +41,13 @@ from simd.hashing import hash2, stream_key, uniform01
 from simd.ragged import Ragged, concat_columns, format_ints, scatter_rows
 from simd.scenario import MqttOptions, Probe, Scenario, resolve_path
 from simd.schedule import layout_groups
+from simd.secrets import is_redacted, redact_text, url_credentials
 from simd.transports._base import DeviceSet, PublishBatch, RowStage, TransportContext
-from simd.transports._net import Target, open_stream, reason_of, ssl_context_for
+from simd.transports._net import NETWORK_ERRORS, Target, open_stream, reason_of, ssl_context_for
 from simd.transports.mqtt import codec as c
 from simd.transports.mqtt.commands import TRACE_LINE, Commands, parse_trace
 from simd.transports.mqtt.inflight import InFlight
+from simd.transports.mqtt.reasons import reason_text
 from simd.transports.mqtt.session import (
     ClientSession,
     Completed,
@@ -67,16 +69,26 @@ WINDOW_POLL_S = 0.002  # window_full = "wait": how often a full window is looked
 
 
 def parse_target(url: str) -> Target:
+    """Where an MQTT target is; a user name and password in the URL are the devices' login
+    (unless their group names its own)."""
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts", "ws", "wss") or not parts.hostname:
-        raise UserError(f"target {url!r}: expected mqtt://, mqtts://, ws:// or wss:// with a host")
+        raise UserError(
+            f"target {redact_text(url)!r}: expected mqtt://, mqtts://, ws:// or wss:// with a host"
+        )
+    if is_redacted(url):
+        raise UserError(
+            f"target {url!r}: its credentials were not kept in run.json; give them as "
+            "[fleet.mqtt] username and password_env to resume such a run"
+        )
+    user, password = url_credentials(url)
     tls = parts.scheme in ("mqtts", "wss")
     if parts.scheme in ("ws", "wss"):
         port = parts.port or (443 if tls else 80)
         path = parts.path or "/mqtt"
         ws_url = f"{parts.scheme}://{parts.hostname}:{port}{path}"
-        return Target(parts.hostname, port, tls, ws_url)
-    return Target(parts.hostname, parts.port or (8883 if tls else 1883), tls)
+        return Target(parts.hostname, port, tls, ws_url, user, password)
+    return Target(parts.hostname, parts.port or (8883 if tls else 1883), tls, None, user, password)
 
 
 @dataclass
@@ -168,6 +180,9 @@ class MqttTransport:
             fields = {"device_id": did, "index": str(local), "group": g.name}
             username = fill_template(opts.username, fields) if opts.username else None
             password = _password(opts)
+            if username is None and password is None and self.target.username is not None:
+                username = self.target.username  # mqtt://user:pass@host: the URL's login
+                password = (self.target.password or "").encode() if self.target.password else None
             if gi in tokens:
                 if opts.token_as == "username":
                     username = tokens[gi][local]
@@ -320,6 +335,8 @@ class MqttTransport:
             props: c.Properties = ()
             if version == c.V5:
                 props = (("receive_maximum", 65535),)
+                if opts.session_expiry_s is not None:  # else the session ends with the link
+                    props += (("session_expiry_interval", opts.session_expiry_s),)
             session.connect(
                 c.Connect(
                     conn.client_id,
@@ -345,7 +362,9 @@ class MqttTransport:
                             FAILED,
                             t0,
                             self.clock.now_ns(),
-                            self._code(f"connect refused: reason {ev.reason_code}"),
+                            self._code(
+                                f"connect refused: {reason_text(ev.reason_code, session.version)}"
+                            ),
                         )
                         await self._close_stream(conn)
                         return False
@@ -435,7 +454,7 @@ class MqttTransport:
                                 [key],
                                 FAILED,
                                 now,
-                                self._code(f"refused: reason {ev.reason_code:#04x}"),
+                                self._code(f"refused: {reason_text(ev.reason_code, c.V5)}"),
                                 self.log,
                             )
                         else:
@@ -901,7 +920,13 @@ class MqttTransport:
                 self.target, self.ssl_context, self.scenario.tls, self.nursery
             )
             session = ClientSession(version)
-            session.connect(c.Connect(client_id, version, probe.clean, 60, properties=props))
+            login = self.target.password.encode() if self.target.password else None
+            session.connect(
+                c.Connect(
+                    client_id, version, probe.clean, 60, self.target.username, login,
+                    properties=props,
+                )
+            )  # fmt: skip
             await stream.send_all(session.take_outbound())
             while not self.probes_done and (until is None or self.clock.now_ns() < until):
                 with trio.move_on_after(0.05 if until is not None else 0.2):
@@ -921,7 +946,9 @@ class MqttTransport:
                             self._received(index, probe, ev.publish, now)
                             now += 1  # one read's messages keep their order in receive time
                         elif isinstance(ev, Refused):
-                            raise trio.BrokenResourceError(f"refused: reason {ev.reason_code}")
+                            raise trio.BrokenResourceError(
+                                f"refused: {reason_text(ev.reason_code, session.version)}"
+                            )
                 if session.outbound:
                     await stream.send_all(session.take_outbound())
             with trio.move_on_after(1):
@@ -972,42 +999,61 @@ class MqttTransport:
             device, seq, RECEIVE, OK, NO_PHASE, index, t_int, _NULL, now, len(p.payload), p.qos, 0
         )
 
+    async def _disconnect(self, conn: _Conn, now_ns: int, logged: set[int]) -> None:
+        """DISCONNECT one connection and close it; its row says whether the packet went out
+        (ok) or why not (error), and its index goes into `logged`. Cancelled by close's bound
+        before that, close logs it."""
+        session, stream = conn.session, conn.stream
+        conn.session = None
+        conn.up = False
+        self.up[conn.index] = False
+        conn.fd = None
+        conn.wake.set()  # the writer task, if any, ends after its current write
+        if session is not None and stream is not None:
+            try:
+                session.disconnect()
+                # one sender at a time on a stream: a writer task still inside send_all (a
+                # full socket buffer at a high rate) finishes first; two at once is
+                # trio.BusyResourceError, which killed the worker at the run's end
+                while conn.writing:
+                    await trio.sleep(0.005)
+                await stream.send_all(session.take_outbound())
+            except (*NETWORK_ERRORS, trio.BusyResourceError, c.ProtocolError) as exc:
+                why = self._code(f"disconnect not written: {reason_of(exc)}")
+                self._conn_row(conn, DISCONNECT, FAILED, now_ns, self.clock.now_ns(), why)
+            else:
+                self._conn_row(conn, DISCONNECT, OK, now_ns, self.clock.now_ns(), 0)
+            logged.add(conn.index)
+        await self._close_stream(conn)
+
     async def close(self, now_ns: int) -> None:
         if self.scenario.probe and self.ctx.worker == 0:
             await trio.sleep(PROBE_GRACE_S)  # messages still on their way to the probes
         self.probes_done = True
         self.closing = True
+        open_ = [c_.index for c_ in self.conns if c_.session is not None and c_.stream is not None]
+        logged: set[int] = set()
+        # every connection at once, all within one bound: a broker that stopped reading costs
+        # CLOSE_BOUND_S in all, not a second per device in turn
+        with trio.move_on_after(CLOSE_BOUND_S):
+            async with trio.open_nursery() as nursery:
+                for conn in self.conns:
+                    nursery.start_soon(self._disconnect, conn, now_ns, logged)
+        late = [self.conns[i] for i in open_ if i not in logged]
+        if late:
+            why = self._code(f"disconnect not written within {CLOSE_BOUND_S:g} s")
+            for conn in late:
+                self._conn_row(conn, DISCONNECT, FAILED, now_ns, self.clock.now_ns(), why)
         for conn in self.conns:
-            session, stream = conn.session, conn.stream
-            conn.session = None
-            conn.up = False
-            self.up[conn.index] = False
-            conn.fd = None
-            conn.wake.set()  # the writer task, if any, ends after its current write
-            if session is not None and stream is not None:
-                try:
-                    session.disconnect()
-                    with trio.move_on_after(1):
-                        # one sender at a time on a stream: a writer task still inside send_all
-                        # (a full socket buffer at a high rate) finishes first; two at once is
-                        # trio.BusyResourceError, which killed the worker at the run's end
-                        while conn.writing:
-                            await trio.sleep(0.005)
-                        await stream.send_all(session.take_outbound())
-                    self._conn_row(conn, DISCONNECT, OK, now_ns, self.clock.now_ns(), 0)
-                except (
-                    OSError,
-                    trio.BrokenResourceError,
-                    trio.BusyResourceError,
-                    trio.ClosedResourceError,
-                    c.ProtocolError,
-                ):
-                    pass
-            await self._close_stream(conn)
+            stream, conn.stream = conn.stream, None
+            if stream is not None:
+                with trio.CancelScope(shield=True), trio.move_on_after(0.1):
+                    await trio.aclose_forcefully(stream)
         self.stage.flush(self.log)
 
 
 _NULL = int(np.iinfo(np.int64).min)
+CLOSE_BOUND_S = 2.0  # close: how long all DISCONNECTs together may take (a stalled broker)
 # user property 0x26, key "simd-trace" (length-prefixed); the value's length and text follow
 _TRACE_KEY = b"\x26" + c.utf8("simd-trace")
 
