@@ -62,7 +62,7 @@ CREATE TABLE IF NOT EXISTS event_rows (
     phase UTINYINT GENERATED ALWAYS AS (((code >> 16) & 255)::UTINYINT) VIRTUAL,
     message UTINYINT GENERATED ALWAYS AS ((code >> 24)::UTINYINT) VIRTUAL
 );
--- accumulated at ingest (simd/histogram.py): log buckets 0.1 % wide, exact maxima, counts.
+-- accumulated at ingest (simd/results/histograms.py): log buckets 0.1 % wide, exact maxima, counts.
 -- metric 0: latency from intended send time, 1: from actual send time, 2: schedule lag.
 CREATE TABLE IF NOT EXISTS latency_hist (
     grp SMALLINT, phase UTINYINT, metric UTINYINT, bucket INTEGER, count BIGINT
@@ -76,7 +76,7 @@ CREATE TABLE IF NOT EXISTS status_totals (
 CREATE TABLE IF NOT EXISTS analysis_settings (window_ns BIGINT, burst_error_rate DOUBLE);
 -- expected publishes per window from the scenario's rate shape (the planned rate line)
 CREATE TABLE IF NOT EXISTS planned_series ("window" BIGINT, planned DOUBLE);
--- Tallies per window of intended send time and per topic, added at ingest (simd/series.py);
+-- Tallies per window of intended send time and per topic, added at ingest (simd/results/series.py);
 -- views sum them. Buckets are coarse: 64 per power of two. Metrics as in latency_hist.
 CREATE TABLE IF NOT EXISTS series_counts ("window" BIGINT, status UTINYINT, count BIGINT, bytes BIGINT);
 CREATE TABLE IF NOT EXISTS series_hist ("window" BIGINT, metric UTINYINT, bucket INTEGER, count BIGINT);
@@ -93,7 +93,7 @@ CREATE TABLE IF NOT EXISTS topic_max (grp SMALLINT, message UTINYINT, max_ns BIG
 CREATE TABLE IF NOT EXISTS samples (
     worker INTEGER, t_ns BIGINT, rss_bytes BIGINT, cpu_ns BIGINT, open_fds INTEGER
 );
--- replay runs (simd/replay.py): each replay group's recording and options, every recorded device
+-- replay runs (simd/plan/replay.py): each replay group's recording and options, every recorded device
 -- (source) and every recorded message, with its offset from the recording's first message.
 -- `passes` is how many times through the recording the run's duration holds.
 CREATE TABLE IF NOT EXISTS replay_groups (
@@ -109,7 +109,7 @@ CREATE TABLE IF NOT EXISTS recorded_messages (
     group_index SMALLINT, source BIGINT, rank BIGINT, offset_ns BIGINT, topic VARCHAR,
     bytes INTEGER
 );
--- replay fidelity tallies, added at ingest (simd/replay_fidelity.py); views sum them. Per replay
+-- replay fidelity tallies, added at ingest (simd/results/fidelity.py); views sum them. Per replay
 -- group: rows, sent, completed, payload size mismatches, the largest |intended - expected|; the
 -- send offset (sent - expected) as a fine log histogram (buckets as latency_hist) with its exact
 -- maximum; rows per second of recording time by intended (by_sent false) and by sent time.
@@ -122,7 +122,7 @@ CREATE TABLE IF NOT EXISTS replay_offset_max (group_index SMALLINT, max_ns BIGIN
 CREATE TABLE IF NOT EXISTS replay_bins (
     group_index SMALLINT, second BIGINT, by_sent BOOLEAN, count BIGINT
 );
--- event log bytes that could not be read (simd/framing.py): a damaged range with valid frames
+-- event log bytes that could not be read (simd/log/framing.py): a damaged range with valid frames
 -- after it (every one of them is ingested), or a whole segment whose header is unreadable
 -- (offset_start 0, reason 'unreadable: ...'). first_row and rows_lost come from the row numbers
 -- of the frames around the damage (NULL: not known). A torn tail is not damage (`ingested`).

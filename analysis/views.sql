@@ -9,7 +9,7 @@ CREATE OR REPLACE VIEW status_names AS
 SELECT * FROM (VALUES (0, 'acked'), (1, 'sent'), (2, 'timeout'), (3, 'error'), (4, 'dropped'),
                       (5, 'missed'), (6, 'unsent'), (7, 'ok')) AS t(code, name);
 
--- one row per logged event, with names (the contract of DESIGN.md)
+-- one row per logged event, with names (the contract of the README, Results)
 CREATE OR REPLACE VIEW events AS
 SELECT
     d.worker,
@@ -217,7 +217,7 @@ ORDER BY 1;
 CREATE OR REPLACE MACRO window_ns() AS (SELECT max(window_ns) FROM analysis_settings);
 
 -- per window: planned (the scenario's rate shape), then what the log holds (exact counts and
--- maxima, tallied at ingest: simd/series.py)
+-- maxima, tallied at ingest: simd/results/series.py)
 CREATE OR REPLACE VIEW series AS
 WITH c AS (
     SELECT "window",
@@ -260,7 +260,7 @@ LEFT JOIN c USING ("window")
 LEFT JOIN m USING ("window")
 ORDER BY "window";
 
--- a series bucket's midpoint: 64 buckets per power of two (simd/histogram.py SERIES_SUB_BITS)
+-- a series bucket's midpoint: 64 buckets per power of two (simd/results/histograms.py SERIES_SUB_BITS)
 CREATE OR REPLACE MACRO series_bucket_mid(b) AS
     CASE WHEN b = 0 THEN 0.0
          ELSE pow(2, (b - 1) // 64) * (1 + (((b - 1) % 64) + 0.5) / 64) END;

@@ -170,7 +170,7 @@ def bench_null_real(tmp: Path, runs: Path) -> None:
 
 
 def bench_ingest(run: Path) -> None:
-    from simd.results import _INSERT, _prepare, sql_file  # the same code, for the ceiling
+    from simd.results.ingest import _INSERT, _prepare, sql_file  # the same code, for the ceiling
 
     for f in run.glob("results.duckdb*"):
         f.unlink()
@@ -179,7 +179,7 @@ def bench_ingest(run: Path) -> None:
     import numpy as np
     import pyarrow as pa
 
-    from simd.series import series_window_ns
+    from simd.results.series import series_window_ns
 
     group_of = np.zeros(2000, dtype=np.int16)
     q: queue.Queue = queue.Queue()
@@ -276,7 +276,7 @@ def bench_follow(tmp: Path, runs: Path) -> None:
         stderr=subprocess.DEVNULL,
         text=True,
     )
-    from simd.eventlog import segment_paths
+    from simd.log.eventlog import segment_paths
 
     backlog = []  # (logged bytes on disk, bytes the follower has committed) once a second
     while run.poll() is None:

@@ -21,8 +21,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from simd.eventlog import SegmentWriter, read_segment, segment_paths
-from simd.events import COLUMNS
+from simd.log.eventlog import SegmentWriter, read_segment, segment_paths
+from simd.log.events import COLUMNS
 from tests.test_log_damage import _to_format_1
 
 

@@ -33,7 +33,7 @@ import duckdb
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from simd.broker import free_port  # noqa: E402
+from simd.runtime.broker import free_port  # noqa: E402
 
 NGINX_CONF = """
 worker_processes 1;

@@ -31,7 +31,7 @@ from pathlib import Path
 import duckdb
 import trio
 
-from simd.broker import EmbeddedBroker
+from simd.runtime.broker import EmbeddedBroker
 from simd.transports.mqtt import codec as c
 
 

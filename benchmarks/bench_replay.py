@@ -35,8 +35,8 @@ import duckdb
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from simd.broker import EmbeddedBroker  # noqa: E402
-from simd.recording import read_recording  # noqa: E402
+from simd.log.recording import read_recording  # noqa: E402
+from simd.runtime.broker import EmbeddedBroker  # noqa: E402
 from tests.conftest import subscribe_in_thread  # noqa: E402
 
 FLEET = """

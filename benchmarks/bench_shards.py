@@ -61,7 +61,7 @@ duration = "{rest}s"
 level = 2.0
 """
 
-FINGERPRINT = (  # kind 0: publish (simd.events.KINDS)
+FINGERPRINT = (  # kind 0: publish (simd.log.events.KINDS)
     "SELECT count(*), sum(hash(device, seq, t_intended_ns)::HUGEINT) FROM event_rows WHERE kind = 0"
 )
 

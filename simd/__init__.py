@@ -18,48 +18,49 @@ from typing import TYPE_CHECKING, Any
 from simd._version import __version__
 
 # Public names -> the module that defines them. Imported on first use (PEP 562), so a worker
-# process, which imports simd.worker, does not load DuckDB, pyarrow and rich (~60 MiB each time).
+# process, which imports simd.runtime.worker, does not load DuckDB, pyarrow and rich (~60 MiB
+# each time).
 _EXPORTS = {
     "LogFormatError": "simd.errors",
     "RunError": "simd.errors",
     "ScenarioError": "simd.errors",
     "SimdError": "simd.errors",
     "UserError": "simd.errors",
-    "read_segment": "simd.eventlog",
-    "check": "simd.report",
-    "compare": "simd.compare",
-    "write_html": "simd.html_report",
-    "follow": "simd.results",
-    "ingest": "simd.results",
-    "query": "simd.results",
-    "Scenario": "simd.scenario",
-    "load_scenario": "simd.scenario",
-    "parse_scenario": "simd.scenario",
-    "Plan": "simd.schedule",
-    "plan_counts": "simd.schedule",
-    "import_jsonl": "simd.capture",
-    "RecordOptions": "simd.record",
-    "record": "simd.record",
-    "read_recording": "simd.recording",
-    "write_recording": "simd.recording",
-    "RunOutcome": "simd.supervisor",
-    "run": "simd.supervisor",
-    "resume": "simd.supervisor",
+    "read_segment": "simd.log.eventlog",
+    "check": "simd.report.terminal",
+    "compare": "simd.report.compare",
+    "write_html": "simd.report.html",
+    "follow": "simd.results.ingest",
+    "ingest": "simd.results.ingest",
+    "query": "simd.results.ingest",
+    "Scenario": "simd.model.scenario",
+    "load_scenario": "simd.model.scenario",
+    "parse_scenario": "simd.model.scenario",
+    "Plan": "simd.plan.schedule",
+    "plan_counts": "simd.plan.schedule",
+    "import_jsonl": "simd.log.capture",
+    "RecordOptions": "simd.transports.mqtt.recorder",
+    "record": "simd.transports.mqtt.recorder",
+    "read_recording": "simd.log.recording",
+    "write_recording": "simd.log.recording",
+    "RunOutcome": "simd.runtime.supervisor",
+    "run": "simd.runtime.supervisor",
+    "resume": "simd.runtime.supervisor",
 }
 
 if TYPE_CHECKING:
-    from simd.capture import import_jsonl
-    from simd.compare import compare
     from simd.errors import LogFormatError, RunError, ScenarioError, SimdError, UserError
-    from simd.eventlog import read_segment
-    from simd.html_report import write_html
-    from simd.record import RecordOptions, record
-    from simd.recording import read_recording, write_recording
-    from simd.report import check
-    from simd.results import follow, ingest, query
-    from simd.scenario import Scenario, load_scenario, parse_scenario
-    from simd.schedule import Plan, plan_counts
-    from simd.supervisor import RunOutcome, resume, run
+    from simd.log.capture import import_jsonl
+    from simd.log.eventlog import read_segment
+    from simd.log.recording import read_recording, write_recording
+    from simd.model.scenario import Scenario, load_scenario, parse_scenario
+    from simd.plan.schedule import Plan, plan_counts
+    from simd.report.compare import compare
+    from simd.report.html import write_html
+    from simd.report.terminal import check
+    from simd.results.ingest import follow, ingest, query
+    from simd.runtime.supervisor import RunOutcome, resume, run
+    from simd.transports.mqtt.recorder import RecordOptions, record
 
 
 def __getattr__(name: str) -> Any:

@@ -102,7 +102,7 @@ def sql(run_dir: Path, query: str) -> list[tuple]:
 
 
 def _broker_kinds() -> list[str]:
-    from simd.broker import available_kinds
+    from simd.runtime.broker import available_kinds
 
     kinds = available_kinds()
     if os.environ.get("SIMD_REQUIRE_MOSQUITTO") and "mosquitto" not in kinds:
@@ -114,7 +114,7 @@ def _broker_kinds() -> list[str]:
 @pytest.fixture(params=_broker_kinds())
 def broker(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
     """A real broker on a free loopback port, for each broker this machine has."""
-    from simd.broker import EmbeddedBroker
+    from simd.runtime.broker import EmbeddedBroker
 
     kind = request.param
     if kind == "mosquitto-required-but-missing":

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import simd
-from simd.manifest import read_manifest, write_manifest
-from simd.secrets import redact
+from simd.model.manifest import read_manifest, write_manifest
+from simd.model.secrets import redact
 
 
 def test_exports_are_importable_and_listed() -> None:
@@ -20,13 +20,32 @@ def test_exports_are_importable_and_listed() -> None:
     assert public - submodules - helpers <= set(simd.__all__)
 
 
+PUBLIC_API = [
+    "LogFormatError", "Plan", "RecordOptions", "RunError", "RunOutcome", "Scenario",
+    "ScenarioError", "SimdError", "UserError", "__version__", "check", "compare", "follow",
+    "import_jsonl", "ingest", "load_scenario", "parse_scenario", "plan_counts", "query",
+    "read_recording", "read_segment", "record", "resume", "run", "write_html", "write_recording",
+]  # fmt: skip
+
+
+def test_the_public_api_is_pinned() -> None:
+    """simd.__all__ is exactly this list, each name a function or class (never a subpackage,
+    even after the packages named like them are imported: simd.runtime, not simd.run)."""
+    import simd.cli  # imports every package: a subpackage must not shadow a public name
+    import simd.runtime.supervisor
+
+    assert sorted(simd.__all__) == sorted(PUBLIC_API)
+    for name in PUBLIC_API:
+        assert type(getattr(simd, name)).__name__ != "module", name
+
+
 def test_a_worker_does_not_load_the_results_stack() -> None:
     """Importing the worker leaves DuckDB, pyarrow and rich unloaded (memory per worker)."""
     import subprocess
     import sys
 
     code = (
-        "import sys, simd.worker; "
+        "import sys, simd.runtime.worker; "
         "print(sorted(m for m in ('duckdb', 'pyarrow', 'rich') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from simd.broker import EmbeddedBroker
+from simd.runtime.broker import EmbeddedBroker
 from tests.conftest import need_mosquitto, simd, sql, write_scenario
 
 SCENARIO = """

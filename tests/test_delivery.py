@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from simd.broker import EmbeddedBroker
+from simd.runtime.broker import EmbeddedBroker
 from tests.conftest import need_mosquitto, simd, sql, write_scenario
 
 # Publishing stops in two short gaps around the probe's offline window, so which publishes

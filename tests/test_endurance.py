@@ -127,9 +127,9 @@ def _week_of_samples(run_dir: Path, worker: int) -> int:
     sampled would have written them: frames of no rows carrying samples)."""
     import numpy as np
 
-    from simd.eventlog import SegmentWriter
-    from simd.events import COLUMNS
-    from simd.manifest import read_manifest
+    from simd.log.eventlog import SegmentWriter
+    from simd.log.events import COLUMNS
+    from simd.model.manifest import read_manifest
 
     run_id = read_manifest(run_dir)["run_id"]
     w = SegmentWriter(run_dir / "events", run_id, worker, segment_bytes=1 << 30, resume=True)

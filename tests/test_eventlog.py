@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simd.errors import LogFormatError
-from simd.eventlog import SegmentWriter, read_segment, segment_paths
-from simd.events import COLUMNS, NULL_NS, EventBuffer
+from simd.log.eventlog import SegmentWriter, read_segment, segment_paths
+from simd.log.events import COLUMNS, NULL_NS, EventBuffer
 
 
 def _rows(n: int, seed: int) -> dict[str, np.ndarray]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from simd.broker import EmbeddedBroker, free_port
+from simd.runtime.broker import EmbeddedBroker, free_port
 from tests.conftest import need_mosquitto, simd, sql, start_run, write_scenario
 
 

@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simd.events import ACKED, NULL_NS, PUBLISH
-from simd.histogram import Histograms, bucket_of, bucket_value
+from simd.log.events import ACKED, NULL_NS, PUBLISH
+from simd.results.histograms import Histograms, bucket_of, bucket_value
 
 
 @given(st.lists(st.integers(1, 2**62), min_size=1, max_size=200))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from simd.eventlog import read_segment, segment_paths
+from simd.log.eventlog import read_segment, segment_paths
 from tests.conftest import run_dir_from, simd, write_scenario
 
 CONNACK_311 = bytes([0x20, 0x02, 0x00, 0x00])

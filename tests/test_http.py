@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simd.broker import free_port
+from simd.runtime.broker import free_port
 from simd.transports.http.codec import RemoteProtocolError, ResponseReader
 from tests.conftest import SCENARIOS, certificates, run_dir_from, simd, sql, write_scenario
 from tests.http_server import HttpServer

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from simd.errors import ScenarioError
-from simd.scenario import parse_scenario
-from simd.schedule import plan_counts
+from simd.model.scenario import parse_scenario
+from simd.plan.schedule import plan_counts
 from tests.conftest import simd, write_scenario
 
 BASE = """
@@ -77,7 +77,7 @@ def test_run_json_scenarios_still_read() -> None:
     """A scenario re-read from run.json (durations as integer nanoseconds) still validates."""
     import tomllib
 
-    from simd.scenario import Scenario
+    from simd.model.scenario import Scenario
 
     s = parse_scenario(tomllib.loads(BASE), "s.toml")
     again = Scenario.model_validate(s.model_dump())
@@ -129,7 +129,7 @@ def test_accepted_scenarios_plan_and_run(doc: dict, tmp_path: Path) -> None:
     except ScenarioError:
         return
     assert plan_counts(scenario).total_publishes >= 0
-    from simd import supervisor
+    from simd.runtime import supervisor
 
     outcome = supervisor.run(
         scenario,

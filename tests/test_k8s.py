@@ -19,7 +19,7 @@ import pytest
 import yaml
 from kubernetes.client import ApiClient
 
-from simd.shard import parse_start_at
+from simd.plan.shard import parse_start_at
 from tests.conftest import REPO, simd, sql, write_scenario
 
 MODELS = {"ConfigMap": "V1ConfigMap", "PersistentVolumeClaim": "V1PersistentVolumeClaim",
@@ -255,7 +255,7 @@ def test_containerfile_builds_from_the_repository_alone(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     (wheel,) = (tmp_path / "dist").glob("simd-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"simd/cli.py", "simd/k8s.py", "simd/analysis/schema.sql"} <= names
+    assert {"simd/cli/app.py", "simd/ops/k8s.py", "simd/analysis/schema.sql"} <= names
 
 
 def test_deploy_readme_scrape_config_finds_the_shard_pods(project: Path) -> None:
@@ -275,7 +275,7 @@ def test_deploy_readme_scrape_config_finds_the_shard_pods(project: Path) -> None
     from prometheus_client import generate_latest
     from prometheus_client.registry import CollectorRegistry
 
-    from simd.live import LiveState
+    from simd.runtime.live import LiveState
 
     live = LiveState(run_id="r", scenario="s", duration_ns=10**9, planned_total=1, groups=["g"],
                      expected_cum=np.ones(1), window_ns=10**9, slo={}, shard="3/8")  # fmt: skip

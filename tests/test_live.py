@@ -11,7 +11,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from simd.live import Status
+from simd.runtime.live import Status
 from tests.conftest import kill_run, raw_get, sql, start_run, write_scenario
 
 LIVE = """

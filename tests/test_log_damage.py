@@ -20,10 +20,10 @@ import msgpack
 import numpy as np
 import pytest
 
-from simd.eventlog import SegmentWriter, read_segment, segment_paths
-from simd.events import COLUMNS
-from simd.framing import SYNC
-from simd.recording import RecordingWriter, parse_recording
+from simd.log.eventlog import SegmentWriter, read_segment, segment_paths
+from simd.log.events import COLUMNS
+from simd.log.framing import SYNC
+from simd.log.recording import RecordingWriter, parse_recording
 
 
 @dataclass
@@ -384,8 +384,8 @@ def test_a_damaged_recording_warns_and_names_the_missing_span(tmp_path: Path) ->
     """recordings/sample.simrec (format 1) with a bit flipped in a middle frame: inspect exits
     1 naming the range, replay warns and plays every other frame, and its fidelity table names
     the span of recorded time that may be missing."""
-    from simd.framing import Damage, scan_frames
-    from simd.recording import MAGIC
+    from simd.log.framing import Damage, scan_frames
+    from simd.log.recording import MAGIC
     from tests.conftest import REPO, run_dir_from, simd, sql
 
     data = (REPO / "recordings" / "sample.simrec").read_bytes()

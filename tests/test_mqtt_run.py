@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from simd.broker import EmbeddedBroker
+from simd.runtime.broker import EmbeddedBroker
 from tests.conftest import (
     certificates,
     need_mosquitto,
@@ -223,7 +223,7 @@ def test_broker_restart_mid_run(tmp_path: Path, runs: Path) -> None:
 
 def test_unreachable_broker_is_one_line_exit_3(tmp_path: Path, runs: Path) -> None:
     """Nothing listening: connect errors are logged and the run says where it could not connect."""
-    from simd.broker import free_port
+    from simd.runtime.broker import free_port
 
     url = f"mqtt://127.0.0.1:{free_port()}"
     path = _scenario(tmp_path, duration="2s", count=3)

@@ -12,14 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simd.errors import UserError
-from simd.payloads import PayloadContext, make_generator
-from simd.ragged import Ragged
-from simd.scenario import (
+from simd.log.ragged import Ragged
+from simd.model.scenario import (
     JsonLinesPayload,
     PluginPayload,
     RandomBytesPayload,
     TemplatePayload,
 )
+from simd.plan.payloads import PayloadContext, make_generator
 
 SPEC = TemplatePayload(
     template='{"id":"{device_id}","i":{index},"seq":{seq},"ts":{timestamp},"t":{temp},'

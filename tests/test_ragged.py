@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simd.payloads import _fixed
-from simd.ragged import Ragged, concat_columns, format_fixed, format_ints, scatter_rows
+from simd.log.ragged import Ragged, concat_columns, format_fixed, format_ints, scatter_rows
+from simd.plan.payloads import _fixed
 
 
 @given(st.lists(st.integers(-(2**62), 2**62), max_size=50))

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from simd.broker import EmbeddedBroker, free_port
 from simd.errors import UserError
-from simd.recording import read_recording
+from simd.log.recording import read_recording
+from simd.runtime.broker import EmbeddedBroker, free_port
 from tests.conftest import need_mosquitto, simd
 
 

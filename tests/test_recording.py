@@ -1,4 +1,5 @@
-"""Recordings (simd.recording) and JSON-lines captures (simd.capture): round trips, torn tails,
+"""Recordings (simd.log.recording) and JSON-lines captures (simd.log.capture): round trips, torn
+tails,
 and one-line errors for bad input."""
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from simd.capture import import_jsonl
 from simd.errors import UserError
-from simd.recording import RecordingWriter, parse_recording, read_recording, write_recording
+from simd.log.capture import import_jsonl
+from simd.log.recording import RecordingWriter, parse_recording, read_recording, write_recording
 from tests.conftest import REPO, simd
 from tests.strategies import topic_name
 
@@ -91,8 +92,8 @@ def test_a_recording_cut_anywhere_reads_its_complete_frames(tmp_path: Path) -> N
 
 def _frame_ends(data: bytes) -> set[int]:
     """Byte offsets just past each whole frame (the header frame first)."""
-    from simd.framing import Damage, TornTail, scan_frames
-    from simd.recording import MAGIC
+    from simd.log.framing import Damage, TornTail, scan_frames
+    from simd.log.recording import MAGIC
 
     return {
         item[1] for item in scan_frames(data, len(MAGIC)) if not isinstance(item, TornTail | Damage)

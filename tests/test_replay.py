@@ -18,11 +18,11 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simd.broker import EmbeddedBroker
-from simd.ragged import Ragged
-from simd.recording import Recording, parse_recording, read_recording
-from simd.replay import ReplayCursor, build_plan
-from simd.scenario import ReplaySource
+from simd.log.ragged import Ragged
+from simd.log.recording import Recording, parse_recording, read_recording
+from simd.model.scenario import ReplaySource
+from simd.plan.replay import ReplayCursor, build_plan
+from simd.runtime.broker import EmbeddedBroker
 from tests.conftest import (
     REPO,
     SCENARIOS,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from simd.eventlog import read_segment, segment_paths
+from simd.log.eventlog import read_segment, segment_paths
 from tests.conftest import (
     SCENARIOS,
     run_dir_from,
@@ -140,7 +140,7 @@ def test_report_query_check_and_slo_failure(tmp_path: Path, runs: Path) -> None:
 
 
 def test_events_view_has_the_contract_columns(tmp_path: Path, runs: Path) -> None:
-    """`events` has the columns and types DESIGN.md promises."""
+    """`events` has the columns and types the README promises."""
     path = write_scenario(tmp_path, SHAPED)
     run_dir = virtual_run(path, runs)
     cols = dict(

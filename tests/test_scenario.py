@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from simd.errors import ScenarioError
-from simd.scenario import json_schema, load_scenario, parse_scenario
+from simd.model.scenario import json_schema, load_scenario, parse_scenario
 from tests.conftest import SCENARIOS, simd, write_scenario
 
 GOOD = """

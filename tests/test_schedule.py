@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simd.errors import ScenarioError
-from simd.scenario import Scenario, parse_scenario
-from simd.schedule import SliceSchedule, plan_counts
-from simd.shape import compile_shape
+from simd.model.scenario import Scenario, parse_scenario
+from simd.plan.schedule import SliceSchedule, plan_counts
+from simd.plan.shape import compile_shape
 
 SHAPED = {
     "name": "shaped",
@@ -283,7 +283,7 @@ def test_every_shape_compiles_to_its_integral(shape: str) -> None:
 def test_a_connect_ramp_starts_each_device_at_its_place() -> None:
     """With connect_rate r, the group's devices start one every 1/r seconds in a seeded order
     (so every worker's slice ramps the whole time); none publishes before its start."""
-    from simd.schedule import layout_groups
+    from simd.plan.schedule import layout_groups
 
     s = parse_scenario(SHAPED)
     rows = walk(s, 3, 1_500_000_000)

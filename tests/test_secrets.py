@@ -6,8 +6,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from simd.broker import EmbeddedBroker
-from simd.secrets import redact, redact_text, strip_credentials, url_credentials
+from simd.model.secrets import redact, redact_text, strip_credentials, url_credentials
+from simd.runtime.broker import EmbeddedBroker
 from tests.conftest import need_mosquitto, run_dir_from, simd, sql, write_scenario
 
 CANARY_USER = "canary-user-7Qx"

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simd.shard import Shard, parse_shard, parse_start_at
+from simd.plan.shard import Shard, parse_shard, parse_start_at
 from tests.conftest import REPO, need_mosquitto, simd, sql, write_scenario
 
 SCENARIO = """
@@ -78,7 +78,7 @@ def sharded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     any shard exists), beside: the same scenario in one process (null target, two workers), a
     shard of another run id, and a shard of the same run id with another seed."""
     need_mosquitto()
-    from simd.broker import EmbeddedBroker
+    from simd.runtime.broker import EmbeddedBroker
 
     tmp = tmp_path_factory.mktemp("shards")
     scenario = write_scenario(tmp, SCENARIO)
@@ -255,8 +255,8 @@ def test_shard_and_start_parsing() -> None:
 def test_shard_plans_add_up_to_the_whole(name: str) -> None:
     """Per group and phase, the planned publishes of 3 shards' slices sum to the whole plan
     (periodic, poisson, replay with fanout, http journeys and closed users alike)."""
-    from simd.scenario import load_scenario
-    from simd.schedule import plan_counts
+    from simd.model.scenario import load_scenario
+    from simd.plan.schedule import plan_counts
 
     scenario = load_scenario(REPO / "scenarios" / f"{name}.toml")
     whole = plan_counts(scenario)

@@ -1,6 +1,9 @@
 """Transports: how a worker's publishes reach a target. One small Protocol, one module each.
 
 `open_transport(url, ...)` picks the implementation from the target URL's scheme.
+
+May import: simd.model, simd.plan, simd.log and the ground floor; never simd.runtime,
+simd.results or anything above.
 """
 
 from __future__ import annotations

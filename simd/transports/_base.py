@@ -1,4 +1,4 @@
-"""The transport contract every transport implements (DESIGN.md, Transports)."""
+"""The transport contract every transport implements (docs/architecture.md, Where to add)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import numpy as np
 import trio
 
 from simd.clock import RunClock
-from simd.events import EventBuffer
-from simd.ragged import Ragged
-from simd.scenario import Scenario
+from simd.log.events import EventBuffer
+from simd.log.ragged import Ragged
+from simd.model.scenario import Scenario
 
 
 @dataclass(frozen=True)

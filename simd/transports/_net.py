@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import trio
 
 from simd.errors import first_leaf
-from simd.scenario import TlsOptions
+from simd.model.scenario import TlsOptions
 from simd.transports.mqtt.websocket import open_websocket
 
 NETWORK_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError)

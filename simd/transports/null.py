@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import trio
 
-from simd.events import CONNECT, OK, PUBLISH, SENT
+from simd.log.events import CONNECT, OK, PUBLISH, SENT
 from simd.transports._base import DeviceSet, PublishBatch, TransportContext
 
 

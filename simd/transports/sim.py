@@ -18,8 +18,8 @@ import math
 import numpy as np
 import trio
 
-from simd.events import ACKED, CONNECT, FAILED, NULL_NS, OK, PUBLISH, TIMEOUT
-from simd.hashing import hash2, stream_key, uniform01
+from simd.log.events import ACKED, CONNECT, FAILED, NULL_NS, OK, PUBLISH, TIMEOUT
+from simd.plan.hashing import hash2, stream_key, uniform01
 from simd.transports._base import DeviceSet, PublishBatch, TransportContext
 
 Z99 = 2.3263478740408408  # standard normal quantile at 0.99

@@ -5,7 +5,7 @@ works through its own requests in order, one at a time on its connection (HTTP/1
 pipelining), so a slow response delays that device's next request and the delay shows as
 schedule lag. Closed model: each device of the group is a user that sends its next request
 when the previous one completes, plus think time. Journey groups get `steps` rows per arrival
-(simd.schedule) that run in order; a failed step skips the rest of its journey.
+(simd.plan.schedule) that run in order; a failed step skips the rest of its journey.
 
 Each request ends in one row: `acked` (a response that passed the checks), `error` (a failed
 check, a refused or lost connection, a response that is not HTTP; the reason is the error
@@ -28,9 +28,19 @@ import numpy as np
 import trio
 
 from simd.errors import UserError
-from simd.events import ACKED, CONNECT, DISCONNECT, DROPPED, FAILED, OK, PUBLISH, TIMEOUT, UNSENT
-from simd.scenario import ENV_REF, FleetGroup, HttpRequest, template_names
-from simd.secrets import is_redacted, redact_text, url_credentials
+from simd.log.events import (
+    ACKED,
+    CONNECT,
+    DISCONNECT,
+    DROPPED,
+    FAILED,
+    OK,
+    PUBLISH,
+    TIMEOUT,
+    UNSENT,
+)
+from simd.model.scenario import ENV_REF, FleetGroup, HttpRequest, template_names
+from simd.model.secrets import is_redacted, redact_text, url_credentials
 from simd.transports._base import DeviceSet, PublishBatch, RowStage, TransportContext
 from simd.transports._net import NETWORK_ERRORS, Target, open_stream, reason_of, ssl_context_for
 from simd.transports.http.codec import (

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from simd.ragged import Ragged, from_mask
+from simd.log.ragged import Ragged, from_mask
 
 V311 = 4
 V5 = 5

@@ -30,12 +30,22 @@ from typing import Any
 import numpy as np
 import trio
 
-from simd.events import ACKED, COMMAND, COMMAND_MESSAGE, FAILED, NO_PHASE, OK, RECEIVE, REPLY, SENT
-from simd.events import TIMEOUT as TIMED_OUT
-from simd.hashing import hash2, stream_key
-from simd.ragged import Ragged, scatter_rows
-from simd.scenario import Scenario
-from simd.schedule import device_ids, layout_groups
+from simd.log.events import (
+    ACKED,
+    COMMAND,
+    COMMAND_MESSAGE,
+    FAILED,
+    NO_PHASE,
+    OK,
+    RECEIVE,
+    REPLY,
+    SENT,
+)
+from simd.log.events import TIMEOUT as TIMED_OUT
+from simd.log.ragged import Ragged, scatter_rows
+from simd.model.scenario import Scenario
+from simd.plan.hashing import hash2, stream_key
+from simd.plan.schedule import device_ids, layout_groups
 from simd.transports._base import PublishBatch, RowStage
 from simd.transports.mqtt.session import fill_template, topic_bytes
 

@@ -2,14 +2,14 @@
 
 A connection maps packet id -> key (batch id << 32 | row), one int per publish: registering a
 batch is one `dict.update`, and acks, timeouts and losses are finished a vector at a time, so
-the per-publish cost stays in C (DESIGN.md, hot-path rules).
+the per-publish cost stays in C (docs/architecture.md; hot-path rules in docs/decisions).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from simd.events import ACKED, PUBLISH
+from simd.log.events import ACKED, PUBLISH
 
 _ROW = 0xFFFFFFFF
 

@@ -21,7 +21,7 @@ import struct
 from dataclasses import dataclass
 from enum import Enum
 
-from simd.scenario import PLACEHOLDER
+from simd.model.scenario import PLACEHOLDER
 from simd.transports.mqtt import codec as c
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import trio
 
 from simd.errors import UserError
-from simd.events import (
+from simd.log.events import (
     CONNECT,
     DISCONNECT,
     DROPPED,
@@ -37,11 +37,11 @@ from simd.events import (
     SENT,
     TIMEOUT,
 )
-from simd.hashing import hash2, stream_key, uniform01
-from simd.ragged import Ragged, concat_columns, format_ints, scatter_rows
-from simd.scenario import MqttOptions, Probe, Scenario, resolve_path
-from simd.schedule import layout_groups
-from simd.secrets import is_redacted, redact_text, url_credentials
+from simd.log.ragged import Ragged, concat_columns, format_ints, scatter_rows
+from simd.model.scenario import MqttOptions, Probe, Scenario, resolve_path
+from simd.model.secrets import is_redacted, redact_text, url_credentials
+from simd.plan.hashing import hash2, stream_key, uniform01
+from simd.plan.schedule import layout_groups
 from simd.transports._base import DeviceSet, PublishBatch, RowStage, TransportContext
 from simd.transports._net import NETWORK_ERRORS, Target, open_stream, reason_of, ssl_context_for
 from simd.transports.mqtt import codec as c
@@ -273,7 +273,7 @@ class MqttTransport:
 
     async def _ramp(self, conns: list[_Conn], rate: float | None, limiter: Any) -> None:
         """Connect `conns`: all at once (bounded concurrency), or each at its place in the
-        group's ramp (the schedule's start for it: simd.schedule.GroupLayout.start_ns), a
+        group's ramp (the schedule's start for it: simd.plan.schedule.GroupLayout.start_ns), a
         little ahead so the handshake is done when its first publish is due."""
         starts = [0] * len(conns)
         if rate:

@@ -1,0 +1,397 @@
+"""While a run is on: `GET /status` (JSON, the `Status` model) and `GET /metrics` (Prometheus
+text) on 127.0.0.1, served by the supervisor from its workers' progress messages, and live
+SLO alerts. The run's truth stays in the logs; this is what a person or a scraper watches.
+
+The server is a stdlib ThreadingHTTPServer in a daemon thread; it reads a snapshot the
+supervisor's loop replaces under a lock (the loop never waits for the server).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import numpy as np
+from prometheus_client.core import (
+    CollectorRegistry,
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+
+from simd.log.events import COMPLETED_STATUSES, FAILED_STATUSES, NOT_SENT_STATUSES, STATUSES
+from simd.runtime.live_stats import LATENCY_BOUNDS_S
+from simd.runtime.local_http import refusal
+from simd.runtime.messages import Progress
+
+ALERT_WINDOW_S = 5.0  # live SLOs are judged over the last few seconds, not the whole run
+_FAILED = list(FAILED_STATUSES)
+_COMPLETED = list(COMPLETED_STATUSES)
+_NOT_SENT = list(NOT_SENT_STATUSES)
+
+
+class WorkerStatus(BaseModel):
+    worker: int
+    state: str  # starting, running, restarting, done, failed
+    pid: int | None
+    restarts: int
+    t_s: float  # run time the worker has reached
+    sent: int
+    completed: int
+    errors: int
+    lag_p99_ms: float
+    latency_p99_ms: float  # of its last progress interval
+    rss_bytes: int
+    seconds_since_progress: float | None
+
+
+class IntervalStatus(BaseModel):
+    seconds: float
+    sent_per_s: float
+    completed_per_s: float
+    error_rate: float
+    latency_p50_ms: float | None  # max over workers of each worker's last interval
+    latency_p99_ms: float | None
+    lag_p99_ms: float | None
+
+
+class Alert(BaseModel):
+    slo: str
+    threshold: float
+    observed: float
+    unit: str
+    since_s: float  # run time the breach began
+    until_s: float | None  # None while it lasts
+    active: bool
+
+
+class Status(BaseModel):
+    """GET /status."""
+
+    run_id: str
+    scenario: str
+    shard: str  # "I/N" for one shard of a sharded run (it serves its own devices), else ""
+    state: str
+    elapsed_s: float
+    duration_s: float
+    planned_total: int
+    planned_so_far: int
+    sent: int
+    acked: int
+    completed: int
+    errors: int
+    by_status: dict[str, int]
+    interval: IntervalStatus
+    workers: list[WorkerStatus]
+    alerts: list[Alert]
+
+
+@dataclass
+class _Worker:
+    state: str = "starting"
+    pid: int | None = None
+    restarts: int = 0
+    last: Progress | None = None
+    seen: float | None = None
+
+
+@dataclass(eq=False)  # hashable by identity: prometheus_client registers it as a collector
+class LiveState:
+    """The supervisor's view of a run, updated from its loop, read by the server."""
+
+    run_id: str
+    scenario: str
+    duration_ns: int
+    planned_total: int
+    groups: list[str]
+    expected_cum: np.ndarray  # expected publishes by the end of each window
+    window_ns: int
+    slo: dict[str, tuple[float, str]]  # name -> (threshold, unit) of the live-judged SLOs
+    shard: str = ""  # "I/N" when this process runs one shard of the run
+    workers: dict[int, _Worker] = field(default_factory=dict)
+    state: str = "starting"
+    alerts: list[Alert] = field(default_factory=list)
+    history: deque[tuple[float, np.ndarray]] = field(default_factory=lambda: deque(maxlen=64))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    on_alert: Any = None  # called with (Alert, began: bool)
+
+    def worker(self, w: int) -> _Worker:
+        return self.workers.setdefault(w, _Worker())
+
+    def progress(self, p: Progress) -> None:
+        with self.lock:
+            wk = self.worker(p.worker)
+            wk.last, wk.seen = p, time.monotonic()
+            if wk.state in ("starting", "restarting"):
+                wk.state = "running"
+            if p.pid:
+                wk.pid = p.pid
+
+    def set_worker(self, w: int, state: str, pid: int | None = None, restart: bool = False) -> None:
+        with self.lock:
+            wk = self.worker(w)
+            wk.state = state
+            if pid is not None:
+                wk.pid = pid
+            if restart:
+                wk.restarts += 1
+
+    def _totals(self) -> np.ndarray:
+        """[group][status] summed over workers."""
+        out = np.zeros((len(self.groups), len(STATUSES)), dtype=np.int64)
+        for wk in self.workers.values():
+            if wk.last is not None and wk.last.status:
+                out += np.array(wk.last.status, dtype=np.int64)
+        return out
+
+    def t_ns(self) -> int:
+        ts = [wk.last.t_ns for wk in self.workers.values() if wk.last is not None]
+        return max(0, min(ts)) if ts else 0
+
+    def tick(self) -> None:
+        """Once a second or so: remember the totals, judge the live SLOs."""
+        with self.lock:
+            now = time.monotonic()
+            self.history.append((now, self._totals().sum(axis=0)))
+            iv = self._interval(now)
+            observed = {
+                "latency_p99": None if iv.latency_p99_ms is None else iv.latency_p99_ms * 1e6,
+                "error_rate": iv.error_rate if iv.sent_per_s or iv.error_rate else None,
+                "schedule_lag_p99": None if iv.lag_p99_ms is None else iv.lag_p99_ms * 1e6,
+            }
+            t_s = self.t_ns() / 1e9
+            for name, (threshold, unit) in self.slo.items():
+                value = observed.get(name)
+                active = next((a for a in self.alerts if a.slo == name and a.active), None)
+                if value is None:
+                    continue
+                if value > threshold and active is None:
+                    a = Alert(
+                        slo=name,
+                        threshold=threshold,
+                        observed=value,
+                        unit=unit,
+                        since_s=t_s,
+                        until_s=None,
+                        active=True,
+                    )
+                    self.alerts.append(a)
+                    if self.on_alert:
+                        self.on_alert(a, True)
+                elif value > threshold and active is not None:
+                    active.observed = max(active.observed, value)
+                elif value <= threshold and active is not None:
+                    active.active, active.until_s = False, t_s
+                    if self.on_alert:
+                        self.on_alert(active, False)
+
+    def _interval(self, now: float) -> IntervalStatus:
+        hist = [h for h in self.history if now - h[0] <= ALERT_WINDOW_S + 0.5]
+        if len(hist) >= 2:
+            (t0, a), (t1, b) = hist[0], hist[-1]
+            d, secs = b - a, max(t1 - t0, 1e-9)
+        else:
+            d, secs = np.zeros(len(STATUSES), dtype=np.int64), 0.0
+        logged = int(d.sum())
+        done = int(d[_COMPLETED].sum())
+        failed = int(d[_FAILED].sum())
+        lasts = [wk.last for wk in self.workers.values() if wk.last is not None]
+        with_lat = [p for p in lasts if p.interval_completed]
+        return IntervalStatus(
+            seconds=round(secs, 3),
+            sent_per_s=(logged - int(d[_NOT_SENT].sum())) / secs if secs else 0.0,
+            completed_per_s=done / secs if secs else 0.0,
+            error_rate=failed / logged if logged else 0.0,
+            latency_p50_ms=max(p.interval_p50_ns for p in with_lat) / 1e6 if with_lat else None,
+            latency_p99_ms=max(p.interval_p99_ns for p in with_lat) / 1e6 if with_lat else None,
+            lag_p99_ms=max(p.lag_p99_ns for p in lasts) / 1e6 if lasts else None,
+        )
+
+    def status(self) -> Status:
+        with self.lock:
+            now = time.monotonic()
+            totals = self._totals().sum(axis=0)
+            t = self.t_ns()
+            # expected by now: whole windows, then the share of the current one
+            k = min(int(t // self.window_ns), len(self.expected_cum) - 1)
+            before = float(self.expected_cum[k - 1]) if k > 0 else 0.0
+            frac = min(1.0, (t - k * self.window_ns) / self.window_ns)
+            planned = int(before + frac * (float(self.expected_cum[k]) - before)) if t > 0 else 0
+            workers = []
+            for w in sorted(self.workers):
+                wk = self.workers[w]
+                p = wk.last
+                workers.append(
+                    WorkerStatus(
+                        worker=w,
+                        state=wk.state,
+                        pid=wk.pid,
+                        restarts=wk.restarts,
+                        t_s=(p.t_ns / 1e9) if p else 0.0,
+                        sent=p.sent if p else 0,
+                        completed=p.completed if p else 0,
+                        errors=p.errors if p else 0,
+                        lag_p99_ms=(p.lag_p99_ns / 1e6) if p else 0.0,
+                        latency_p99_ms=(p.interval_p99_ns / 1e6) if p else 0.0,
+                        rss_bytes=p.rss_bytes if p else 0,
+                        seconds_since_progress=None if wk.seen is None else now - wk.seen,
+                    )
+                )
+            by = {s: int(totals[i]) for i, s in enumerate(STATUSES) if s != "ok"}
+            return Status(
+                run_id=self.run_id,
+                scenario=self.scenario,
+                shard=self.shard,
+                state=self.state,
+                elapsed_s=max(t, 0) / 1e9,
+                duration_s=self.duration_ns / 1e9,
+                planned_total=self.planned_total,
+                planned_so_far=min(planned, self.planned_total),
+                sent=int(totals.sum() - totals[_NOT_SENT].sum()),
+                acked=by["acked"],
+                completed=int(totals[_COMPLETED].sum()),
+                errors=int(totals[_FAILED].sum()),
+                by_status=by,
+                interval=self._interval(now),
+                workers=workers,
+                alerts=[a.model_copy() for a in self.alerts],
+            )
+
+    def collect(self) -> Iterator[Any]:
+        """Prometheus metric families (prometheus_client's collector protocol)."""
+        st = self.status()
+        with self.lock:
+            per_group = self._totals()
+            buckets = np.zeros((len(self.groups), len(LATENCY_BOUNDS_S) + 1), dtype=np.int64)
+            sums = np.zeros(len(self.groups))
+            for wk in self.workers.values():
+                if wk.last is not None and wk.last.latency_buckets:
+                    buckets += np.array(wk.last.latency_buckets, dtype=np.int64)
+                    sums += np.array(wk.last.latency_sum_ns)
+        info = GaugeMetricFamily(
+            "simd_run_info",
+            "the run being served",
+            labels=["run_id", "scenario", "state", "shard"],
+        )
+        info.add_metric([st.run_id, st.scenario, st.state, st.shard], 1)
+        yield info
+        yield GaugeMetricFamily("simd_elapsed_seconds", "run time reached", value=st.elapsed_s)
+        yield GaugeMetricFamily(
+            "simd_planned_publishes", "publishes planned for the whole run", value=st.planned_total
+        )
+        yield GaugeMetricFamily(
+            "simd_planned_publishes_so_far",
+            "publishes the plan expects by now",
+            value=st.planned_so_far,
+        )
+        pubs = CounterMetricFamily(
+            "simd_publishes", "publishes by final status", labels=["group", "status"]
+        )
+        for gi, g in enumerate(self.groups):
+            for si, s in enumerate(STATUSES):
+                if s != "ok":
+                    pubs.add_metric([g, s], float(per_group[gi, si]))
+        yield pubs
+        lat = HistogramMetricFamily(
+            "simd_publish_latency_seconds",
+            "latency of completed publishes from their intended send time",
+            labels=["group"],
+        )
+        for gi, g in enumerate(self.groups):
+            cum = np.cumsum(buckets[gi])
+            pts = [(_le(b), float(cum[i])) for i, b in enumerate(LATENCY_BOUNDS_S)]
+            pts.append(("+Inf", float(cum[-1])))
+            lat.add_metric([g], pts, sum_value=float(sums[gi]) / 1e9)
+        yield lat
+        lag = GaugeMetricFamily(
+            "simd_schedule_lag_p99_seconds", "schedule lag p99, last interval", labels=["worker"]
+        )
+        up = GaugeMetricFamily("simd_worker_up", "1 while the worker runs", labels=["worker"])
+        restarts = CounterMetricFamily(
+            "simd_worker_restarts", "times the worker was restarted", labels=["worker"]
+        )
+        rss = GaugeMetricFamily(
+            "simd_worker_rss_bytes", "worker resident memory", labels=["worker"]
+        )
+        for w in st.workers:
+            lbl = [str(w.worker)]
+            lag.add_metric(lbl, w.lag_p99_ms / 1e3)
+            up.add_metric(lbl, 1.0 if w.state == "running" else 0.0)
+            restarts.add_metric(lbl, float(w.restarts))
+            rss.add_metric(lbl, float(w.rss_bytes))
+        yield from (lag, up, restarts, rss)
+        breach = GaugeMetricFamily(
+            "simd_slo_breached", "1 while a live SLO is breached", labels=["slo"]
+        )
+        for name in self.slo:
+            breach.add_metric(
+                [name], 1.0 if any(a.active and a.slo == name for a in st.alerts) else 0.0
+            )
+        yield breach
+
+
+def _le(b: float) -> str:
+    return f"{b:g}" if not math.isinf(b) else "+Inf"
+
+
+class StatusServer:
+    """Serves a LiveState on host:port (loopback unless told; port 0: a free one) until closed."""
+
+    def __init__(self, live: LiveState, port: int = 0, host: str = "127.0.0.1") -> None:
+        self.live = live
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(live)  # type: ignore[arg-type]
+        live_ref = live
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                why = refusal(self.headers)
+                if why is not None:
+                    body = json.dumps({"error": why}).encode()
+                    self.send_response(403)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                path = self.path.split("?")[0]
+                if path == "/status":
+                    body = live_ref.status().model_dump_json().encode()
+                    ctype = "application/json"
+                elif path == "/metrics":
+                    body = generate_latest(registry)
+                    ctype = CONTENT_TYPE_LATEST
+                elif path == "/":
+                    body = json.dumps({"endpoints": ["/status", "/metrics"]}).encode()
+                    ctype = "application/json"
+                else:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:  # quiet: the run's stderr is for people
+                return
+
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://{host}:{self.port}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

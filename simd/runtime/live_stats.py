@@ -1,0 +1,81 @@
+"""What a worker tells its supervisor while it runs: cumulative counts per group and status, a
+cumulative latency histogram per group (Prometheus buckets), and the last interval's latency
+percentiles. Fed frame by frame from the rows the worker logs (never per message), so a worker
+that restarts rebuilds the same counters by feeding its own log back in (simd.runtime.resume).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simd.log.events import (
+    ACKED,
+    COMPLETED_STATUSES,
+    FAILED_STATUSES,
+    NULL_NS,
+    PUBLISH,
+    SENT,
+    STATUSES,
+)
+
+# upper bounds of the latency buckets (from intended send time), seconds; +Inf follows
+LATENCY_BOUNDS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_BOUNDS_NS = np.array([round(b * 1e9) for b in LATENCY_BOUNDS_S], dtype=np.int64)
+_NB = len(LATENCY_BOUNDS_S) + 1
+_NS = len(STATUSES)
+INTERVAL_SAMPLE = 200_000  # latencies kept per interval for its percentiles (a prefix beyond)
+
+
+class LiveStats:
+    """Counters over the rows of one slice [lo, hi) of the fleet."""
+
+    def __init__(self, group_of: np.ndarray, lo: int, n_groups: int) -> None:
+        self.group_of = group_of.astype(np.int64)  # group index per device of the slice
+        self.lo = lo
+        self.hi = lo + len(group_of)
+        self.n_groups = n_groups
+        self.status = np.zeros((n_groups, _NS), dtype=np.int64)
+        self.buckets = np.zeros((n_groups, _NB), dtype=np.int64)  # not cumulative across le
+        self.latency_sum_ns = np.zeros(n_groups, dtype=np.float64)
+        self._interval: list[np.ndarray] = []
+        self._interval_n = 0
+
+    def observe(self, cols: dict[str, np.ndarray], n: int) -> None:
+        """Count the publish rows of one frame (n rows of `cols`)."""
+        dev = cols["device"][:n]
+        pub = (cols["kind"][:n] == PUBLISH) & (dev >= self.lo) & (dev < self.hi)
+        if not pub.any():
+            return
+        g = self.group_of[dev[pub] - self.lo]
+        st = cols["status"][:n][pub].astype(np.int64)
+        self.status += np.bincount(g * _NS + st, minlength=self.n_groups * _NS).reshape(
+            self.n_groups, _NS
+        )
+        t_done = cols["t_done"][:n][pub]
+        done = ((st == ACKED) | (st == SENT)) & (t_done != NULL_NS)
+        if not done.any():
+            return
+        lat = t_done[done] - cols["t_intended"][:n][pub][done]
+        gd = g[done]
+        b = np.searchsorted(_BOUNDS_NS, lat, side="left")  # first bound >= latency
+        self.buckets += np.bincount(gd * _NB + b, minlength=self.n_groups * _NB).reshape(
+            self.n_groups, _NB
+        )
+        self.latency_sum_ns += np.bincount(gd, weights=lat, minlength=self.n_groups)
+        if self._interval_n < INTERVAL_SAMPLE:
+            self._interval.append(lat[: INTERVAL_SAMPLE - self._interval_n])
+            self._interval_n += len(self._interval[-1])
+
+    def outcomes(self) -> tuple[int, int]:
+        """(completed, failed) publish rows so far, over every group."""
+        st = self.status.sum(axis=0)
+        return int(st[list(COMPLETED_STATUSES)].sum()), int(st[list(FAILED_STATUSES)].sum())
+
+    def take_interval(self) -> tuple[int, int, int]:
+        """(completed, p50 ns, p99 ns) of the latencies seen since the last call."""
+        if not self._interval:
+            return 0, 0, 0
+        lat = np.concatenate(self._interval)
+        self._interval, self._interval_n = [], 0
+        p50, p99 = np.percentile(lat, [50, 99])
+        return len(lat), int(p50), int(p99)

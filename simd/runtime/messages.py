@@ -1,0 +1,83 @@
+"""Typed messages between the supervisor and its workers (frozen dataclasses, matched by type)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything a worker process needs; picklable."""
+
+    run_id: str
+    run_dir: str
+    scenario: dict[str, Any]
+    scenario_dir: str
+    target: str
+    clock: str
+    worker: int
+    workers: int
+    lo: int  # first global device index of the slice
+    hi: int  # one past the last
+    cpu: int | None = None
+
+
+# supervisor -> worker
+
+
+@dataclass(frozen=True)
+class Start:
+    t0_epoch_ns: int
+
+
+@dataclass(frozen=True)
+class Stop:
+    reason: str = "signal"
+
+
+# worker -> supervisor
+
+
+@dataclass(frozen=True)
+class Ready:
+    worker: int
+
+
+@dataclass(frozen=True)
+class Progress:
+    worker: int
+    t_ns: int  # virtual time the worker has reached
+    sent: int
+    completed: int
+    errors: int
+    lag_p99_ns: int
+    rows: int
+    # for /status and /metrics (simd.runtime.live): cumulative per group, from the logged rows
+    status: list[list[int]] = field(default_factory=list)  # [group][status] publish rows
+    latency_buckets: list[list[int]] = field(default_factory=list)  # [group][bucket]
+    latency_sum_ns: list[float] = field(default_factory=list)  # [group]
+    interval_completed: int = 0  # the last interval's completed publishes ...
+    interval_p50_ns: int = 0  # ... and their latency from intended send time
+    interval_p99_ns: int = 0
+    rss_bytes: int = 0
+    pid: int = 0
+
+
+@dataclass(frozen=True)
+class Done:
+    worker: int
+    sent: int
+    completed: int
+    errors: int
+    unsent: int
+    rows: int
+    stopped_at_ns: int | None  # None: the schedule ran to its end
+    torn_tails: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Failed:
+    worker: int
+    message: str
+    user_error: bool

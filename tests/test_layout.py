@@ -1,0 +1,91 @@
+"""The package layout holds: each package imports (at module level) only the packages its
+`__init__` allows, and no two modules import each other at module level."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.conftest import REPO
+
+SIMD = REPO / "simd"
+GROUND = {"simd", "simd.errors", "simd.clock", "simd._version"}
+
+# package -> the simd packages its modules may import at module level (docs/architecture.md)
+ALLOWED: dict[str, set[str]] = {
+    "model": set(),
+    "log": {"model"},
+    "plan": {"model", "log"},
+    "transports": {"model", "plan", "log", "transports"},
+    "runtime": {"model", "plan", "log", "transports", "runtime"},
+    "results": {"model", "plan", "log", "results"},
+    "report": {"model", "results", "report"},
+    "ops": {"model", "plan", "log", "transports", "runtime", "results", "report", "ops"},
+    "cli": {"model", "plan", "log", "transports", "runtime", "results", "report", "ops", "cli"},
+}
+
+
+def _module(path: Path) -> str:
+    return ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    """simd modules imported at module level (lazy imports inside functions are not counted)."""
+    out = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("simd"):
+            out.add(node.module)
+        elif isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.startswith("simd")}
+    return out
+
+
+def _package(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in ALLOWED) else None
+
+
+def test_packages_import_only_what_they_may() -> None:
+    """A module-level import of a package not allowed for its own package fails here."""
+    wrong = []
+    for path in SIMD.rglob("*.py"):
+        mod = _module(path)
+        pkg = _package(mod)
+        if pkg is None or pkg not in ALLOWED:
+            continue
+        for imp in _top_level_imports(path):
+            target = _package(imp)
+            if imp in GROUND or target is None or target == pkg or target in ALLOWED[pkg]:
+                continue
+            wrong.append(f"{mod} imports {imp}")
+    assert wrong == []
+
+
+def test_every_package_says_what_it_may_import() -> None:
+    """Each package's __init__ has a docstring naming what it may import."""
+    for pkg in ALLOWED:
+        doc = ast.get_docstring(ast.parse((SIMD / pkg / "__init__.py").read_text())) or ""
+        assert "import" in doc, pkg
+
+
+def test_no_module_level_import_cycles() -> None:
+    """No cycle among module-level imports between simd modules."""
+    graph: dict[str, set[str]] = {}
+    for path in SIMD.rglob("*.py"):
+        graph[_module(path)] = {i for i in _top_level_imports(path) if i not in GROUND}
+    seen: set[str] = set()
+    stack: list[str] = []
+
+    def visit(m: str) -> None:
+        if m in stack:
+            raise AssertionError(" -> ".join([*stack[stack.index(m) :], m]))
+        if m in seen:
+            return
+        stack.append(m)
+        for n in graph.get(m, ()):
+            visit(n)
+        stack.pop()
+        seen.add(m)
+
+    for m in sorted(graph):
+        visit(m)
