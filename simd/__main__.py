@@ -1,3 +1,3 @@
-from simd.cli.app import main
+from simd.cli import main
 
 main()

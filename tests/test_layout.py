@@ -34,7 +34,10 @@ def _top_level_imports(path: Path) -> set[str]:
     out = set()
     for node in ast.parse(path.read_text()).body:
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("simd"):
-            out.add(node.module)
+            for alias in node.names:  # `from simd.cli import run`: the submodule simd.cli.run
+                sub = REPO.joinpath(*node.module.split("."), alias.name)
+                is_module = sub.with_suffix(".py").is_file() or (sub / "__init__.py").is_file()
+                out.add(f"{node.module}.{alias.name}" if is_module else node.module)
         elif isinstance(node, ast.Import):
             out |= {a.name for a in node.names if a.name.startswith("simd")}
     return out

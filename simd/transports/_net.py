@@ -11,7 +11,7 @@ import trio
 
 from simd.errors import first_leaf
 from simd.model.scenario import TlsOptions
-from simd.transports.mqtt.websocket import open_websocket
+from simd.transports._websocket import open_websocket
 
 NETWORK_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError)
 """What a lost, refused or broken connection raises (protocol errors are each codec's own)."""

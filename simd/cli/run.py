@@ -1,0 +1,466 @@
+"""Commands that run a scenario: `run` (and how a run ends: ingest, report, exit code), `plan`,
+`replay`, `capacity`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from simd.cli.app import (
+    EXIT_OK,
+    EXIT_RUN,
+    EXIT_SLO,
+    app,
+    duckdb_error,
+    fail,
+    first_line,
+    guarded,
+    out,
+)
+from simd.cli.logs import warn_ingest
+from simd.cli.results import figure
+from simd.errors import ScenarioError, UserError
+
+
+def overrides(target: str | None, duration: str | None, seed: int | None) -> dict[str, Any]:
+    o: dict[str, Any] = {}
+    if target is not None:
+        o["target"] = target
+    if duration is not None:
+        o["duration"] = duration
+    if seed is not None:
+        o["seed"] = seed
+    return o
+
+
+@app.command()
+@guarded
+def run(
+    scenario: Annotated[
+        Path | None, typer.Argument(help="scenario TOML file (not with --resume)")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="worker processes (default: one per core)")
+    ] = None,
+    clock: Annotated[str | None, typer.Option(help="real | scaled:N | virtual")] = None,
+    target: Annotated[str | None, typer.Option(help="override the scenario's target URL")] = None,
+    duration: Annotated[str | None, typer.Option(help="override the duration, e.g. 30s")] = None,
+    seed: Annotated[int | None, typer.Option(help="override the seed")] = None,
+    runs_dir: Annotated[Path, typer.Option(help="where run folders go")] = Path("runs"),
+    run_id: Annotated[str | None, typer.Option(help="the run folder's name")] = None,
+    progress: Annotated[bool, typer.Option(help="live progress on stderr")] = True,
+    report: Annotated[
+        bool, typer.Option(help="print the report at the end and write RUN/report.html")
+    ] = True,
+    status_port: Annotated[
+        int | None,
+        typer.Option(help="/status and /metrics on --status-host:PORT (0 a free port, -1 none)"),
+    ] = None,
+    status_host: Annotated[
+        str, typer.Option(help="address /status listens on (0.0.0.0 to be scraped in a pod)")
+    ] = "127.0.0.1",
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="continue this run folder after its supervisor died (a reboot)"),
+    ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(help="I/N: run shard I of N (its slice of the fleet) into RUN/shard-I/"),
+    ] = None,
+    start_at: Annotated[
+        str | None,
+        typer.Option(help="t=0 shared by all shards: epoch seconds or ISO 8601 with a zone"),
+    ] = None,
+) -> None:
+    """Run a scenario: workers publish, every event is logged, then ingest, report and check.
+
+    With --shard I/N --start-at T the run is one shard of a distributed run: it writes its
+    logs only; `simd ingest RUNS/ID` merges the shards and reports on the whole fleet."""
+    from simd.clock import parse_clock
+    from simd.model.scenario import load_scenario
+    from simd.plan.shard import default_run_id, parse_shard, parse_start_at
+    from simd.runtime import supervisor
+
+    if resume is not None:
+        if scenario is not None or any(
+            v is not None for v in (workers, clock, target, duration, seed, run_id, shard, start_at)
+        ):
+            raise UserError("--resume RUN continues a run as it was: give no scenario or overrides")
+        outcome = supervisor.resume(
+            resume, progress=progress, status_port=status_port, status_host=status_host
+        )
+    else:
+        if scenario is None:
+            raise UserError("give a scenario file (or --resume RUN)")
+        if clock is not None:
+            parse_clock(clock)
+        the_shard = parse_shard(shard) if shard is not None else None
+        start_ns = parse_start_at(start_at) if start_at is not None else None
+        check_run_id(run_id)
+        sc = load_scenario(scenario, overrides(target, duration, seed))
+        _warn_damaged_recordings(sc)
+        if the_shard is not None and run_id is None and start_ns is not None:
+            run_id = default_run_id(sc.name, start_ns)
+        outcome = supervisor.run(
+            sc,
+            scenario_path=scenario,
+            runs_dir=runs_dir,
+            run_id=run_id,
+            workers=workers,
+            clock=clock,
+            progress=progress,
+            status_port=status_port,
+            status_host=status_host,
+            shard=the_shard,
+            start_at_ns=start_ns,
+        )
+    if "shard" in outcome.manifest:
+        _finish_shard(outcome)
+    else:
+        _finish(outcome, report)
+
+
+def _finish_shard(outcome: Any) -> None:
+    """After one shard: its folder, how it ended; results come from merging all shards."""
+    shard = outcome.manifest["shard"]
+    print(outcome.run_dir, flush=True)
+    if outcome.state == "completed":
+        sys.stderr.write(
+            f"simd: shard {shard['index']}/{shard['count']} completed; merge the shards with "
+            f"`simd ingest {outcome.run_dir.parent}`\n"
+        )
+        raise typer.Exit(EXIT_OK)
+    fail(
+        f"shard {shard['index']}/{shard['count']} {outcome.state}"
+        + (f": {outcome.problems}" if outcome.problems else "")
+        + f" (logs in {outcome.run_dir})",
+        EXIT_RUN,
+    )
+
+
+def _finish(outcome: Any, report: bool) -> None:
+    """After a run: print its folder, ingest, report, and exit as the contract says."""
+    from simd.report.html import write_html
+    from simd.report.terminal import check, render_report
+    from simd.results.ingest import ingest
+
+    print(outcome.run_dir, flush=True)
+    if outcome.aborted_by:  # the user asked for "now": no ingest, no report
+        fail(
+            f"run aborted by {outcome.aborted_by} (logs readable in {outcome.run_dir}; "
+            f"`simd ingest {outcome.run_dir}` reads them)",
+            EXIT_RUN,
+        )
+    try:
+        result = ingest(outcome.run_dir)
+        warn_ingest(result)
+        if report:  # (--no-report: results.duckdb only; `simd report RUN` makes both later)
+            _report_or_warn(outcome.run_dir, render_report, write_html)
+    except UserError as exc:
+        if outcome.state == "completed":
+            raise
+        # the run itself failed (a full disk, say): say so below, not this consequence
+        sys.stderr.write(f"simd: warning: no results: {exc}\n")
+    else:
+        _fail_if_never_connected(outcome.run_dir)
+        _fail_if_nothing_completed(outcome.run_dir)
+    if outcome.state == "stopped":
+        fail(
+            f"run stopped by a signal before its end (logs and report in {outcome.run_dir})",
+            EXIT_RUN,
+        )
+    if outcome.state in ("failed", "aborted"):
+        fail(
+            f"run {outcome.state}: {outcome.problems or 'interrupted'} (logs in {outcome.run_dir})",
+            EXIT_RUN,
+        )
+    try:
+        failed = [s for s in check(outcome.run_dir) if not s.passed]
+    except (duckdb_error(), OSError) as exc:  # the SLOs could not be judged: say so, exit 1
+        fail(f"could not check the SLOs: {first_line(exc)} (logs in {outcome.run_dir})", 1)
+    if failed:
+        for s in failed:
+            sys.stderr.write(f"simd: slo failed: {s.describe()}\n")
+        raise typer.Exit(EXIT_SLO)
+
+
+def _report_or_warn(run_dir: Path, render: Any, write_html: Any) -> None:
+    """The terminal and HTML reports; one that fails is a one-line warning, not a traceback,
+    and does not change how the run is judged (its results are in results.duckdb)."""
+    try:
+        render(run_dir, out)
+        print(f"report: {write_html(run_dir)}", flush=True)
+    except (duckdb_error(), OSError, ValueError, KeyError, TypeError) as exc:
+        sys.stderr.write(
+            f"simd: warning: the report could not be made: {first_line(exc)}; the results "
+            f"are in {run_dir / 'results.duckdb'} (`simd report {run_dir}` tries again)\n"
+        )
+
+
+def _warn_damaged_recordings(sc: Any) -> None:
+    """A replay of a damaged recording plays what reads; say which span may be missing."""
+    from simd.plan.replay import replay_plan
+
+    for g in sc.fleet:
+        if g.replay is not None:
+            for d in replay_plan(g).recording.damaged:
+                sys.stderr.write(f"simd: warning: recording {g.replay.recording}: {d.describe()}\n")
+
+
+def check_run_id(run_id: str | None) -> None:
+    if run_id is not None and ("/" in run_id or run_id in (".", "..")):
+        raise UserError(f"--run-id {run_id!r}: a folder name, without '/'")
+
+
+def _fail_if_never_connected(run_dir: Path) -> None:
+    """A real target none of whose devices ever connected: the run could not go on (exit 3)."""
+    from simd.model.manifest import read_manifest
+    from simd.results.ingest import query
+    from simd.transports import does_real_io
+
+    manifest = read_manifest(run_dir)
+    if not does_real_io(manifest["target"]):
+        return
+    _, rows = query(
+        run_dir,
+        "SELECT count(*) FILTER (WHERE kind = 1 AND status = 7), "
+        "count(*) FILTER (WHERE kind = 1) FROM status_totals",
+    )
+    ok, attempts = rows[0]
+    if attempts and not ok:
+        _, err = query(run_dir, "SELECT error FROM errors_by_kind WHERE kind = 'connect' LIMIT 1")
+        why = err[0][0] if err else "no connection"
+        fail(
+            f"no device could connect to {manifest['target_url']}: {why} (logs in {run_dir})",
+            EXIT_RUN,
+        )
+
+
+def _fail_if_nothing_completed(run_dir: Path) -> None:
+    """Publishes were logged and not one completed (every one refused, timed out, errored):
+    the run did not do what it was asked, whatever its SLOs say (exit 3, the main reason)."""
+    from simd.results.ingest import query
+
+    _, rows = query(run_dir, "SELECT logged, completed FROM run_summary")
+    logged, completed = rows[0]
+    if not logged or completed:
+        return
+    _, top = query(
+        run_dir,
+        "SELECT status, error, count FROM errors_by_kind WHERE kind = 'publish' "
+        "ORDER BY count DESC LIMIT 1",
+    )
+    why = f"{top[0][2]:,} {top[0][0]}" + (f": {top[0][1]}" if top[0][1] else "") if top else "?"
+    fail(
+        f"no publish completed ({logged:,} logged; most: {why}) (logs in {run_dir})",
+        EXIT_RUN,
+    )
+
+
+@app.command()
+@guarded
+def plan(
+    scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
+    format: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+    duration: Annotated[str | None, typer.Option(help="override the duration")] = None,
+    seed: Annotated[int | None, typer.Option(help="override the seed")] = None,
+    shard: Annotated[
+        str | None, typer.Option(help="I/N: only that shard's slice of the fleet")
+    ] = None,
+) -> None:
+    """Exact expected publishes per group and phase, peak rate and connections; runs nothing."""
+    from simd.model.scenario import load_scenario
+    from simd.plan.schedule import plan_counts
+    from simd.plan.shard import parse_shard
+
+    if format not in ("table", "json"):
+        raise UserError(f"--format {format!r}: use table or json")
+    sc = load_scenario(scenario, overrides(None, duration, seed))
+    devices = parse_shard(shard).devices(sc.device_count) if shard is not None else None
+    p = plan_counts(sc, devices=devices)
+    if format == "json":
+        print(json.dumps(p.to_json(), indent=2))
+        return
+    t = Table(title=f"plan: {p.scenario}  ({p.duration_ns / 1e9:g}s, {p.devices:,} devices)")
+    for col in ("group", "phase", "publishes", "peak rate/s", "connections"):
+        t.add_column(col, justify="left" if col in ("group", "phase") else "right")
+    for g in p.groups:
+        for ph in p.phases:
+            t.add_row(
+                g.name, ph, f"{g.per_phase[ph]:,}", f"{g.peak_rate[ph]:,.1f}", f"{g.devices:,}"
+            )
+    t.add_row("total", "", f"{p.total_publishes:,}", "", f"{p.devices:,}", style="bold")
+    out.print(t)
+
+
+@app.command()
+@guarded
+def replay(
+    recording: Annotated[Path, typer.Argument(help="a .simrec recording or a .jsonl capture")],
+    target: Annotated[
+        str, typer.Option(help="where to publish: mqtt://host:port, embedded, sim:, null:")
+    ] = "embedded",
+    speed: Annotated[float, typer.Option(help="2 plays twice as fast")] = 1.0,
+    loop: Annotated[
+        int, typer.Option(min=0, help="times through the recording (0: until --duration)")
+    ] = 1,
+    fanout: Annotated[int, typer.Option(min=1, help="copies of every recorded device")] = 1,
+    topic_map: Annotated[
+        list[str] | None,
+        typer.Option(help="FROM=TO: replace the topic prefix FROM with TO (repeat)"),
+    ] = None,
+    device_level: Annotated[
+        str, typer.Option(help="topic level naming the device: auto, topic, or 0, 1, ...")
+    ] = "auto",
+    qos: Annotated[
+        int | None, typer.Option(min=0, max=2, help="instead of the recorded qos")
+    ] = None,
+    lead_in: Annotated[str, typer.Option(help="when the first message plays")] = "1s",
+    mqtt_version: Annotated[str, typer.Option(help="5 | 3.1.1")] = "3.1.1",
+    duration: Annotated[
+        str | None, typer.Option(help="run this long (default: to the last message)")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="worker processes")] = None,
+    clock: Annotated[str | None, typer.Option(help="real | scaled:N | virtual")] = None,
+    runs_dir: Annotated[Path, typer.Option(help="where run folders go")] = Path("runs"),
+    run_id: Annotated[str | None, typer.Option(help="the run folder's name")] = None,
+    progress: Annotated[bool, typer.Option(help="live progress on stderr")] = True,
+    report: Annotated[
+        bool, typer.Option(help="print the report at the end and write RUN/report.html")
+    ] = True,
+    status_port: Annotated[
+        int | None, typer.Option(help="/status and /metrics port (0 a free one, -1 none)")
+    ] = None,
+) -> None:
+    """Replay a recording: each recorded device publishes its messages at their recorded times
+    (scaled by --speed), logged like any run, with replay fidelity in the report."""
+    import re
+
+    from simd.clock import parse_clock
+    from simd.model.scenario import parse_scenario
+    from simd.plan.replay import expand_replays
+    from simd.runtime import supervisor
+
+    if clock is not None:
+        parse_clock(clock)
+    check_run_id(run_id)
+    mapping: dict[str, str] = {}
+    for item in topic_map or []:
+        old, sep, new = item.partition("=")
+        if not sep or not old:
+            raise UserError(
+                f"--topic-map {item!r}: expected FROM=TO (a topic prefix and its new one)"
+            )
+        mapping[old] = new
+    level: int | str = int(device_level) if device_level.isdigit() else device_level
+    source: dict[str, Any] = {
+        "recording": str(recording),
+        "speed": speed,
+        "loop": loop,
+        "fanout": fanout,
+        "topic_map": mapping,
+        "device_level": level,
+        "lead_in": lead_in,
+    }
+    if qos is not None:
+        source["qos"] = qos
+    data: dict[str, Any] = {
+        "name": "replay-" + re.sub(r"[^\w.-]", "_", recording.stem),
+        "target": target,
+        "fleet": [{"name": "replay", "replay": source, "mqtt": {"version": mqtt_version}}],
+    }
+    if duration is not None:
+        data["duration"] = duration
+    try:
+        sc = expand_replays(parse_scenario(data, str(recording)), Path.cwd(), str(recording))
+    except ScenarioError as exc:  # name the flags, not the scenario keys they became
+        lines = []
+        for p in exc.problems:
+            p = re.sub(r"^fleet\[0\]\.replay\.recording: ('[^']*' )?", "", p)
+            p = re.sub(r"^fleet\[0\]\.replay\.(\w+)", lambda m: "--" + m[1].replace("_", "-"), p)
+            lines.append(p)
+        raise ScenarioError(str(recording), lines) from None
+    _warn_damaged_recordings(sc)
+    outcome = supervisor.run(
+        sc,
+        scenario_path=recording.resolve(),
+        runs_dir=runs_dir,
+        run_id=run_id,
+        workers=workers,
+        clock=clock,
+        progress=progress,
+        status_port=status_port,
+    )
+    _finish(outcome, report)
+
+
+@app.command()
+@guarded
+def capacity(
+    scenario: Annotated[Path, typer.Argument(help="scenario TOML file (its [slo] is the limit)")],
+    start: Annotated[
+        float | None, typer.Option(min=0.001, help="first step, msg/s (default: the scenario's)")
+    ] = None,
+    factor: Annotated[float, typer.Option(min=1.01, help="each coarse step x this")] = 1.25,
+    steps: Annotated[int, typer.Option(min=2, max=200, help="coarse steps at most")] = 16,
+    step: Annotated[str, typer.Option(help="time per step")] = "30s",
+    refine: Annotated[
+        int, typer.Option(min=0, max=50, help="fine steps between the last held and the knee")
+    ] = 4,
+    target: Annotated[str | None, typer.Option(help="override the scenario's target URL")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="worker processes")] = None,
+    clock: Annotated[str | None, typer.Option(help="real | scaled:N | virtual")] = None,
+    runs_dir: Annotated[Path, typer.Option(help="where run folders go")] = Path("runs"),
+    run_id: Annotated[str | None, typer.Option(help="the search's folder name")] = None,
+    progress: Annotated[bool, typer.Option(help="live progress on stderr")] = True,
+) -> None:
+    """Find the highest rate that holds the scenario's SLOs: load steps up to the knee, then
+    finer ones below it; each step is a phase of the run's log. Writes capacity.json and
+    capacity.html (rate vs latency, knee marked); says whether the generator or the target
+    was the limit. Exit 1 if even the first step broke an SLO."""
+    from simd.model.durations import parse_duration_ns
+    from simd.model.scenario import load_scenario
+    from simd.ops.capacity import SearchOptions, describe, run_search, verdict, write_outputs
+    from simd.runtime.supervisor import new_run_id
+
+    try:
+        step_ns = parse_duration_ns(step)
+    except ValueError as exc:
+        raise UserError(f"--step {step!r}: {exc}") from None
+    check_run_id(run_id)
+    sc = load_scenario(scenario, overrides(target, None, None))
+    opts = SearchOptions(start, factor, steps, step_ns, refine)
+    folder, search = run_search(
+        sc,
+        scenario_path=scenario,
+        runs_dir=runs_dir,
+        run_id=run_id or new_run_id(f"{sc.name}-capacity"),
+        opts=opts,
+        workers=workers,
+        clock=clock,
+        progress=progress,
+    )
+    print(folder, flush=True)
+    t = Table(title="capacity search: one phase per step")
+    cols = ("pass", "step", "offered/s", "achieved/s", "p99 ms", "p99 sent ms", "lag p99 ms")
+    for col in (*cols, "errors", "verdict"):
+        t.add_column(col, justify="left" if col in ("pass", "step", "verdict") else "right")
+    for name, ps in search.passes.items():
+        for st in ps:
+            t.add_row(
+                name, st.name, f"{st.offered_per_s:,.0f}", f"{st.achieved_per_s:,.0f}",
+                *[figure(v, "ns").removesuffix(" ms") for v in
+                  (st.latency_p99_ns, st.latency_p99_sent_ns, st.lag_p99_ns)],
+                f"{st.error_rate:.3%}", verdict(st),
+            )  # fmt: skip
+    out.print(t)
+    print(describe(search))
+    j, h = write_outputs(folder, search)
+    print(f"capacity: {j}  {h}")
+    if search.sustainable_per_s is None and search.knee is not None:
+        raise typer.Exit(EXIT_SLO)
