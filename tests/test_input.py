@@ -74,7 +74,8 @@ def test_clashing_client_ids_across_groups(tmp_path: Path) -> None:
 
 
 def test_run_json_scenarios_still_read() -> None:
-    """A scenario re-read from run.json (durations as integer nanoseconds) still validates."""
+    """A scenario re-read from run.json (durations as integer nanoseconds) still validates, and
+    so does one an older simd accepted that this one refuses (a wildcard topic)."""
     import tomllib
 
     from simd.model.scenario import Scenario
@@ -82,6 +83,17 @@ def test_run_json_scenarios_still_read() -> None:
     s = parse_scenario(tomllib.loads(BASE), "s.toml")
     again = Scenario.model_validate(s.model_dump())
     assert again == s and again.duration == 2_000_000_000
+    old = s.model_dump()
+    old["fleet"][0]["topic"] = "a/+/b"
+    assert Scenario.model_validate(old).fleet[0].topic == "a/+/b"
+    with pytest.raises(ScenarioError, match=r"fleet\[0\]\.topic: "):
+        parse_scenario(
+            {
+                **tomllib.loads(BASE),
+                "fleet": [{**tomllib.loads(BASE)["fleet"][0], "topic": "a/+/b"}],
+            },
+            "s.toml",
+        )
 
 
 finite = st.floats(0.001, 50, allow_nan=False, allow_infinity=False)

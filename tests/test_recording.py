@@ -1,6 +1,5 @@
 """Recordings (simd.log.recording) and JSON-lines captures (simd.log.capture): round trips, torn
-tails,
-and one-line errors for bad input."""
+tails, and one-line errors for bad input."""
 
 from __future__ import annotations
 

@@ -1,17 +1,16 @@
 """Recordings: captured messages, framed like the event log (simd.log.eventlog).
 
 A recording is `MAGIC` then frames (simd.log.framing: `SYNC | length | crc32 | msgpack body`;
-version
-1 recordings, whose frames have no SYNC, are still read). The first frame is the header:
-`{"format": "simd-recording", "version": 2, "t0_epoch_ns": wall clock at
-t=0, "source": where it came from (a URL without credentials, or an imported file), "filters":
-[...], "mqtt_version": "5" | "3.1.1" | null}`. Every later frame is a batch of messages, column
-by column: `{"n": k, "t": int64 LE ns since t=0 (receive time), "topic": [str], "payload":
-[bytes], "qos": u8 array, "retain": u8 array}` with two optional keys, `"props"` (MQTT 5
-properties: `{row: [[name, value], ...]}`, only rows that have any) and `"client"` (a sender id
-per row, when the capture knew it). A frame `{"n": 0, "gap": [lost_ns, back_ns, reason]}` marks
-a time the recorder was disconnected. A clean close appends `{"n": 0, "end_ns": ns}`: how long the
-recording ran, which is the period of a looped replay.
+version 1 recordings, whose frames have no SYNC, are still read). The first frame is the header:
+`{"format": "simd-recording", "version": 2, "t0_epoch_ns": wall clock at t=0, "source": where it
+came from (a URL without credentials, or an imported file), "filters": [...], "mqtt_version": "5" |
+"3.1.1" | null}`. Every later frame is a batch of messages, column by column: `{"n": k, "t": int64
+LE ns since t=0 (receive time), "topic": [str], "payload": [bytes], "qos": u8 array, "retain": u8
+array}` with two optional keys, `"props"` (MQTT 5 properties: `{row: [[name, value], ...]}`, only
+rows that have any) and `"client"` (a sender id per row, when the capture knew it). A frame `{"n":
+0, "gap": [lost_ns, back_ns, reason]}` marks a time the recorder was disconnected. A clean close
+appends `{"n": 0, "end_ns": ns}`: how long the recording ran, which is the period of a looped
+replay.
 
 The same rules as the event log: bytes that are not frames at the end are a torn tail (a recording
 cut at any byte offset still gives its complete prefix of frames); bytes that are not frames with

@@ -2,9 +2,8 @@
 
 Each device lives in *work space*: its k-th publish sits at work v_k (periodic: v_k = k + phi,
 phi a per-device phase in [0, 1); poisson: v_k = E_1 + ... + E_{k+1}, E unit exponentials), and
-work grows as rate * M(t) (simd.plan.shape). A publish exists iff v_k < rate * M(end). Its segment
-is
-found by comparing v_k with rate * M at the segment knots; its time by inverting M there.
+work grows as rate * M(t) (simd.plan.shape). A publish exists iff v_k < rate * M(end). Its
+segment is found by comparing v_k with rate * M at the segment knots; its time by inverting M there.
 
 Which events exist and when is decided per device, from integer hashes and exactly rounded float
 operations, so worker count, chunk size and machine never change it. Chunks of time are only a

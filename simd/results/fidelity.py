@@ -2,14 +2,13 @@
 not a scan of the events (the report's 10 s budget over 100M events holds for replays too).
 
 For every publish row of a replay group, the recorded message it plays is found by arithmetic
-(simd.plan.replay: device -> source and copy, seq -> pass and rank) and its expected time recomputed
-(`lead_in + rint((pass * period + offset) / speed)`, exactly as the scheduler does). Per group:
-rows, sent, completed, payload size mismatches and the largest |intended - expected|; the send
-offset (sent - expected) as a fine log histogram (simd.results.histograms: within 0.05 %) with its
-exact
-maximum; and rows per second of recording time ((t - lead_in) * speed), by intended and by sent
-time. Tallies add: incremental ingest appends partial rows and the views sum them. The exact
-per-message picture stays in the `replay_messages` view.
+(simd.plan.replay: device -> source and copy, seq -> pass and rank) and its expected time
+recomputed (`lead_in + rint((pass * period + offset) / speed)`, exactly as the scheduler does). Per
+group: rows, sent, completed, payload size mismatches and the largest |intended - expected|; the
+send offset (sent - expected) as a fine log histogram (simd.results.histograms: within 0.05 %) with
+its exact maximum; and rows per second of recording time ((t - lead_in) * speed), by intended and
+by sent time. Tallies add: incremental ingest appends partial rows and the views sum them. The
+exact per-message picture stays in the `replay_messages` view.
 """
 
 from __future__ import annotations

@@ -7,8 +7,7 @@ maxima of latency (from intended, from sent) and schedule lag, coarse latency hi
 buckets per power of two: a percentile read back is within 0.8 %), and failed rows by status
 and error code. Per (group, message): rows by status with bytes, a coarse latency histogram and
 the exact maximum. Like the histograms in simd.results.histograms, every tally adds: incremental
-ingest
-appends partial ones and the views in analysis/views.sql sum them.
+ingest appends partial ones and the views in analysis/views.sql sum them.
 """
 
 from __future__ import annotations
@@ -22,9 +21,8 @@ SERIES_SUB_BITS = 6  # 64 buckets per power of two
 SERIES_WINDOWS = 720  # a run's time axis is cut in at most this many windows
 _NICE_WINDOWS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400)
 _BUCKET_BITS = 13  # room for every coarse bucket: 1 + 64 * 64 < 2^13
-# a coarse bucket is a fine one (simd.results.histograms) without its low mantissa bits: fine b > 0
-# maps
-# to ((b - 1) >> 4) + 1, exactly the bucket bucket_of(v, SERIES_SUB_BITS) gives
+# a coarse bucket is a fine one (simd.results.histograms) without its low mantissa bits: fine
+# b > 0 maps to ((b - 1) >> 4) + 1, exactly the bucket bucket_of(v, SERIES_SUB_BITS) gives
 _FINE_PER_COARSE_BITS = SUB_BITS - SERIES_SUB_BITS
 _MIN = np.iinfo(np.int64).min
 

@@ -1,8 +1,7 @@
 """Resource samples of the running process: resident memory, CPU time, open file descriptors.
 
 Workers log one sample every `[run] resource_samples` of run time (simd.runtime.worker), so
-endurance
-analysis can tell the generator's own growth from the target's (analysis/views.sql
+endurance analysis can tell the generator's own growth from the target's (analysis/views.sql
 `resource_growth`). Linux /proc first; elsewhere what the stdlib offers.
 """
 

@@ -151,8 +151,7 @@ def run(
     """Run a scenario to its end (or until a signal); return how it ended. Logs are the result.
 
     `target = "embedded"` starts a broker (simd.runtime.broker) for the run's lifetime.
-    `status_port`:
-    where /status and /metrics listen on `status_host` (0: a free port; default [run]
+    `status_port`: where /status and /metrics listen on `status_host` (0: a free port; default [run]
     status_port, negative: not served). `shard`: run only that shard's devices, into
     RUNS/ID/shard-I/, with t=0 at `start_at_ns` (wall-clock epoch ns, required then).
     `stop_when(live)`, asked about once a second, stops the run (as a signal would) when it
