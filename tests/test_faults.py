@@ -238,12 +238,10 @@ def test_close_against_a_broker_that_stopped_reading(tmp_path: Path, runs: Path)
     assert "Traceback" not in err
     rows = sql(
         run_dir,
-        "SELECT status, error, count(*), max(t_done_ns - t_sent_ns) FROM events "
-        "WHERE kind = 'disconnect' GROUP BY ALL",
+        "SELECT status, error, count(*) FROM events WHERE kind = 'disconnect' GROUP BY ALL",
     )
-    by_status = {r[0]: r for r in rows}
-    assert sum(r[2] for r in rows) == 30  # one disconnect row per connection
-    assert "error" in by_status, rows  # the blocked ones say so
+    assert sum(r[2] for r in rows) == 30, rows  # one disconnect row per connection
+    # the blocked ones say so; only the close's one overall bound writes this text (a bound per
+    # connection, in turn, cannot)
+    assert ("error", "disconnect not written within 2 s") in {(r[0], r[1]) for r in rows}, rows
     assert all(r[1].startswith("disconnect not written") for r in rows if r[0] == "error")
-    # all of them within the one bound (2 s) from the close's start, not a second each
-    assert max(r[3] for r in rows) < 3_000_000_000

@@ -410,4 +410,4 @@ def test_url_credentials_become_basic_auth(tmp_path: Path, runs: Path) -> None:
         proc = _run(path, runs, url)
         seen = set(server.handler.authorizations)
     assert seen == {"Basic " + base64.b64encode(b"ann:p@ss").decode()}
-    assert "p%40ss" not in proc.stdout + proc.stderr
+    assert "p%40ss" not in proc.stdout + proc.stderr and "p@ss" not in proc.stdout + proc.stderr

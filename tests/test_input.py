@@ -36,6 +36,8 @@ REFUSED = [
     ("U+0000", "rate = 1.0", 'rate = 1.0\ntopic = "a\\u0000b"', "U+0000"),
     ("empty topic", "rate = 1.0", 'rate = 1.0\ntopic = ""', "at least one character"),
     ("topic too long", "rate = 1.0", f'rate = 1.0\ntopic = "{"x" * 70000}"', "65,535 bytes"),
+    ("inherited by a message", "rate = 1.0",
+     'rate = 1.0\ntopic = "a/#"\n[[fleet.messages]]\nname = "m"', "fleet[0].topic: "),
     ("bad filter", "rate = 1.0", 'rate = 1.0\nsubscribe = ["a/#/b"]', "fleet[0].subscribe[0]: "),
     ("one client id", "rate = 1.0", 'rate = 1.0\n[fleet.mqtt]\nclient_id = "same"',
      "fleet[0].mqtt.client_id: "),

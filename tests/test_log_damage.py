@@ -152,7 +152,8 @@ def test_cut_tail_reads_the_intact_prefix(tmp_path: Path, fmt: Format) -> None:
     cut, a torn tail unless the cut fell on a frame boundary, and never damage."""
     data, spans = fmt.make(tmp_path, FRAMES)
     last = spans[-1][1] - spans[-1][0]
-    for k in range(1, last + (spans[-2][1] - spans[-2][0]) // 2 * 3 // 2 + last // 2):
+    before = spans[-2][1] - spans[-2][0]
+    for k in range(1, last + before // 2 + 1):  # the last frame and half the one before it
         cut = len(data) - k
         got = fmt.read(tmp_path, data[:cut])
         whole = [i for i, (_, e) in enumerate(spans) if e <= cut]
@@ -238,6 +239,19 @@ def test_resume_keeps_damage_and_truncates_only_the_tail(tmp_path: Path) -> None
     info, batches = read_segment(path)
     assert [int(b.cols["device"][0]) for b in batches] == [0, 1, 3, 4, 5, 99]
     assert len(info.damaged) == 1 and info.torn is None
+
+
+def test_a_segment_shorter_than_its_magic_is_torn_at_creation(tmp_path: Path) -> None:
+    """A segment cut inside its magic (created, not yet written) held no rows: torn at
+    creation, never damage (ingest would otherwise fail log_integrity for a segment being
+    created when it looked)."""
+    from simd.errors import TornAtCreation
+
+    for cut in (b"", b"SIM", b"SIMDLOG\n", b"SIMDLOG\n\xd5\x1f"):
+        p = tmp_path / "w000-000000.simlog"
+        p.write_bytes(cut)
+        with pytest.raises(TornAtCreation):
+            read_segment(p)
 
 
 def test_unreadable_header_is_kept_and_not_appended_to(tmp_path: Path) -> None:

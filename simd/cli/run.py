@@ -145,8 +145,7 @@ def _finish_shard(outcome: Any) -> None:
 
 def _finish(outcome: Any, report: bool) -> None:
     """After a run: print its folder, ingest, report, and exit as the contract says."""
-    from simd.report.html import write_html
-    from simd.report.terminal import check, render_report
+    from simd.report.terminal import check
     from simd.results.ingest import ingest
 
     print(outcome.run_dir, flush=True)
@@ -160,7 +159,7 @@ def _finish(outcome: Any, report: bool) -> None:
         result = ingest(outcome.run_dir)
         warn_ingest(result)
         if report:  # (--no-report: results.duckdb only; `simd report RUN` makes both later)
-            _report_or_warn(outcome.run_dir, render_report, write_html)
+            _report_or_warn(outcome.run_dir)
     except UserError as exc:
         if outcome.state == "completed":
             raise
@@ -182,20 +181,24 @@ def _finish(outcome: Any, report: bool) -> None:
     try:
         failed = [s for s in check(outcome.run_dir) if not s.passed]
     except (duckdb_error(), OSError) as exc:  # the SLOs could not be judged: say so, exit 1
-        fail(f"could not check the SLOs: {first_line(exc)} (logs in {outcome.run_dir})", 1)
+        fail(f"could not check the SLOs: {first_line(exc)} (logs in {outcome.run_dir})", EXIT_SLO)
     if failed:
         for s in failed:
             sys.stderr.write(f"simd: slo failed: {s.describe()}\n")
         raise typer.Exit(EXIT_SLO)
 
 
-def _report_or_warn(run_dir: Path, render: Any, write_html: Any) -> None:
-    """The terminal and HTML reports; one that fails is a one-line warning, not a traceback,
-    and does not change how the run is judged (its results are in results.duckdb)."""
+def _report_or_warn(run_dir: Path) -> None:
+    """The terminal and HTML reports; one that the results file or the disk refuses is a
+    one-line warning, not a traceback, and does not change how the run is judged (its results
+    are in results.duckdb)."""
+    from simd.report.html import write_html
+    from simd.report.terminal import render_report
+
     try:
-        render(run_dir, out)
+        render_report(run_dir, out)
         print(f"report: {write_html(run_dir)}", flush=True)
-    except (duckdb_error(), OSError, ValueError, KeyError, TypeError) as exc:
+    except (duckdb_error(), OSError) as exc:
         sys.stderr.write(
             f"simd: warning: the report could not be made: {first_line(exc)}; the results "
             f"are in {run_dir / 'results.duckdb'} (`simd report {run_dir}` tries again)\n"

@@ -84,26 +84,23 @@ def _read_header(data: bytes | memoryview, path: Path) -> tuple[dict[str, Any], 
     head = bytes(data[: len(MAGIC)])
     if len(data) < len(MAGIC) or head != MAGIC:
         if MAGIC.startswith(head):
-            raise LogFormatError(f"{path}: segment too short to hold its header (torn at creation)")
+            raise TornAtCreation(f"{path}: segment too short to hold its header (torn at creation)")
         raise LogFormatError(f"{path}: not a simd event log (bad magic)")
     marked = is_marked(data, len(MAGIC))
-    for item in scan_frames(data, len(MAGIC), marked=marked):
-        if isinstance(item, TornTail | Damage):
-            if isinstance(item, TornTail) and item.size + len(MAGIC) == len(data):
-                raise TornAtCreation(
-                    f"{path}: segment too short to hold its header (torn at creation)"
-                )
-            raise LogFormatError(f"{path}: header frame damaged ({item.reason})")
-        _, end, header = item
-        if not isinstance(header, dict) or header.get("format") != "simd-events":
-            raise LogFormatError(f"{path}: first frame is not a simd segment header")
-        if header.get("version") not in READ_VERSIONS or (header["version"] >= 2) != marked:
-            raise LogFormatError(
-                f"{path}: log format version {header.get('version')}"
-                f" (this simd reads {', '.join(map(str, READ_VERSIONS))})"
-            )
-        return header, end
-    raise TornAtCreation(f"{path}: segment too short to hold its header (torn at creation)")
+    item = next(scan_frames(data, len(MAGIC), marked=marked), None)
+    if item is None or (isinstance(item, TornTail) and item.size + len(MAGIC) == len(data)):
+        raise TornAtCreation(f"{path}: segment too short to hold its header (torn at creation)")
+    if isinstance(item, TornTail | Damage):
+        raise LogFormatError(f"{path}: header frame damaged ({item.reason})")
+    _, end, header = item
+    if not isinstance(header, dict) or header.get("format") != "simd-events":
+        raise LogFormatError(f"{path}: first frame is not a simd segment header")
+    if header.get("version") not in READ_VERSIONS or (header["version"] >= 2) != marked:
+        raise LogFormatError(
+            f"{path}: log format version {header.get('version')}"
+            f" (this simd reads {', '.join(map(str, READ_VERSIONS))})"
+        )
+    return header, end
 
 
 def _batch(obj: dict[str, Any], header: dict[str, Any], end: int) -> Batch:

@@ -84,7 +84,7 @@ def _frame_at(data: bytes | memoryview, pos: int, marked: bool) -> tuple[int, An
     if marked:
         if end - pos < len(SYNC):
             return "incomplete frame header"
-        if bytes(data[pos : pos + len(SYNC)]) != SYNC:
+        if not is_marked(data, pos):
             return "no frame marker"
         head = pos + len(SYNC)
     if end - head < _FRAME.size:
@@ -140,6 +140,14 @@ def _candidates(data: bytes | memoryview, start: int, marked: bool) -> Iterator[
     yield from cand[fits].tolist()
 
 
+def _resync(data: bytes | memoryview, start: int, marked: bool) -> int | None:
+    """The first offset from `start` on where a whole valid frame begins, or None."""
+    for c in _candidates(data, start, marked):
+        if not isinstance(_frame_at(data, c, marked), str):
+            return c
+    return None
+
+
 def scan_frames(
     data: bytes | memoryview, pos: int, *, marked: bool = True
 ) -> Iterator[Frame | Damage | TornTail]:
@@ -152,11 +160,7 @@ def scan_frames(
             yield pos, got[0], got[1]
             pos = got[0]
             continue
-        nxt = next(
-            (c for c in _candidates(data, pos + 1, marked) if not isinstance(
-                _frame_at(data, c, marked), str)),
-            None,
-        )  # fmt: skip
+        nxt = _resync(data, pos + 1, marked)
         if nxt is None:
             yield TornTail(pos, end - pos, got)
             return

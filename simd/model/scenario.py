@@ -621,7 +621,8 @@ class FleetGroup(_Model):
              "group": self.name, "seq": "0", "message": "m", "target_id": "t"}
             for i in {0, (self.count or 1) - 1}
         ]  # fmt: skip
-        names = [("topic", self.topic)] if not self.messages else []
+        inherited = not self.messages or any(m.topic is None for m in self.messages)
+        names = [("topic", self.topic)] if inherited else []
         names += [(f"messages[{i}].topic", m.topic) for i, m in enumerate(self.messages) if m.topic]
         if self.reply is not None:
             names.append(("reply.topic", self.reply.topic))

@@ -258,10 +258,11 @@ def _handler(daemon: Daemon, token: str) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:  # the stdlib's name
             parts = [p for p in self.path.split("?")[0].split("/") if p]
             if parts == ["health"]:
-                if refusal(self.headers) is None:
+                why = refusal(self.headers)
+                if why is None:
                     self._send(200, {"ok": True})
                 else:
-                    self._send(403, {"error": refusal(self.headers)})
+                    self._send(403, {"error": why})
                 return
             if not self._authorized():
                 return

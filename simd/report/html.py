@@ -25,6 +25,7 @@ from simd.report.terminal import (
     delivery_cells,
     integrity_line,
     shard_lines,
+    slo_label,
 )
 from simd.results.ingest import connect, run_dir_of
 
@@ -237,7 +238,7 @@ def render(d: dict[str, Any]) -> str:
             [
                 _cell(
                     x["name"],
-                    x["name"] + (" (default)" if x.get("origin") == "default" else ""),
+                    slo_label(x["name"], x.get("origin")),
                     left=True,
                 ),
                 _cell(

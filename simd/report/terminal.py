@@ -42,7 +42,7 @@ class SloResult:
 
     @property
     def label(self) -> str:
-        return self.name + (" (default)" if self.origin == "default" else "")
+        return slo_label(self.name, self.origin)
 
     def describe(self) -> str:
         if self.name == "log_integrity":
@@ -60,6 +60,11 @@ class SloResult:
             f"{self.label}: {verdict} — observed {_fmt(self.observed, self.unit)}, "
             f"threshold {_fmt(self.threshold, self.unit)}{rel}"
         )
+
+
+def slo_label(name: str, origin: str | None) -> str:
+    """An SLO's name as reports print it: a default one says so."""
+    return name + (" (default)" if origin == "default" else "")
 
 
 def _fmt(v: float | None, unit: str) -> str:

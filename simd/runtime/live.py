@@ -353,15 +353,17 @@ class StatusServer:
         live_ref = live
 
         class Handler(BaseHTTPRequestHandler):
+            def _reply(self, code: int, ctype: str, body: bytes) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
             def do_GET(self) -> None:
                 why = refusal(self.headers)
                 if why is not None:
-                    body = json.dumps({"error": why}).encode()
-                    self.send_response(403)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
+                    self._reply(403, "application/json", json.dumps({"error": why}).encode())
                     return
                 path = self.path.split("?")[0]
                 if path == "/status":
@@ -376,11 +378,7 @@ class StatusServer:
                 else:
                     self.send_error(404)
                     return
-                self.send_response(200)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self._reply(200, ctype, body)
 
             def log_message(self, *args: Any) -> None:  # quiet: the run's stderr is for people
                 return

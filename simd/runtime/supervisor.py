@@ -541,10 +541,15 @@ class _Supervision:
                 for slot in self.workers.values():
                     _send(slot.conn, Stop("startup interrupted"))  # type: ignore[arg-type]
                 _join([s.proc for s in self.workers.values()], kill=True)
-                manifest.update(state="aborted", ended_wall_ns=time.time_ns(), aborted_by=sigs.last)
-                self._save()
                 outcome.state = "aborted"
-                outcome.aborted_by = f"{sigs.last} during start-up"
+                if sigs.count:  # else the workers were not ready in time
+                    outcome.aborted_by = manifest["aborted_by"] = f"{sigs.last} during start-up"
+                else:
+                    for w, slot in self.workers.items():
+                        if not slot.ready:
+                            outcome.failures[w] = f"not ready within {READY_TIMEOUT_S:g} s"
+                manifest.update(state="aborted", ended_wall_ns=time.time_ns())
+                self._save()
                 return outcome
             ready_ns = time.time_ns()
             if manifest.get("t0_epoch_ns"):

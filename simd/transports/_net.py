@@ -24,7 +24,7 @@ class Target:
     tls: bool
     websocket_url: str | None = None  # ws:// or wss://: MQTT over WebSocket
     username: str | None = None  # from the URL's user information (mqtt://user:pass@host)
-    password: str | None = None
+    password: bytes | None = None  # UTF-8, as a CONNECT carries it
 
 
 async def open_stream(

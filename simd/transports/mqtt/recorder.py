@@ -216,8 +216,7 @@ class Recorder:
                     clean or self.version == c.V311,
                     KEEPALIVE_S,
                     self.opts.username or self.target.username,
-                    self.opts.password
-                    or (self.target.password.encode() if self.target.password else None),
+                    self.opts.password or self.target.password,
                     None,
                     props,
                 )

@@ -81,7 +81,8 @@ def parse_target(url: str) -> Target:
             f"target {url!r}: its credentials were not kept in run.json; give them as "
             "[fleet.mqtt] username and password_env to resume such a run"
         )
-    user, password = url_credentials(url)
+    user, text = url_credentials(url)
+    password = text.encode() if text is not None else None
     tls = parts.scheme in ("mqtts", "wss")
     if parts.scheme in ("ws", "wss"):
         port = parts.port or (443 if tls else 80)
@@ -182,7 +183,7 @@ class MqttTransport:
             password = _password(opts)
             if username is None and password is None and self.target.username is not None:
                 username = self.target.username  # mqtt://user:pass@host: the URL's login
-                password = (self.target.password or "").encode() if self.target.password else None
+                password = self.target.password
             if gi in tokens:
                 if opts.token_as == "username":
                     username = tokens[gi][local]
@@ -920,11 +921,10 @@ class MqttTransport:
                 self.target, self.ssl_context, self.scenario.tls, self.nursery
             )
             session = ClientSession(version)
-            login = self.target.password.encode() if self.target.password else None
             session.connect(
                 c.Connect(
-                    client_id, version, probe.clean, 60, self.target.username, login,
-                    properties=props,
+                    client_id, version, probe.clean, 60, self.target.username,
+                    self.target.password, properties=props,
                 )
             )  # fmt: skip
             await stream.send_all(session.take_outbound())
