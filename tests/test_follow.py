@@ -13,13 +13,13 @@ from tests.conftest import simd, sql, start_run, write_scenario
 LIVE = """
 name = "live"
 seed = 5
-duration = "15s"
+duration = "25s"
 target = "sim:"
 
 [[fleet]]
 name = "g"
 count = 200
-rate = 10.0
+rate = 6.0
 qos = 1
 
 [run]
@@ -72,8 +72,9 @@ def test_follow_keeps_results_current_and_survives_its_own_restart(
     mid = simd("report", str(run_dir), "--html", str(tmp_path / "mid.html"), check=0)
     assert "state running" in mid.stdout
     assert (tmp_path / "mid.html").read_text().count("<svg") >= 4
+    assert 0 < first_seen < 30_000  # a prefix of the 30,000 planned, seen while it runs
+    # it grows; the later pass may be the run's last one, so it may hold all 30,000
     _wait_for(lambda: published() > first_seen, timeout=90)
-    assert 0 < first_seen < published() < 30_000  # a growing prefix of the 30,000 planned
 
     _, err = follower.communicate(timeout=60)
     assert follower.returncode == 0, err
@@ -85,7 +86,7 @@ def test_follow_keeps_results_current_and_survives_its_own_restart(
     )[0]
     assert rows == (30_000, 30_000, 30_000)
     assert sql(run_dir, "SELECT state FROM runs")[0][0] == "completed"
-    assert sql(run_dir, "SELECT count(*) FROM samples")[0][0] >= 2 * 15
+    assert sql(run_dir, "SELECT count(*) FROM samples")[0][0] >= 2 * 25
     # the totals kept at ingest agree with the rows: nothing was counted twice
     assert sql(run_dir, "SELECT logged FROM run_summary")[0][0] == 30_000
     assert "Traceback" not in err
@@ -93,7 +94,7 @@ def test_follow_keeps_results_current_and_survives_its_own_restart(
 
 def test_follow_of_a_finished_run_is_one_pass(tmp_path: Path, runs: Path) -> None:
     """On a run that has ended, --follow ingests what is left and returns."""
-    body = LIVE.replace('"15s"', '"2s"')
+    body = LIVE.replace('"25s"', '"2s"')
     run = start_run(write_scenario(tmp_path, body), runs, "done", "--no-report")
     assert run.wait(timeout=60) == 0
     r = simd("ingest", "--follow", str(runs / "done"), timeout=30, check=0)
