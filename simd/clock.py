@@ -81,5 +81,9 @@ class RunClock:
     def now_ns(self) -> int:
         return round((trio.current_time() - self.t0) * 1e9)
 
+    def deadline(self, t_ns: int) -> float:
+        """The trio deadline of run time `t_ns` (for move_on_at, fail_at, cancel scopes)."""
+        return self.t0 + t_ns / 1e9
+
     async def sleep_until_ns(self, t_ns: int) -> None:
-        await trio.sleep_until(self.t0 + t_ns / 1e9)
+        await trio.sleep_until(self.deadline(t_ns))

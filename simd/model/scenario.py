@@ -184,6 +184,14 @@ def template_names(template: str) -> list[str]:
     return PLACEHOLDER.findall(template)
 
 
+def fill_template(template: str, fields: dict[str, str]) -> str:
+    """A topic (or client id, user name) template with every {placeholder} filled in."""
+    out = template
+    for name in PLACEHOLDER.findall(template):
+        out = out.replace("{" + name + "}", fields[name])
+    return out
+
+
 def _fill(template: str, fields: dict[str, str]) -> str:
     """A template with the placeholders `fields` knows filled in (the others left as written)."""
     return PLACEHOLDER.sub(lambda m: fields.get(m[1], m[0]), template)
@@ -355,6 +363,23 @@ class HttpOptions(_Model):
     _durs = _durations("timeout", "connect_timeout", "think_time")
 
 
+class PluginOptions(_Model):
+    """How a group's devices use a plugin transport (target `plugin:module:Class` or a scheme
+    registered in entry point group `simd.transports`)."""
+
+    publish_timeout: DurationNs = 10_000_000_000
+    connect_timeout: DurationNs = 10_000_000_000
+    reconnect_min: DurationNs = 500_000_000
+    reconnect_max: DurationNs = 30_000_000_000
+    options: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="given to the plugin with the target URL's query parameters (these win); "
+        "a secret goes in an environment variable named by <name>_env",
+    )
+
+    _durs = _durations("publish_timeout", "connect_timeout", "reconnect_min", "reconnect_max")
+
+
 class OfflineWindow(_Model):
     """[start, end) of run time."""
 
@@ -521,6 +546,7 @@ class FleetGroup(_Model):
     messages: list[Message] = Field(default_factory=list)
     mqtt: MqttOptions = Field(default_factory=MqttOptions)
     http: HttpOptions = Field(default_factory=HttpOptions)
+    plugin: PluginOptions = Field(default_factory=PluginOptions)
     requests: list[HttpRequest] = Field(
         default_factory=list, description="http: the weighted request mix"
     )

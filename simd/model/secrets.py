@@ -20,6 +20,11 @@ _SECRET_KEY = re.compile(
 )
 # scheme://userinfo@ anywhere in a text (userinfo: up to the first '@' before any '/')
 _URL_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s'\"]+@")
+# ?password=... or &token=... in a URL's query (a plugin target's options)
+_QUERY_SECRET = re.compile(
+    r"([?&](?:password|passwd|secret|token|access_token|api[_-]?key|credentials?)=)[^&#\s'\"]+",
+    re.IGNORECASE,
+)
 
 
 def redact(obj: Any) -> Any:
@@ -38,7 +43,10 @@ def redact(obj: Any) -> Any:
 
 
 def redact_text(text: str) -> str:
-    """`text` with every URL's user name and password replaced by ***."""
+    """`text` with every URL's user name and password, and secret-looking query parameters
+    (`?password=`, `&token=`), replaced by ***."""
+    if "=" in text:
+        text = _QUERY_SECRET.sub(rf"\g<1>{REDACTED}", text)
     if "@" not in text:
         return text
     return _URL_USERINFO.sub(rf"\g<1>{REDACTED}@", text)
@@ -65,5 +73,6 @@ def url_credentials(url: str) -> tuple[str | None, str | None]:
 
 
 def is_redacted(url: str) -> bool:
-    """Whether a URL's credentials were taken out by `redact` (a run.json read back)."""
-    return f"://{REDACTED}@" in url
+    """Whether a URL's credentials (or a secret query parameter) were taken out by `redact`
+    (a run.json read back)."""
+    return f"://{REDACTED}@" in url or (_QUERY_SECRET.sub("", url) != url and f"={REDACTED}" in url)

@@ -7,7 +7,6 @@ intended times) it returns one byte string per row as a `Ragged`. Values are pur
 
 from __future__ import annotations
 
-import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from simd.errors import UserError
+from simd.loading import load_object
 from simd.log.ragged import Ragged, concat_columns, format_fixed, format_ints
 from simd.model.scenario import (
     PLACEHOLDER,
@@ -234,12 +234,8 @@ class RandomBytesGenerator:
 class PluginGenerator:
     """Adapts a user's `module:Class` (constructed with **options) to the contract."""
 
-    def __init__(self, spec: PluginPayload) -> None:
-        mod_name, cls_name = spec.plugin.split(":")
-        try:
-            cls = getattr(importlib.import_module(mod_name), cls_name)
-        except (ImportError, AttributeError) as exc:
-            raise UserError(f"payload plugin {spec.plugin!r} cannot be loaded: {exc}") from None
+    def __init__(self, spec: PluginPayload, base: Path | None = None) -> None:
+        cls = load_object(spec.plugin, what="payload plugin", folder=base)
         self.inner = cls(**spec.options)
 
     def render(self, ctx: PayloadContext) -> Ragged:
@@ -282,11 +278,11 @@ def make_generator(
         return JsonLinesGenerator(spec, key, base)
     if isinstance(spec, RandomBytesPayload):
         return RandomBytesGenerator(spec, key)
-    return PluginGenerator(spec)
+    return PluginGenerator(spec, base)
 
 
-def check_plugins(messages: list[Any]) -> None:
+def check_plugins(messages: list[Any], base: Path | None = None) -> None:
     """Import every plugin a scenario names, so a bad one is a UserError before any worker runs."""
     for msg in messages:
         if isinstance(msg.payload, PluginPayload):
-            PluginGenerator(msg.payload)
+            PluginGenerator(msg.payload, base)

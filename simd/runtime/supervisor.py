@@ -29,8 +29,7 @@ from simd._version import __version__
 from simd.clock import parse_clock
 from simd.errors import RunError, UserError
 from simd.model.manifest import read_manifest, reserve_space, scenario_hash, write_manifest
-from simd.model.scenario import DURATION_SLOS, ENV_REF, Scenario
-from simd.model.secrets import redact_text
+from simd.model.scenario import DURATION_SLOS, Scenario
 from simd.plan.payloads import check_plugins
 from simd.plan.replay import expand_replays
 from simd.plan.schedule import Plan, plan_counts
@@ -39,7 +38,7 @@ from simd.runtime.broker import EmbeddedBroker
 from simd.runtime.clock_sync import clock_at, clock_sync
 from simd.runtime.live import ALERT_WINDOW_S, LiveState, StatusServer
 from simd.runtime.messages import Done, Failed, Progress, Ready, Start, Stop, WorkerSpec
-from simd.transports import does_real_io, scheme_of
+from simd.transports import check_target, does_real_io, scheme_of
 
 READY_TIMEOUT_S = 120.0
 START_MARGIN_NS = 300_000_000  # t=0 lies this far after the last worker said Ready
@@ -357,24 +356,8 @@ def _run(
     stop_when: Callable[[LiveState], str | None] | None = None,
 ) -> RunOutcome:
     clock_text = clock or scenario.run.clock
-    check_plugins([m for g in scenario.fleet for m in g.resolved_messages()])
-    missing = [
-        f"fleet[{gi}] ({g.name}): header {k}: environment variable {name} is not set"
-        for gi, g in enumerate(scenario.fleet)
-        for r in [g.http, *g.requests, *g.journey]
-        for k, v in r.headers.items()
-        for name in ENV_REF.findall(v)
-        if name not in os.environ
-    ]
-    if missing:
-        raise UserError(missing[0])
-    if scheme_of(scenario.target) != "http":
-        for gi, g in enumerate(scenario.fleet):
-            if g.closed or g.requests or g.journey:
-                raise UserError(
-                    f"fleet[{gi}] ({g.name}): requests, journey and the closed model need an "
-                    f"http:// or https:// target, not {redact_text(scenario.target)!r}"
-                )
+    check_plugins([m for g in scenario.fleet for m in g.resolved_messages()], scenario_path.parent)
+    check_target(scenario, scenario.target, scenario_path.parent)
     if resume is None:
         run_dir, manifest, plan = _prepare_manifest(
             scenario,

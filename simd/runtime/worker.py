@@ -285,7 +285,7 @@ class SliceRunner:
 
     async def _sleep_until(self, t_ns: int) -> None:
         """Sleep until t_ns of run time, or until a Stop arrives."""
-        with trio.move_on_at(self.clock.t0 + t_ns / 1e9):
+        with trio.move_on_at(self.clock.deadline(t_ns)):
             await self.stop_event.wait()
 
     def _progress(self) -> None:
@@ -383,7 +383,7 @@ class SliceRunner:
                     await self._sleep_until(min(nxt, now + 200_000_000))
         if self.closed and stopped_at is None:
             # closed-model users send until the run's end (or their count): wait for them
-            with trio.move_on_at(self.clock.t0 + self.duration / 1e9):
+            with trio.move_on_at(self.clock.deadline(self.duration)):
                 async with trio.open_nursery() as waiting:
                     waiting.start_soon(_set_after, self.transport.users_done, self.stop_event)
                     await self.stop_event.wait()
@@ -392,7 +392,7 @@ class SliceRunner:
                 stopped_at = self.clock.now_ns()
         if stopped_at is None and not self.virtual and self.transport.listening:
             # listening devices answer until the run's end, not only while their slice publishes
-            with trio.move_on_at(self.clock.t0 + self.duration / 1e9):
+            with trio.move_on_at(self.clock.deadline(self.duration)):
                 await self.stop_event.wait()
             if self.stop_requested:
                 stopped_at = self.clock.now_ns()
@@ -405,7 +405,7 @@ class SliceRunner:
             end = max(end, self.duration)  # the virtual clock sends ahead of the last publish
         deadline = end + self.scenario.run.drain_timeout
         # the transport stops at the deadline itself; this guard is for one that hangs
-        with trio.move_on_at(self.clock.t0 + deadline / 1e9 + DRAIN_GRACE_S):
+        with trio.move_on_at(self.clock.deadline(deadline) + DRAIN_GRACE_S):
             await self.transport.drain(deadline)
         await self.transport.close(self.clock.now_ns())
         self.log.flush()

@@ -8,7 +8,12 @@ simd.results or anything above.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from simd.errors import UserError
+from simd.model.scenario import ENV_REF, Scenario
+from simd.model.secrets import redact_text
 from simd.transports._base import DeviceSet, PublishBatch, Transport, TransportContext
 
 __all__ = [
@@ -16,6 +21,7 @@ __all__ = [
     "PublishBatch",
     "Transport",
     "TransportContext",
+    "check_target",
     "open_transport",
     "scheme_of",
 ]
@@ -34,11 +40,20 @@ _SCHEMES = {
 
 
 def scheme_of(url: str) -> str:
-    """The transport a target URL names (`sim:` -> sim); UserError for one simd does not speak."""
+    """The transport a target URL names (`sim:` -> sim, `plugin:m:C` and schemes registered
+    by entry points -> plugin); UserError for one simd does not speak."""
+    from simd.transports.plugin.finding import class_spec, is_plugin, registered
+
     scheme = url.split(":", 1)[0].lower() if ":" in url else url.lower()
+    if is_plugin(url):
+        class_spec(url)  # a malformed plugin target is refused here, before anything runs
+        return "plugin"
     if scheme not in _SCHEMES:
-        known = ", ".join(f"{s}:" for s in _SCHEMES)
-        raise UserError(f"target {url!r}: unsupported scheme {scheme!r} (this simd speaks {known})")
+        known = ", ".join(f"{s}:" for s in [*_SCHEMES, *registered()])
+        raise UserError(
+            f"target {url!r}: unsupported scheme {scheme!r} (this simd speaks {known} and "
+            "plugin:package.module:Class)"
+        )
     return _SCHEMES[scheme]
 
 
@@ -55,6 +70,10 @@ def open_transport(url: str, ctx: TransportContext) -> Transport:
         from simd.transports.http.transport import HttpTransport
 
         return HttpTransport(ctx, url)
+    if scheme == "plugin":
+        from simd.transports.plugin.adapter import PluginTransport
+
+        return PluginTransport(ctx, url)
     if scheme == "null":
         from simd.transports.null import NullTransport
 
@@ -62,6 +81,35 @@ def open_transport(url: str, ctx: TransportContext) -> Transport:
     from simd.transports.sim import SimTransport
 
     return SimTransport(ctx)
+
+
+def check_target(scenario: Scenario, url: str, folder: Path) -> None:
+    """What a target needs that validating the scenario alone cannot see, checked before any
+    worker starts: a plugin that loads, HTTP-only features on an HTTP target, the
+    environment variables HTTP headers name."""
+    scheme = scheme_of(url)
+    if scheme == "plugin":
+        from simd.transports.plugin.finding import load_client
+
+        load_client(url, folder)
+    if scheme != "http":
+        for gi, g in enumerate(scenario.fleet):
+            if g.closed or g.requests or g.journey:
+                raise UserError(
+                    f"fleet[{gi}] ({g.name}): requests, journey and the closed model need an "
+                    f"http:// or https:// target, not {redact_text(url)!r}"
+                )
+        return
+    missing = [
+        f"fleet[{gi}] ({g.name}): header {k}: environment variable {name} is not set"
+        for gi, g in enumerate(scenario.fleet)
+        for r in [g.http, *g.requests, *g.journey]
+        for k, v in r.headers.items()
+        for name in ENV_REF.findall(v)
+        if name not in os.environ
+    ]
+    if missing:
+        raise UserError(missing[0])
 
 
 def does_real_io(url: str) -> bool:

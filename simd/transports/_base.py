@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import trio
 
 from simd.clock import RunClock
-from simd.log.events import EventBuffer
+from simd.log.events import NO_PHASE, NULL_NS, EventBuffer
 from simd.log.ragged import Ragged
 from simd.model.scenario import Scenario
 
@@ -77,30 +77,36 @@ class PublishBatch:
         )
 
 
-class RowStage:
-    """Rows as Python tuples, appended to the event buffer in one vector call (transports that
-    finish publishes one at a time stage them here and flush at each wake-up)."""
+_NULL = int(NULL_NS)
 
-    NAMES = (
-        "device",
-        "seq",
-        "kind",
-        "status",
-        "phase",
-        "message",
-        "t_intended",
-        "t_sent",
-        "t_done",
-        "bytes",
-        "qos",
-        "error",
-    )
+
+class Row(NamedTuple):
+    """One event row, by name (the log's columns; simd.log.events): what is not given is
+    absent (no phase, no time, no bytes, no error)."""
+
+    device: int
+    seq: int
+    kind: int
+    status: int
+    phase: int = NO_PHASE
+    message: int = 0
+    t_intended: int = _NULL
+    t_sent: int = _NULL
+    t_done: int = _NULL
+    bytes: int = 0
+    qos: int = 0
+    error: int = 0
+
+
+class RowStage:
+    """Rows staged one at a time and appended to the event buffer in one vector call
+    (transports that finish publishes one at a time stage them here and flush at each
+    wake-up)."""
 
     def __init__(self) -> None:
-        self.rows: list[tuple[int, ...]] = []
+        self.rows: list[Row] = []
 
-    def add(self, *row: int) -> None:
-        """One row: the NAMES, in order."""
+    def add(self, row: Row) -> None:
         self.rows.append(row)
 
     def flush(self, log: EventBuffer) -> None:
@@ -108,7 +114,25 @@ class RowStage:
             return
         cols = np.array(self.rows, dtype=np.int64).T
         self.rows = []
-        log.append(cols.shape[1], **{n: cols[i] for i, n in enumerate(self.NAMES)})
+        log.append(cols.shape[1], **{n: cols[i] for i, n in enumerate(Row._fields)})
+
+
+async def task_nursery(gone: trio.Event, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """A nursery for a transport's own tasks, handed back by `nursery.start` so the transport
+    can cancel them (at drain's end) apart from the worker's; `gone` is set when they ended."""
+    try:
+        async with trio.open_nursery() as n:
+            task_status.started(n)
+            await trio.sleep_forever()
+    finally:
+        gone.set()
+
+
+async def flush_every(stage: RowStage, log: EventBuffer, interval_s: float) -> None:
+    """Staged rows reach the event buffer at least every `interval_s` (a background task)."""
+    while True:
+        await trio.sleep(interval_s)
+        stage.flush(log)
 
 
 class Transport(Protocol):

@@ -41,7 +41,15 @@ from simd.log.events import (
 )
 from simd.model.scenario import ENV_REF, FleetGroup, HttpRequest, template_names
 from simd.model.secrets import is_redacted, redact_text, url_credentials
-from simd.transports._base import DeviceSet, PublishBatch, RowStage, TransportContext
+from simd.transports._base import (
+    DeviceSet,
+    PublishBatch,
+    Row,
+    RowStage,
+    TransportContext,
+    flush_every,
+    task_nursery,
+)
 from simd.transports._net import NETWORK_ERRORS, Target, open_stream, reason_of, ssl_context_for
 from simd.transports.http.codec import (
     RemoteProtocolError,
@@ -225,8 +233,8 @@ class HttpTransport:
                 except ValueError as exc:
                     raise UserError(f"fleet[{gi}] request {r.spec.name}: {exc}") from None
             self.clients.append(_Client(i, dev, gi, local, did, heads))
-        self.tasks = await nursery.start(self._task_nursery)
-        nursery.start_soon(self._flusher)
+        self.tasks = await nursery.start(task_nursery, self.tasks_gone)
+        nursery.start_soon(flush_every, self.stage, self.log, FLUSH_S)
         nursery.start_soon(self._sweeper)
         # open-model devices connect now, before t=0, as MQTT devices do (a connection opened
         # at the first request delays it); what is not up by t=0 (or EAGER_CONNECT_S) opens
@@ -243,19 +251,6 @@ class HttpTransport:
             self.users_done.set()
         else:
             self.tasks.start_soon(self._users, users)
-
-    async def _task_nursery(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        try:
-            async with trio.open_nursery() as n:
-                task_status.started(n)
-                await trio.sleep_forever()
-        finally:
-            self.tasks_gone.set()
-
-    async def _flusher(self) -> None:
-        while True:
-            await trio.sleep(FLUSH_S)
-            self.stage.flush(self.log)
 
     # ------------------------------------------------------------- open model
 
@@ -444,9 +439,8 @@ class HttpTransport:
         reason: str | None,
     ) -> None:
         code = self._code(reason) if reason else 0
-        self.stage.add(
-            cl.device, seq, PUBLISH, status, phase, msg, t_int, t_sent, t_done, nbytes, 0, code
-        )
+        self.stage.add(Row(cl.device, seq, PUBLISH, status, phase, msg, t_int, t_sent, t_done,
+                           nbytes, 0, code))  # fmt: skip
 
     async def _open_early(self, cl: _Client, limiter: trio.CapacityLimiter) -> None:
         async with limiter:
@@ -463,15 +457,16 @@ class HttpTransport:
                 stream = await open_stream(self.net, self.ssl, self.scenario.tls, self.tasks)
         except (trio.TooSlowError, *_NETWORK_ERRORS) as exc:
             why = "timed out" if isinstance(exc, trio.TooSlowError) else reason_of(exc)
-            self.stage.add(cl.device, -1, CONNECT, FAILED, 255, 0, _NULL, t0,
-                           self.clock.now_ns(), 0, 0, self._code(f"connect: {why}"))  # fmt: skip
+            code = self._code(f"connect: {why}")
+            now = self.clock.now_ns()
+            self.stage.add(Row(cl.device, -1, CONNECT, FAILED, t_sent=t0, t_done=now, error=code))
             raise _ConnectFailed(why) from None
         cl.stream = stream
         sock = getattr(stream, "socket", None)
         cl.sock = sock.fileno() if sock is not None else None  # plain TCP: written directly
         cl.reader = ResponseReader()
         cl.timed_out = False
-        self.stage.add(cl.device, -1, CONNECT, OK, 255, 0, _NULL, t0, self.clock.now_ns(), 0, 0, 0)
+        self.stage.add(Row(cl.device, -1, CONNECT, OK, t_sent=t0, t_done=self.clock.now_ns()))
 
     async def _drop(self, cl: _Client) -> None:
         stream, cl.stream, cl.reader, cl.sock = cl.stream, None, None, None
@@ -547,8 +542,8 @@ class HttpTransport:
         for cl in self.clients:
             if cl.stream is not None:
                 await self._drop(cl)
-                self.stage.add(cl.device, -1, DISCONNECT, OK, 255, 0, _NULL, now_ns,
-                               self.clock.now_ns(), 0, 0, 0)  # fmt: skip
+                self.stage.add(Row(cl.device, -1, DISCONNECT, OK, t_sent=now_ns,
+                                   t_done=self.clock.now_ns()))  # fmt: skip
         self.stage.flush(self.log)
 
 

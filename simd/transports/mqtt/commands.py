@@ -35,7 +35,6 @@ from simd.log.events import (
     COMMAND,
     COMMAND_MESSAGE,
     FAILED,
-    NO_PHASE,
     OK,
     RECEIVE,
     REPLY,
@@ -43,11 +42,11 @@ from simd.log.events import (
 )
 from simd.log.events import TIMEOUT as TIMED_OUT
 from simd.log.ragged import Ragged, scatter_rows
-from simd.model.scenario import Scenario
+from simd.model.scenario import Scenario, fill_template
 from simd.plan.hashing import hash2, stream_key
 from simd.plan.schedule import device_ids, layout_groups
-from simd.transports._base import PublishBatch, RowStage
-from simd.transports.mqtt.session import fill_template, topic_bytes
+from simd.transports._base import PublishBatch, Row, RowStage
+from simd.transports.mqtt.session import topic_bytes
 
 TRACE_LINE = b"#simd "  # '#simd <device> <seq> <intended ns>\n' before a traced payload
 _NULL = int(np.iinfo(np.int64).min)
@@ -153,14 +152,15 @@ class Commands:
                 return  # not a reply to this commander (the reply filter takes others' too)
             kept = self.outstanding.pop((trace[0], trace[1]), None)
             if kept is not None:
-                stage.add(trace[0], trace[1], COMMAND, ACKED, kept[1], 0, kept[0], _NULL, now,
-                          len(payload), qos, 0)  # fmt: skip
+                row = Row(trace[0], trace[1], COMMAND, ACKED, phase=kept[1], t_intended=kept[0],
+                          t_done=now, bytes=len(payload), qos=qos)  # fmt: skip
+                stage.add(row)
             return
         # like a probe's, the row names the message: its sender's (device, seq); an untraced
         # message can only be named by its receiver, with seq -1
         sender, seq, t_int = trace[:3] if trace else (conn.device, -1, _NULL)
-        stage.add(sender, seq, RECEIVE, OK, NO_PHASE, COMMAND_MESSAGE, t_int, _NULL, now,
-                  len(payload), qos, 0)  # fmt: skip
+        stage.add(Row(sender, seq, RECEIVE, OK, message=COMMAND_MESSAGE, t_intended=t_int,
+                      t_done=now, bytes=len(payload), qos=qos))  # fmt: skip
         reply = self.scenario.fleet[conn.group].reply
         if reply is not None and trace is not None:
             line = payload[: len(payload) - len(trace[3])]
@@ -194,13 +194,14 @@ class Commands:
                 due, ci, seq, line = heapq.heappop(self.replies)
                 conn = conns[ci]
                 if conn.session is None or not conn.up:
-                    stage.add(conn.device, seq, REPLY, FAILED, NO_PHASE, 0, due, now, now,
-                              len(line), 0, code("reply: not connected"))  # fmt: skip
+                    why = code("reply: not connected")
+                    stage.add(Row(conn.device, seq, REPLY, FAILED, t_intended=due, t_sent=now,
+                                  t_done=now, bytes=len(line), error=why))  # fmt: skip
                     continue
                 conn.session.publish(self.reply_topic[ci], line, 0)
                 touched.add(ci)
-                stage.add(conn.device, seq, REPLY, SENT, NO_PHASE, 0, due, now, now, len(line),
-                          0, 0)  # fmt: skip
+                stage.add(Row(conn.device, seq, REPLY, SENT, t_intended=due, t_sent=now,
+                              t_done=now, bytes=len(line)))  # fmt: skip
             for ci in touched:
                 flush(conns[ci])
 
@@ -211,16 +212,16 @@ class Commands:
         late = [k for k, (_, _, due) in self.outstanding.items() if due <= now]
         for k in late:
             t, phase, _ = self.outstanding.pop(k)
-            stage.add(k[0], k[1], COMMAND, TIMED_OUT, phase, 0, t, _NULL, _NULL, 0, 0,
-                      code("command: no reply within its timeout"))  # fmt: skip
+            why = code("command: no reply within its timeout")
+            stage.add(Row(k[0], k[1], COMMAND, TIMED_OUT, phase=phase, t_intended=t, error=why))
 
     def finish(self, stage: RowStage, code: int, reply_code: int, now: int) -> None:
         """At the end of the run: commands still waiting get a timeout row, replies not yet
         sent a failed reply row."""
         for (dev, seq), (t, phase, _) in self.outstanding.items():
-            stage.add(dev, seq, COMMAND, TIMED_OUT, phase, 0, t, _NULL, _NULL, 0, 0, code)
+            stage.add(Row(dev, seq, COMMAND, TIMED_OUT, phase=phase, t_intended=t, error=code))
         self.outstanding.clear()
         for due, ci, seq, line in self.replies:
-            stage.add(self.devices[ci], seq, REPLY, FAILED, NO_PHASE, 0, due, _NULL, now,
-                      len(line), 0, reply_code)  # fmt: skip
+            stage.add(Row(self.devices[ci], seq, REPLY, FAILED, t_intended=due, t_done=now,
+                          bytes=len(line), error=reply_code))  # fmt: skip
         self.replies.clear()

@@ -21,7 +21,6 @@ import struct
 from dataclasses import dataclass
 from enum import Enum
 
-from simd.model.scenario import PLACEHOLDER
 from simd.transports.mqtt import codec as c
 
 
@@ -83,14 +82,6 @@ class Subscribed:
 Event = Connected | Refused | Completed | Received | Pong | ServerDisconnected | Subscribed
 
 _PID = struct.Struct(">H")
-
-
-def fill_template(template: str, fields: dict[str, str]) -> str:
-    """A topic (or client id, user name) template with its {placeholders} filled in."""
-    out = template
-    for name in PLACEHOLDER.findall(template):
-        out = out.replace("{" + name + "}", fields[name])
-    return out
 
 
 def topic_bytes(topic: str) -> bytes:

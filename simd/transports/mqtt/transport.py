@@ -30,7 +30,6 @@ from simd.log.events import (
     DISCONNECT,
     DROPPED,
     FAILED,
-    NO_PHASE,
     OK,
     PUBLISH,
     RECEIVE,
@@ -38,11 +37,11 @@ from simd.log.events import (
     TIMEOUT,
 )
 from simd.log.ragged import Ragged, concat_columns, format_ints, scatter_rows
-from simd.model.scenario import MqttOptions, Probe, Scenario, resolve_path
+from simd.model.scenario import MqttOptions, Probe, Scenario, fill_template, resolve_path
 from simd.model.secrets import is_redacted, redact_text, url_credentials
 from simd.plan.hashing import hash2, stream_key, uniform01
 from simd.plan.schedule import layout_groups
-from simd.transports._base import DeviceSet, PublishBatch, RowStage, TransportContext
+from simd.transports._base import DeviceSet, PublishBatch, Row, RowStage, TransportContext
 from simd.transports._net import NETWORK_ERRORS, Target, open_stream, reason_of, ssl_context_for
 from simd.transports.mqtt import codec as c
 from simd.transports.mqtt.commands import TRACE_LINE, Commands, parse_trace
@@ -56,7 +55,6 @@ from simd.transports.mqtt.session import (
     Refused,
     ServerDisconnected,
     Subscribed,
-    fill_template,
     topic_bytes,
 )
 
@@ -413,7 +411,9 @@ class MqttTransport:
         self, conn: _Conn, kind: int, status: int, t_sent: int, t_done: int, error: int
     ) -> None:
         """A connect or disconnect row for one device's connection."""
-        self.stage.add(conn.device, -1, kind, status, 255, 0, _NULL, t_sent, t_done, 0, 0, error)
+        self.stage.add(
+            Row(conn.device, -1, kind, status, t_sent=t_sent, t_done=t_done, error=error)
+        )
 
     async def _reconnect_later(self, conn: _Conn) -> None:
         """Jittered exponential backoff (deterministic jitter per device and attempt)."""
@@ -901,7 +901,7 @@ class MqttTransport:
                     break
                 _, end = windows.pop(0)
                 now = self.clock.now_ns()
-                self.stage.add(-1, -1, DISCONNECT, OK, NO_PHASE, index, _NULL, now, now, 0, 0, 0)
+                self.stage.add(Row(-1, -1, DISCONNECT, OK, message=index, t_sent=now, t_done=now))
                 await self.clock.sleep_until_ns(end)
         finally:
             ready.set()
@@ -940,7 +940,7 @@ class MqttTransport:
                         elif isinstance(ev, Subscribed):
                             ready.set()
                             self.stage.add(
-                                -1, -1, CONNECT, OK, NO_PHASE, index, _NULL, t0, now, 0, 0, 0
+                                Row(-1, -1, CONNECT, OK, message=index, t_sent=t0, t_done=now)
                             )
                         elif isinstance(ev, Received):
                             self._received(index, probe, ev.publish, now)
@@ -962,19 +962,18 @@ class MqttTransport:
             c.ProtocolError,
             ssl.SSLError,
         ) as exc:
+            why = self._code(f"probe {probe.name}: {reason_of(exc)}")
             self.stage.add(
-                -1,
-                -1,
-                CONNECT,
-                FAILED,
-                NO_PHASE,
-                index,
-                _NULL,
-                t0,
-                self.clock.now_ns(),
-                0,
-                0,
-                self._code(f"probe {probe.name}: {reason_of(exc)}"),
+                Row(
+                    -1,
+                    -1,
+                    CONNECT,
+                    FAILED,
+                    message=index,
+                    t_sent=t0,
+                    t_done=self.clock.now_ns(),
+                    error=why,
+                )
             )
 
     def _received(self, index: int, probe: Probe, p: c.Publish, now: int) -> None:
@@ -996,7 +995,17 @@ class MqttTransport:
             except (ValueError, KeyError, TypeError):
                 pass
         self.stage.add(
-            device, seq, RECEIVE, OK, NO_PHASE, index, t_int, _NULL, now, len(p.payload), p.qos, 0
+            Row(
+                device,
+                seq,
+                RECEIVE,
+                OK,
+                message=index,
+                t_intended=t_int,
+                t_done=now,
+                bytes=len(p.payload),
+                qos=p.qos,
+            )
         )
 
     async def _disconnect(self, conn: _Conn, now_ns: int, logged: set[int]) -> None:
