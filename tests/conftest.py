@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import pytest
 
+T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
 SCENARIOS = REPO / "scenarios"
 
@@ -63,6 +67,26 @@ def start_run(path: Path, runs: Path, run_id: str, *extra: str) -> subprocess.Po
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def wait_until(pred: Callable[[], T], timeout: float = 30.0, every: float = 0.05) -> T:
+    """Poll `pred` until it returns something true, and return that; fail after `timeout`
+    seconds. Tests wait on facts (a file, a count, a state), never on the machine's pace."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out after {timeout:g} s waiting"
+        time.sleep(every)
+
+
+def run_state(run_dir: Path) -> str | None:
+    """The state run.json records (None while it is not there or being rewritten)."""
+    try:
+        return str(json.loads((run_dir / "run.json").read_text())["state"])
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def write_scenario(tmp: Path, body: str, name: str = "scenario.toml") -> Path:

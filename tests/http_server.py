@@ -31,6 +31,7 @@ class _Handler(BaseHTTPRequestHandler):
     lock = threading.Lock()
     counts: ClassVar[dict[str, int]] = {}
     authorizations: ClassVar[list[str | None]] = []  # each request's Authorization header
+    delay_s: ClassVar[float] = 0.0  # every answer waits this long (tests: a stalled server)
 
     def log_message(self, *args: object) -> None:  # quiet
         pass
@@ -46,6 +47,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _count(self) -> None:
+        if self.delay_s:
+            time.sleep(self.delay_s)
         key = f"{self.command} {urlsplit(self.path).path}"
         with self.lock:
             self.counts[key] = self.counts.get(key, 0) + 1

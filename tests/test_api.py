@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import simd
-from simd.model.manifest import read_manifest, write_manifest
+from simd.model.manifest import RunManifest, read_manifest, write_manifest
 from simd.model.secrets import redact
 
 
@@ -54,8 +54,15 @@ def test_a_worker_does_not_load_the_results_stack() -> None:
 
 def test_redaction_of_secret_keys(tmp_path: Path) -> None:
     """Passwords, tokens and keys never reach run.json; other values do."""
-    data = {
-        "scenario": {
+    data = RunManifest(
+        run_id="r",
+        target="sim:",
+        clock="real",
+        workers=1,
+        duration_ns=1,
+        plan={},
+        state="starting",
+        scenario={
             "fleet": [
                 {
                     "password": "hunter2",
@@ -64,14 +71,14 @@ def test_redaction_of_secret_keys(tmp_path: Path) -> None:
                 }
             ]
         },
-        "api_key": "abc",
-        "seed": 3,
-    }
+        api_key="abc",  # a key the model does not know is kept, and redacted like any other
+        seed=3,
+    )
     write_manifest(tmp_path, data)
     text = (tmp_path / "run.json").read_text()
     assert "hunter2" not in text and "abc" not in text and "/x" not in text
     back = read_manifest(tmp_path)
-    assert back["seed"] == 3 and back["scenario"]["fleet"][0]["name"] == "g"
+    assert back.seed == 3 and back.scenario["fleet"][0]["name"] == "g"
     assert redact({"password": None}) == {"password": None}
     assert json.loads(text)["api_key"] == "***"
 

@@ -131,7 +131,7 @@ def _week_of_samples(run_dir: Path, worker: int) -> int:
     from simd.log.events import COLUMNS
     from simd.model.manifest import read_manifest
 
-    run_id = read_manifest(run_dir)["run_id"]
+    run_id = read_manifest(run_dir).run_id
     w = SegmentWriter(run_dir / "events", run_id, worker, segment_bytes=1 << 30, resume=True)
     t = np.arange(0, 7 * 86_400 * 10**9 + 1, 5 * 10**9, dtype=np.int64)
     rss = 80_000_000 + (t // 10**9) * 3  # +10.8 kB/h: steady, tiny growth

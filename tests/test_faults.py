@@ -16,7 +16,15 @@ from pathlib import Path
 import pytest
 
 from simd.runtime.broker import EmbeddedBroker, free_port
-from tests.conftest import need_mosquitto, simd, sql, start_run, write_scenario
+from tests.conftest import (
+    need_mosquitto,
+    run_state,
+    simd,
+    sql,
+    start_run,
+    wait_until,
+    write_scenario,
+)
 
 
 def _mqtt_scenario(tmp: Path, target: str, duration: str, extra: str = "", **fleet: object) -> Path:
@@ -42,13 +50,7 @@ def _mqtt_scenario(tmp: Path, target: str, duration: str, extra: str = "", **fle
 
 
 def _wait_running(run_dir: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(OSError, ValueError):
-            if json.loads((run_dir / "run.json").read_text())["state"] == "running":
-                return
-        assert time.monotonic() < deadline, "the run never started"
-        time.sleep(0.05)
+    wait_until(lambda: run_state(run_dir) == "running", timeout)
 
 
 def test_target_down_at_start_then_up(tmp_path: Path, runs: Path) -> None:

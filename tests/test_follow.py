@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import simd, sql, start_run, write_scenario
+from tests.conftest import simd, sql, start_run, wait_until, write_scenario
 
 LIVE = """
 name = "live"
@@ -37,13 +37,6 @@ def _follow(run_dir: Path) -> subprocess.Popen[str]:
     )
 
 
-def _wait_for(pred, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def test_follow_keeps_results_current_and_survives_its_own_restart(
     tmp_path: Path, runs: Path
 ) -> None:
@@ -51,9 +44,9 @@ def test_follow_keeps_results_current_and_survives_its_own_restart(
     started again double-counts nothing; it ends by itself when the run does."""
     run = start_run(write_scenario(tmp_path, LIVE), runs, "live", "--no-report")
     run_dir = runs / "live"
-    _wait_for(lambda: (run_dir / "run.json").exists())
+    wait_until(lambda: (run_dir / "run.json").exists())
     first = _follow(run_dir)
-    _wait_for(lambda: (run_dir / "results.duckdb").exists())
+    wait_until(lambda: (run_dir / "results.duckdb").exists())
     time.sleep(1.5)
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
@@ -67,14 +60,14 @@ def test_follow_keeps_results_current_and_survives_its_own_restart(
         return int(q.stdout.split()[-1])
 
     # facts, not the machine's pace: the follower's passes show a prefix that grows
-    _wait_for(lambda: published() > 0, timeout=90)
+    wait_until(lambda: published() > 0, timeout=90)
     first_seen = published()
     mid = simd("report", str(run_dir), "--html", str(tmp_path / "mid.html"), check=0)
     assert "state running" in mid.stdout
     assert (tmp_path / "mid.html").read_text().count("<svg") >= 4
     assert 0 < first_seen < 30_000  # a prefix of the 30,000 planned, seen while it runs
     # it grows; the later pass may be the run's last one, so it may hold all 30,000
-    _wait_for(lambda: published() > first_seen, timeout=90)
+    wait_until(lambda: published() > first_seen, timeout=90)
 
     _, err = follower.communicate(timeout=60)
     assert follower.returncode == 0, err

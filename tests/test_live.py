@@ -12,7 +12,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from simd.runtime.live import Status
-from tests.conftest import kill_run, raw_get, sql, start_run, write_scenario
+from tests.conftest import kill_run, raw_get, sql, start_run, wait_until, write_scenario
 
 LIVE = """
 name = "live"
@@ -69,23 +69,13 @@ def status(url: str) -> Status:
     return Status.model_validate_json(_get(url + "/status"))
 
 
-def _wait(pred, timeout: float = 30.0, every: float = 0.05):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(every)
-
-
 def test_status_metrics_and_alerts_while_running(tmp_path: Path, runs: Path) -> None:
     """/status validates against its model and grows; /metrics parses with prometheus-client's
     parser and has per-group counters and latency histograms; a p99 SLO tighter than the
     target's latency is reported as a breach on stderr and in /status while the run goes."""
     proc = start_run(_scenario(tmp_path, "6s"), runs, "live", "--no-report")
     url = _status_url(runs / "live")
-    first = _wait(lambda: (s := status(url)).sent > 0 and s)
+    first = wait_until(lambda: (s := status(url)).sent > 0 and s)
     time.sleep(2.5)
     later = status(url)
     assert later.state == "running" and later.run_id == "live"
@@ -131,7 +121,7 @@ def _worker_pid(url: str, w: int, restarts: int) -> int:
             return wk.pid
         return None
 
-    return _wait(ready, timeout=30)
+    return wait_until(ready, timeout=30)
 
 
 def test_fifty_kill_9_and_every_planned_publish_once(tmp_path: Path, runs: Path) -> None:
@@ -182,7 +172,7 @@ def test_resume_after_the_whole_run_was_killed(tmp_path: Path, runs: Path) -> No
     proc = start_run(write_scenario(tmp_path, body), runs, "reboot", "--no-report")
     run_dir = runs / "reboot"
     url = _status_url(run_dir)
-    _wait(lambda: status(url).sent > 500)
+    wait_until(lambda: status(url).sent > 500)
     kill_run(proc)
     time.sleep(1.5)
     assert json.loads((run_dir / "run.json").read_text())["state"] == "running"

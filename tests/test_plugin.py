@@ -9,7 +9,7 @@ import shutil
 import time
 from pathlib import Path
 
-from tests.conftest import REPO, simd, sql, start_run, write_scenario
+from tests.conftest import REPO, simd, sql, start_run, wait_until, write_scenario
 from tests.redis_server import RedisServer
 
 EXAMPLE = REPO / "examples" / "plugins" / "redis_streams.py"
@@ -76,10 +76,7 @@ def test_a_redis_restart_mid_run_is_survived(tmp_path: Path, runs: Path) -> None
         path = _scenario(tmp_path, target, duration="8s", extra="[slo]\nerror_rate = 1.0")
         run = start_run(path, runs, "restart", "--no-report")
         run_dir = runs / "restart"
-        deadline = time.monotonic() + 60
-        while _stream_total(server, 20) < 100:  # facts: the run is publishing
-            assert time.monotonic() < deadline and run.poll() is None
-            time.sleep(0.1)
+        wait_until(lambda: _stream_total(server, 20) >= 100, 60)  # facts: it is publishing
         server.stop()
         time.sleep(1.0)
         server.start()

@@ -119,7 +119,7 @@ def run(
             shard=the_shard,
             start_at_ns=start_ns,
         )
-    if "shard" in outcome.manifest:
+    if outcome.manifest is not None and outcome.manifest.shard is not None:
         _finish_shard(outcome)
     else:
         _finish(outcome, report)
@@ -127,16 +127,16 @@ def run(
 
 def _finish_shard(outcome: Any) -> None:
     """After one shard: its folder, how it ended; results come from merging all shards."""
-    shard = outcome.manifest["shard"]
+    shard = outcome.manifest.shard
     print(outcome.run_dir, flush=True)
     if outcome.state == "completed":
         sys.stderr.write(
-            f"simd: shard {shard['index']}/{shard['count']} completed; merge the shards with "
+            f"simd: shard {shard.index}/{shard.count} completed; merge the shards with "
             f"`simd ingest {outcome.run_dir.parent}`\n"
         )
         raise typer.Exit(EXIT_OK)
     fail(
-        f"shard {shard['index']}/{shard['count']} {outcome.state}"
+        f"shard {shard.index}/{shard.count} {outcome.state}"
         + (f": {outcome.problems}" if outcome.problems else "")
         + f" (logs in {outcome.run_dir})",
         EXIT_RUN,
@@ -227,7 +227,7 @@ def _fail_if_never_connected(run_dir: Path) -> None:
     from simd.transports import does_real_io
 
     manifest = read_manifest(run_dir)
-    if not does_real_io(manifest["target"]):
+    if not does_real_io(manifest.target):
         return
     _, rows = query(
         run_dir,
@@ -239,7 +239,7 @@ def _fail_if_never_connected(run_dir: Path) -> None:
         _, err = query(run_dir, "SELECT error FROM errors_by_kind WHERE kind = 'connect' LIMIT 1")
         why = err[0][0] if err else "no connection"
         fail(
-            f"no device could connect to {manifest['target_url']}: {why} (logs in {run_dir})",
+            f"no device could connect to {manifest.target_url}: {why} (logs in {run_dir})",
             EXIT_RUN,
         )
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from simd.errors import ScenarioError, UserError
+from simd.model.manifest import read_manifest
 from simd.runtime.local_http import refusal
 
 _RUN_ID = re.compile(r"^[\w.-]+$")
@@ -150,15 +151,15 @@ def folder_status(run_dir: Path, live: bool = True) -> dict[str, Any] | None:
     """What a run folder says of itself (None without a readable run.json), and, while it
     runs and `live`, its supervisor's /status."""
     try:
-        m = json.loads((run_dir / "run.json").read_text())
-    except (OSError, ValueError):
+        m = read_manifest(run_dir)
+    except UserError:  # not there yet, being replaced, or not a run.json
         return None
     out: dict[str, Any] = {
-        "run_id": m.get("run_id", run_dir.name),
+        "run_id": m.run_id,
         "run_dir": str(run_dir),
-        "state": m.get("state"),
-        "scenario": (m.get("scenario") or {}).get("name"),
-        "status_url": m.get("status_url"),
+        "state": m.state,
+        "scenario": m.scenario.get("name"),
+        "status_url": m.status_url,
     }
     if live and out["state"] == "running" and out["status_url"]:
         try:

@@ -21,8 +21,9 @@ import pyarrow as pa
 from simd.errors import LogFormatError, TornAtCreation, UserError
 from simd.log.eventlog import DamagedRange, SegmentInfo, read_segment, segment_paths
 from simd.log.events import NULL_NS
-from simd.model.manifest import FINAL_STATES, worker_slices
+from simd.model.manifest import FINAL_STATES, RunManifest, Shards
 from simd.model.scenario import DEFAULT_ERROR_RATE, DURATION_SLOS, Scenario
+from simd.model.secrets import redact
 from simd.plan.replay import ReplayPlan
 from simd.plan.schedule import device_ids, expected_series, layout_groups
 from simd.plan.shape import compile_shape
@@ -148,28 +149,28 @@ def _open_current(run_dir: Path) -> duckdb.DuckDBPyConnection:
     return connect(run_dir)
 
 
-def _write_metadata(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) -> np.ndarray:
+def _write_metadata(con: duckdb.DuckDBPyConnection, manifest: RunManifest) -> np.ndarray:
     """(Re)write the tables that come from run.json; return each device's group index."""
-    scenario = Scenario.model_validate(manifest["scenario"])
+    scenario = manifest.scenario_model
     shape = compile_shape(scenario)
-    plan = manifest["plan"]
+    plan = manifest.plan
     con.execute("DELETE FROM runs")
     con.execute(
         "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
-            manifest["run_id"],
+            manifest.run_id,
             scenario.name,
-            manifest.get("scenario_hash"),
+            manifest.scenario_hash,
             scenario.seed,
-            manifest["target"],
-            manifest["clock"],
-            manifest["workers"],
-            manifest.get("t0_epoch_ns"),
-            manifest["duration_ns"],
-            manifest["state"],
-            plan["total_publishes"],
-            manifest.get("stopped_at_ns"),
-            json.dumps(manifest),
+            manifest.target,
+            manifest.clock,
+            manifest.workers,
+            manifest.t0_epoch_ns,
+            manifest.duration_ns,
+            manifest.state,
+            manifest.planned_publishes,
+            manifest.stopped_at_ns,
+            json.dumps(redact(manifest.to_json())),
         ],
     )
     tables = ("groups", "devices", "messages", "phases", "planned", "slo", "schema_info", "shards")
@@ -178,7 +179,7 @@ def _write_metadata(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) ->
     for table in (*tables, "analysis_settings", "planned_series"):
         con.execute(f"DELETE FROM {table}")
     con.execute("INSERT INTO schema_info VALUES (?, ?)", [SCHEMA_VERSION, views_hash()])
-    window = series_window_ns(manifest["duration_ns"])
+    window = series_window_ns(manifest.duration_ns)
     con.execute(
         "INSERT INTO analysis_settings VALUES (?, ?)", [window, scenario.slo.burst_error_rate]
     )
@@ -187,7 +188,7 @@ def _write_metadata(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) ->
         "INSERT INTO planned_series SELECT unnest(range(len($1))), unnest($1)", [expected.tolist()]
     )
     worker_of = np.full(scenario.device_count, -1, dtype=np.int32)  # -1: a missing shard's
-    for w, lo, hi in worker_slices(manifest):
+    for w, lo, hi in manifest.slices_by_worker():
         worker_of[lo:hi] = w
     group_of = np.zeros(scenario.device_count, dtype=np.int16)
     offset = 0
@@ -244,27 +245,24 @@ def _write_slos(con: duckdb.DuckDBPyConnection, scenario: Scenario) -> None:
     con.executemany("INSERT INTO slo VALUES (?, ?, ?, ?, ?)", rows)
 
 
-def _write_shards(con: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) -> None:
+def _write_shards(con: duckdb.DuckDBPyConnection, manifest: RunManifest) -> None:
     """One row per shard of the run (a run that was not sharded is shard 0 of 1)."""
-    shards = manifest.get("shards") or {
-        "count": 1,
-        "present": {"0": shard_summary(manifest)},
-        "missing": {},
-    }
+    sharded = manifest.shards is not None
+    shards = manifest.shards or Shards(count=1, present={"0": shard_summary(manifest)}, missing={})
     rows = []
-    for i, s in shards["present"].items():
-        sync = s.get("clock_sync") or {}
-        at_t0 = s.get("clock_at_t0") or {}
+    for i, s in shards.present.items():
+        sync = s.clock_sync or {}
+        at_t0 = s.clock_at_t0 or {}
         rows.append(
-            (int(i), shards["count"], True, s["state"], *s["devices"], s["planned_publishes"],
-             s["workers"], int(i) * WORKER_STRIDE if "shards" in manifest else 0, s.get("host"),
-             s.get("start_at_ns"), s.get("ready_wall_ns"), sync.get("synced"),
+            (int(i), shards.count, True, s.state, *s.devices, s.planned_publishes,
+             s.workers, int(i) * WORKER_STRIDE if sharded else 0, s.host,
+             s.start_at_ns, s.ready_wall_ns, sync.get("synced"),
              sync.get("est_error_us"), sync.get("max_error_us"), at_t0.get("wall_ns"),
              at_t0.get("monotonic_ns"))
         )  # fmt: skip
-    for i, s in shards["missing"].items():
+    for i, g in shards.missing.items():
         rows.append(
-            (int(i), shards["count"], False, "missing", *s["devices"], s["planned_publishes"],
+            (int(i), shards.count, False, "missing", *g.devices, g.planned_publishes,
              *[None] * 10)
         )  # fmt: skip
     con.executemany(f"INSERT INTO shards VALUES ({', '.join('?' * 17)})", sorted(rows))
@@ -436,7 +434,7 @@ def _ingest(run: RunSources) -> IngestResult:
     save_merged(run)
     run_dir, manifest = run.out, run.manifest
     con = _open_current(run_dir)
-    result = IngestResult(gaps=[g.describe() for g in run.gaps], state=manifest["state"])
+    result = IngestResult(gaps=[g.describe() for g in run.gaps], state=manifest.state)
     try:
         con.execute(sql_file("schema.sql"))
         # rows carry their own order (device, seq, times); letting DuckDB append in parallel
@@ -447,8 +445,8 @@ def _ingest(run: RunSources) -> IngestResult:
         con.execute("COMMIT")
         done = dict(con.execute("SELECT segment, offset_bytes FROM ingested").fetchall())
         handoff: queue.Queue[Any] = queue.Queue(maxsize=2)
-        window_ns = series_window_ns(manifest["duration_ns"])
-        scenario = Scenario.model_validate(manifest["scenario"])
+        window_ns = series_window_ns(manifest.duration_ns)
+        scenario = manifest.scenario_model
         replays = [
             (lay.index, lay.offset, lay.replay)
             for lay in layout_groups(scenario)
@@ -597,7 +595,7 @@ def follow(
                 raise
             time.sleep(interval_s)  # the run (or its first shard) has not written run.json yet
             continue
-        state = sources.manifest["state"]
+        state = sources.manifest.state
         r = ingest(paths, out)
         total.rows += r.rows
         total.frames += r.frames

@@ -13,10 +13,18 @@ from __future__ import annotations
 import glob
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from simd.errors import UserError
-from simd.model.manifest import FINAL_STATES, MANIFEST, read_manifest, write_manifest
+from simd.model.manifest import (
+    FINAL_STATES,
+    MANIFEST,
+    MissingShard,
+    RunManifest,
+    Shards,
+    ShardSummary,
+    read_manifest,
+    write_manifest,
+)
 from simd.model.scenario import Scenario
 from simd.plan.schedule import plan_counts
 from simd.plan.shard import FOLDER, Shard
@@ -29,7 +37,7 @@ class Source:
     run_dir: Path
     key: str  # prefix of its segments' names in the `ingested` table ("" or "shard-2/")
     worker_base: int  # added to its logs' worker numbers
-    manifest: dict[str, Any]
+    manifest: RunManifest
 
 
 @dataclass(frozen=True)
@@ -54,13 +62,13 @@ class RunSources:
     """Where results go (`out`), the run's manifest there, its log folders and its gaps."""
 
     out: Path
-    manifest: dict[str, Any]
+    manifest: RunManifest
     sources: list[Source]
     gaps: list[ShardGap]
 
     @property
     def sharded(self) -> bool:
-        return "shards" in self.manifest
+        return self.manifest.shards is not None
 
 
 def _expand(paths: list[str | Path]) -> list[Path]:
@@ -99,11 +107,11 @@ def resolve(paths: list[str | Path], out: Path | None = None) -> RunSources:
         if not p.is_dir():
             raise UserError(f"{p}: no such folder")
         manifest = read_manifest(p) if (p / MANIFEST).is_file() else None
-        if manifest is not None and "shard" in manifest:
+        if manifest is not None and manifest.shard is not None:
             shards.append(p)
             continue
         inside = _shard_folders(p)
-        if manifest is not None and "shards" in manifest:
+        if manifest is not None and manifest.shards is not None:
             merged = p
         elif manifest is not None and not inside:
             if len(given) > 1:
@@ -127,12 +135,12 @@ def _merged_before(out: Path) -> list[Path]:
     """The shard folders an earlier ingest merged into `out` (they stay in the results)."""
     if not (out / MANIFEST).is_file():
         return []
-    before = read_manifest(out)
-    if "shards" not in before:
+    shards = read_manifest(out).shards
+    if shards is None:
         raise UserError(f"--out {out}: holds a run that is not sharded; choose another folder")
     folders = []
-    for i, s in sorted(before["shards"]["present"].items(), key=lambda kv: int(kv[0])):
-        folder = Path(s.get("folder") or out / Shard(int(i), before["shards"]["count"]).folder)
+    for i, s in sorted(shards.present.items(), key=lambda kv: int(kv[0])):
+        folder = Path(s.folder or out / Shard(int(i), shards.count).folder)
         if not (folder / MANIFEST).is_file():
             raise UserError(
                 f"{out}: shard {i} was merged from {folder}, which is gone; "
@@ -143,92 +151,98 @@ def _merged_before(out: Path) -> list[Path]:
 
 
 def _merge(folders: list[Path], out: Path) -> RunSources:
-    by_index: dict[int, tuple[Path, dict[str, Any]]] = {}
-    first: tuple[Path, dict[str, Any]] | None = None
+    by_index: dict[int, tuple[Path, RunManifest]] = {}
+    first: tuple[Path, RunManifest] | None = None
     for folder in folders:
         m = read_manifest(folder)
+        if m.shard is None:
+            raise UserError(f"{folder}: a whole run, not a shard; it merges with nothing")
         if first is None:
             first = (folder, m)
         f_dir, f = first
+        assert f.shard is not None
         for key, what in (("run_id", "runs"), ("scenario_hash", "scenarios"), ("clock", "clocks")):
-            if m.get(key) != f.get(key):
+            if getattr(m, key) != getattr(f, key):
                 raise UserError(
                     f"cannot merge {f_dir} and {folder}: different {what} "
-                    f"({key.replace('_', ' ')} {f.get(key)} vs {m.get(key)})"
+                    f"({key.replace('_', ' ')} {getattr(f, key)} vs {getattr(m, key)})"
                 )
-        if m["shard"]["count"] != f["shard"]["count"]:
+        if m.shard.count != f.shard.count:
             raise UserError(
-                f"cannot merge {f_dir} and {folder}: split in {f['shard']['count']} vs "
-                f"{m['shard']['count']} shards"
+                f"cannot merge {f_dir} and {folder}: split in {f.shard.count} vs "
+                f"{m.shard.count} shards"
             )
-        i = m["shard"]["index"]
+        i = m.shard.index
         if i in by_index and by_index[i][0].resolve() != folder.resolve():
             raise UserError(f"shard {i} given twice: {by_index[i][0]} and {folder}")
         by_index[i] = (folder, m)
     if first is None:
         raise UserError(f"{out}: no shard folders to merge")
     out.mkdir(parents=True, exist_ok=True)
+    count = first[1].shard.count  # type: ignore[union-attr]
     sources = [
-        Source(folder, f"{Shard(i, m['shard']['count']).folder}/",
-               Shard(i, m["shard"]["count"]).global_worker(0), m)
+        Source(folder, f"{Shard(i, count).folder}/", Shard(i, count).global_worker(0), m)
         for i, (folder, m) in sorted(by_index.items())
-    ]  # fmt: skip
+    ]
     manifest = merged_manifest([s.manifest for s in sources])
-    for src in sources:
-        index = str(src.manifest["shard"]["index"])
-        manifest["shards"]["present"][index]["folder"] = str(src.run_dir.resolve())
+    assert manifest.shards is not None
+    for i, (folder, _) in by_index.items():
+        manifest.shards.present[str(i)].folder = str(folder.resolve())
     gaps = [
-        ShardGap(int(i), g["count"], (g["devices"][0], g["devices"][1]), g["planned_publishes"])
-        for i, g in sorted(manifest["shards"]["missing"].items(), key=lambda kv: int(kv[0]))
+        ShardGap(int(i), g.count, g.devices, g.planned_publishes)
+        for i, g in sorted(manifest.shards.missing.items(), key=lambda kv: int(kv[0]))
     ]
     return RunSources(out, manifest, sources, gaps)
 
 
-def merged_manifest(shards: list[dict[str, Any]]) -> dict[str, Any]:
+def merged_manifest(shards: list[RunManifest]) -> RunManifest:
     """The run.json of a sharded run, from its shards' (present ones, in index order)."""
     base = shards[0]
-    count = base["shard"]["count"]
-    scenario = Scenario.model_validate(base["scenario"])
+    assert base.shard is not None
+    count = base.shard.count
+    scenario = base.scenario_model
     n = scenario.device_count
     worker_slices = []
     worker_results = {}
+    present: dict[int, RunManifest] = {}
     for m in shards:
-        shard = Shard(m["shard"]["index"], count)
-        for w, (lo, hi) in enumerate(m["slices"]):
-            worker_slices.append([shard.global_worker(w), lo, hi])
-        for w, r in (m.get("worker_results") or {}).items():
+        assert m.shard is not None
+        shard = Shard(m.shard.index, count)
+        present[m.shard.index] = m
+        for w, (lo, hi) in enumerate(m.slices):
+            worker_slices.append((shard.global_worker(w), lo, hi))
+        for w, r in (m.worker_results or {}).items():
             worker_results[str(shard.global_worker(int(w)))] = r
-    present = {m["shard"]["index"]: m for m in shards}
     missing = {}
     for i in range(count):
         if i not in present:
             lo, hi = Shard(i, count).devices(n)
-            planned = _slice_plan(base["scenario_hash"], scenario, lo, hi)
-            missing[str(i)] = {"count": count, "devices": [lo, hi], "planned_publishes": planned}
-    states = {m["state"] for m in shards}
+            planned = _slice_plan(base.scenario_hash or "", scenario, lo, hi)
+            missing[str(i)] = MissingShard(count=count, devices=(lo, hi), planned_publishes=planned)
+    states = {m.state for m in shards}
     if not states <= FINAL_STATES:
         state = "running"
     elif missing:
         state = "incomplete"
     else:
         state = next((s for s in ("failed", "aborted", "stopped") if s in states), "completed")
-    stops = [m["stopped_at_ns"] for m in shards if m.get("stopped_at_ns") is not None]
+    stops = [m.stopped_at_ns for m in shards if m.stopped_at_ns is not None]
     keep = ("run_id", "simd_version", "scenario_path", "scenario_hash", "scenario", "seed")
     keep += ("target", "target_url", "embedded_broker", "clock", "clock_text", "clock_scale")
     keep += ("duration_ns", "plan", "t0_epoch_ns")
-    return {
-        **{k: base.get(k) for k in keep},
-        "workers": len(worker_slices),
-        "worker_slices": worker_slices,
-        "state": state,
-        "stopped_at_ns": max(stops) if stops else None,
-        "worker_results": worker_results,
-        "shards": {
-            "count": count,
-            "present": {str(i): shard_summary(m) for i, m in sorted(present.items())},
-            "missing": missing,
-        },
-    }
+    return RunManifest(
+        **{k: getattr(base, k) for k in keep},
+        workers=len(worker_slices),
+        worker_slices=worker_slices,
+        state=state,
+        stopped_at_ns=max(stops) if stops else None,
+        worker_results=worker_results,
+        shards=Shards(
+            count=count,
+            present={str(i): shard_summary(m) for i, m in sorted(present.items())},
+            missing=missing,
+        ),
+    )
 
 
 _SLICE_PLANS: dict[tuple[str, int, int], int] = {}
@@ -243,25 +257,24 @@ def _slice_plan(scenario_hash: str, scenario: Scenario, lo: int, hi: int) -> int
     return _SLICE_PLANS[key]
 
 
-def shard_summary(m: dict[str, Any]) -> dict[str, Any]:
+def shard_summary(m: RunManifest) -> ShardSummary:
     """What the merged run keeps of a shard's run.json: state, slice, host and clock (a run
     that was not sharded: the whole fleet, as shard 0 of 1)."""
-    shard = m.get("shard") or {
-        "devices": [0, m["plan"]["devices"]],
-        "planned_publishes": m["plan"]["total_publishes"],
-        "start_at_ns": m.get("t0_epoch_ns"),
-    }
-    return {
-        "state": m["state"],
-        "devices": shard["devices"],
-        "planned_publishes": shard["planned_publishes"],
-        "workers": m["workers"],
-        "host": m.get("host"),
-        "start_at_ns": shard["start_at_ns"],
-        "ready_wall_ns": m.get("ready_wall_ns"),
-        "clock_sync": m.get("clock_sync"),
-        "clock_at_t0": m.get("clock_at_t0"),
-    }
+    if m.shard is not None:
+        devices, planned, start = m.shard.devices, m.shard.planned_publishes, m.shard.start_at_ns
+    else:
+        devices, planned, start = (0, m.planned_devices), m.planned_publishes, m.t0_epoch_ns
+    return ShardSummary(
+        state=m.state,
+        devices=devices,
+        planned_publishes=planned,
+        workers=m.workers,
+        host=m.host,
+        start_at_ns=start,
+        ready_wall_ns=m.ready_wall_ns,
+        clock_sync=m.clock_sync,
+        clock_at_t0=m.clock_at_t0,
+    )
 
 
 def save_merged(run: RunSources) -> None:

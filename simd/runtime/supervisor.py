@@ -28,7 +28,15 @@ import numpy as np
 from simd._version import __version__
 from simd.clock import parse_clock
 from simd.errors import RunError, UserError
-from simd.model.manifest import read_manifest, reserve_space, scenario_hash, write_manifest
+from simd.model.manifest import (
+    Resume,
+    RunManifest,
+    ShardInfo,
+    read_manifest,
+    reserve_space,
+    scenario_hash,
+    write_manifest,
+)
 from simd.model.scenario import DURATION_SLOS, Scenario
 from simd.plan.payloads import check_plugins
 from simd.plan.replay import expand_replays
@@ -61,7 +69,7 @@ class RunOutcome:
     run_dir: Path
     state: str  # completed | stopped | aborted | failed
     plan: Plan
-    manifest: dict[str, Any] = field(default_factory=dict)
+    manifest: RunManifest | None = None
 
     @property
     def problems(self) -> str:
@@ -201,17 +209,17 @@ def resume(
     if not (run_dir / "run.json").is_file():
         raise UserError(f"{run_dir}: not a run folder (no run.json)")
     manifest = read_manifest(run_dir)
-    if manifest.get("state") in ("completed", "stopped"):
-        raise UserError(f"{run_dir}: the run {manifest['state']} already; nothing to resume")
-    scenario = Scenario.model_validate(manifest["scenario"])
+    if manifest.state in ("completed", "stopped"):
+        raise UserError(f"{run_dir}: the run {manifest.state} already; nothing to resume")
+    scenario = manifest.scenario_model
     # a replay group's recording must be the one the run started with (run.json pins its hash)
     scenario = expand_replays(scenario, run_dir, str(run_dir / "run.json"))
     go = functools.partial(
         _run,
         scenario,
-        scenario_path=Path(manifest["scenario_path"]),
+        scenario_path=Path(manifest.scenario_path),
         runs_dir=run_dir.parent,
-        run_id=manifest["run_id"],
+        run_id=manifest.run_id,
         workers=None,
         clock=None,
         progress=progress,
@@ -278,7 +286,7 @@ def _prepare_manifest(
     broker: str | None,
     shard: Shard | None = None,
     start_at_ns: int | None = None,
-) -> tuple[Path, dict[str, Any], Plan]:
+) -> tuple[Path, RunManifest, Plan]:
     spec = parse_clock(clock_text)
     cores = usable_cores()
     n = scenario.device_count
@@ -289,7 +297,7 @@ def _prepare_manifest(
     run_id = run_id or new_run_id(scenario.name)
     run_dir = runs_dir / run_id
     if shard is not None:
-        if (run_dir / "run.json").exists() and "shards" not in read_manifest(run_dir):
+        if (run_dir / "run.json").exists() and read_manifest(run_dir).shards is None:
             raise UserError(f"{run_dir}: a run of its own, not a sharded run (another --run-id)")
         run_dir = run_dir / shard.folder
     if (run_dir / "run.json").exists():
@@ -301,37 +309,37 @@ def _prepare_manifest(
         (lo + w * (hi - lo) // n_workers, lo + (w + 1) * (hi - lo) // n_workers)
         for w in range(n_workers)
     ]
-    manifest: dict[str, Any] = {
-        "run_id": run_id,
-        "simd_version": __version__,
-        "scenario_path": str(scenario_path),
-        "scenario_hash": scenario_hash(scenario_json),
-        "scenario": scenario_json,
-        "seed": scenario.seed,
-        "target": scenario.target,
-        "target_url": target_url,
-        "embedded_broker": broker,
-        "clock": spec.label,
-        "clock_text": clock_text,
-        "clock_scale": spec.scale,
-        "workers": n_workers,
-        "slices": slices,
-        "duration_ns": scenario.duration_ns,
-        "plan": plan.to_json(),
-        "state": "starting",
-        "started_wall_ns": time.time_ns(),
-        "t0_epoch_ns": start_at_ns,
-        "host": socket.gethostname(),
-        "clock_sync": clock_sync(),
-    }
+    manifest = RunManifest(
+        run_id=run_id,
+        simd_version=__version__,
+        scenario_path=str(scenario_path),
+        scenario_hash=scenario_hash(scenario_json),
+        scenario=scenario_json,
+        seed=scenario.seed,
+        target=scenario.target,
+        target_url=target_url,
+        embedded_broker=broker,
+        clock=spec.label,
+        clock_text=clock_text,
+        clock_scale=spec.scale,
+        workers=n_workers,
+        slices=slices,
+        duration_ns=scenario.duration_ns,
+        plan=plan.to_json(),
+        state="starting",
+        started_wall_ns=time.time_ns(),
+        t0_epoch_ns=start_at_ns,
+        host=socket.gethostname(),
+        clock_sync=clock_sync(),
+    )
     if shard is not None:
-        manifest["shard"] = {
-            "index": shard.index,
-            "count": shard.count,
-            "devices": [lo, hi],
-            "planned_publishes": plan_counts(scenario, devices=(lo, hi)).total_publishes,
-            "start_at_ns": start_at_ns,
-        }
+        manifest.shard = ShardInfo(
+            index=shard.index,
+            count=shard.count,
+            devices=(lo, hi),
+            planned_publishes=plan_counts(scenario, devices=(lo, hi)).total_publishes,
+            start_at_ns=start_at_ns,
+        )
     write_manifest(run_dir, manifest)
     return run_dir, manifest, plan
 
@@ -347,7 +355,7 @@ def _run(
     clock: str | None,
     progress: bool,
     broker: str | None = None,
-    resume: dict[str, Any] | None = None,
+    resume: RunManifest | None = None,
     status_port: int | None = 0,
     status_host: str = "127.0.0.1",
     shard: Shard | None = None,
@@ -373,13 +381,13 @@ def _run(
         )
     else:
         manifest = resume
-        run_dir = resume_dir or runs_dir / manifest["run_id"]
+        run_dir = resume_dir or runs_dir / manifest.run_id
         plan = plan_counts(scenario)
-        manifest.setdefault("resumes", []).append(
-            {"wall_ns": time.time_ns(), "from_state": manifest["state"]}
-        )
-        manifest.update(state="resuming", target_url=target_url, embedded_broker=broker)
-        clock_text = manifest.get("clock_text", manifest["clock"])
+        resumed = Resume(wall_ns=time.time_ns(), from_state=manifest.state)
+        manifest.resumes = [*manifest.resumes, resumed]
+        manifest.state, manifest.target_url = "resuming", target_url
+        manifest.embedded_broker = broker
+        clock_text = manifest.clock_label
         write_manifest(run_dir, manifest)
     supervision = _Supervision(
         scenario, manifest, run_dir, plan, clock_text, progress, status_port, status_host
@@ -395,7 +403,7 @@ class _Supervision:
     def __init__(
         self,
         scenario: Scenario,
-        manifest: dict[str, Any],
+        manifest: RunManifest,
         run_dir: Path,
         plan: Plan,
         clock_text: str,
@@ -407,26 +415,26 @@ class _Supervision:
         self.manifest = manifest
         self.run_dir = run_dir
         self.plan = plan
-        self.resuming = manifest["state"] == "resuming"
+        self.resuming = manifest.state == "resuming"
         self.outcome = RunOutcome(run_dir, "failed", plan, manifest)
         self.latest: dict[int, Progress] = {}
-        shard = manifest.get("shard")
-        planned = shard["planned_publishes"] if shard else plan.total_publishes
+        shard = manifest.shard
+        planned = shard.planned_publishes if shard else plan.total_publishes
         self.bar = ProgressLine(planned, scenario.duration_ns, progress)
         self.ctx = mp.get_context("spawn")
         cores = usable_cores()
-        n_workers = manifest["workers"]
+        n_workers = manifest.workers
         # what a transport knows of the whole run (the sim splits its capacity by it): every
         # shard is taken to run as many workers as this one
-        run_workers = n_workers * (shard["count"] if shard else 1)
+        run_workers = n_workers * (shard.count if shard else 1)
         self.workers = {
             w: _Worker(
                 WorkerSpec(
-                    run_id=manifest["run_id"],
+                    run_id=manifest.run_id,
                     run_dir=str(run_dir),
-                    scenario=manifest["scenario"],
-                    scenario_dir=str(Path(manifest["scenario_path"]).parent.resolve()),
-                    target=manifest["target_url"],
+                    scenario=manifest.scenario,
+                    scenario_dir=str(Path(manifest.scenario_path).parent.resolve()),
+                    target=manifest.target_url,
                     clock=clock_text,
                     worker=w,
                     workers=run_workers,
@@ -435,7 +443,7 @@ class _Supervision:
                     cpu=cores[w % len(cores)] if n_workers <= len(cores) else None,
                 )
             )
-            for w, (lo, hi) in enumerate(manifest["slices"])
+            for w, (lo, hi) in enumerate(manifest.slices)
         }
         self.live = _live_state(scenario, manifest, plan)
         self.live.on_alert = self._alert
@@ -447,7 +455,7 @@ class _Supervision:
                 raise UserError(
                     f"--status-port {status_port}: cannot listen on {status_host} ({exc.strerror})"
                 ) from None
-            manifest["status_url"] = self.server.url
+            manifest.status_url = self.server.url
             sys.stderr.write(f"simd: live status on {self.server.url}/status and /metrics\n")
         self.t0: int | None = None
         self.clock_at_t0: dict[str, int] | None = None  # set at t=0 by _mark_t0
@@ -526,18 +534,18 @@ class _Supervision:
                 _join([s.proc for s in self.workers.values()], kill=True)
                 outcome.state = "aborted"
                 if sigs.count:  # else the workers were not ready in time
-                    outcome.aborted_by = manifest["aborted_by"] = f"{sigs.last} during start-up"
+                    outcome.aborted_by = manifest.aborted_by = f"{sigs.last} during start-up"
                 else:
                     for w, slot in self.workers.items():
                         if not slot.ready:
                             outcome.failures[w] = f"not ready within {READY_TIMEOUT_S:g} s"
-                manifest.update(state="aborted", ended_wall_ns=time.time_ns())
+                manifest.state, manifest.ended_wall_ns = "aborted", time.time_ns()
                 self._save()
                 return outcome
             ready_ns = time.time_ns()
-            if manifest.get("t0_epoch_ns"):
+            if manifest.t0_epoch_ns:
                 # the run's own t=0 (a resumed run's timeline holds; shards share --start-at)
-                self.t0 = int(manifest["t0_epoch_ns"])
+                self.t0 = manifest.t0_epoch_ns
                 if not self.resuming and ready_ns > self.t0:
                     sys.stderr.write(
                         f"simd: warning: ready {(ready_ns - self.t0) / 1e9:.1f} s after "
@@ -546,12 +554,12 @@ class _Supervision:
             else:
                 margin = START_MARGIN_NS
                 if does_real_io(self.scenario.target):
-                    biggest = max(hi - lo for lo, hi in manifest["slices"])
+                    biggest = max(hi - lo for lo, hi in manifest.slices)
                     margin += min(CONNECT_MARGIN_NS * biggest, 120_000_000_000)
                 self.t0 = time.time_ns() + margin
             if not self.resuming:
-                manifest["ready_wall_ns"] = ready_ns
-            manifest.update(state="running", t0_epoch_ns=self.t0)
+                manifest.ready_wall_ns = ready_ns
+            manifest.state, manifest.t0_epoch_ns = "running", self.t0
             self._save()
             self.live.state = "running"
             for slot in self.workers.values():
@@ -691,7 +699,7 @@ class _Supervision:
         if self.t0_thread is not None and self.t0 is not None and time.time_ns() >= self.t0:
             self.t0_thread.join(timeout=5)  # t=0 has passed: its reading is due (a busy host)
         if self.clock_at_t0 is not None:
-            manifest["clock_at_t0"] = self.clock_at_t0
+            manifest.clock_at_t0 = self.clock_at_t0
         for w, slot in self.workers.items():
             if w not in outcome.done and w not in outcome.failures and not outcome.aborted_by:
                 outcome.failures[w] = f"worker {w} died (exit code {slot.proc.exitcode})"
@@ -705,33 +713,31 @@ class _Supervision:
         self.live.state = outcome.state
         stops = [d.stopped_at_ns for d in outcome.done.values() if d.stopped_at_ns is not None]
         if outcome.aborted_by:
-            manifest["aborted_by"] = outcome.aborted_by
-        manifest.update(
-            state=outcome.state,
-            ended_wall_ns=time.time_ns(),
-            stopped_at_ns=max(stops) if stops else None,
-            worker_results={
-                str(w): (
-                    {
-                        "state": "done",
-                        "sent": d.sent,
-                        "unsent": d.unsent,
-                        "rows": d.rows,
-                        "stopped_at_ns": d.stopped_at_ns,
-                        "torn_tails": d.torn_tails,
-                        "restarts": self.workers[w].restarts,
-                    }
-                    if (d := outcome.done.get(w))
-                    else {
-                        "state": "failed",
-                        "error": outcome.failures.get(w, "unknown"),
-                        "exit_code": self.workers[w].proc.exitcode,
-                        "restarts": self.workers[w].restarts,
-                    }
-                )
-                for w in self.workers
-            },
-        )
+            manifest.aborted_by = outcome.aborted_by
+        manifest.state = outcome.state
+        manifest.ended_wall_ns = time.time_ns()
+        manifest.stopped_at_ns = max(stops) if stops else None
+        manifest.worker_results = {
+            str(w): (
+                {
+                    "state": "done",
+                    "sent": d.sent,
+                    "unsent": d.unsent,
+                    "rows": d.rows,
+                    "stopped_at_ns": d.stopped_at_ns,
+                    "torn_tails": d.torn_tails,
+                    "restarts": self.workers[w].restarts,
+                }
+                if (d := outcome.done.get(w))
+                else {
+                    "state": "failed",
+                    "error": outcome.failures.get(w, "unknown"),
+                    "exit_code": self.workers[w].proc.exitcode,
+                    "restarts": self.workers[w].restarts,
+                }
+            )
+            for w in self.workers
+        }
         self._save()
         return outcome
 
@@ -746,7 +752,7 @@ class _Supervision:
             )
 
 
-def _live_state(scenario: Scenario, manifest: dict[str, Any], plan: Plan) -> LiveState:
+def _live_state(scenario: Scenario, manifest: RunManifest, plan: Plan) -> LiveState:
     from simd.plan.schedule import expected_series
     from simd.results.series import series_window_ns
 
@@ -756,18 +762,18 @@ def _live_state(scenario: Scenario, manifest: dict[str, Any], plan: Plan) -> Liv
         v = getattr(scenario.slo, name)
         if v is not None:
             slo[name] = (float(v), "ns" if name in DURATION_SLOS else "ratio")
-    shard = manifest.get("shard")  # a shard serves its own share of the run
-    devices = tuple(shard["devices"]) if shard else None
+    shard = manifest.shard  # a shard serves its own share of the run
+    devices = shard.devices if shard else None
     return LiveState(
-        run_id=manifest["run_id"],
+        run_id=manifest.run_id,
         scenario=scenario.name,
         duration_ns=scenario.duration_ns,
-        planned_total=shard["planned_publishes"] if shard else plan.total_publishes,
+        planned_total=shard.planned_publishes if shard else plan.total_publishes,
         groups=[g.name for g in scenario.fleet],
         expected_cum=np.cumsum(expected_series(scenario, window, devices=devices)),
         window_ns=window,
         slo=slo,
-        shard=f"{shard['index']}/{shard['count']}" if shard else "",
+        shard=f"{shard.index}/{shard.count}" if shard else "",
     )
 
 
