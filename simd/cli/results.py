@@ -113,7 +113,9 @@ def figure(v: float | None, unit: str) -> str:
     if v is None:
         return "-"
     if unit == "ns":
-        return f"{v / 1e6:,.3f} ms"
+        from simd.report.tables import ms_unit
+
+        return ms_unit(v)
     if unit == "bool":
         return "ok" if v else "FAILED"
     if unit == "ratio":

@@ -28,6 +28,7 @@ from typing import Any
 from simd.errors import RunError, UserError
 from simd.model.scenario import Scenario
 from simd.report.charts import Line, time_chart
+from simd.report.tables import fixed
 from simd.runtime.live import LiveState
 
 STEP_SLOS = ("latency_p99", "error_rate", "schedule_lag_p99", "throughput_ratio", "loss_rate")
@@ -310,7 +311,7 @@ def page(search: Search) -> str:
 
 
 def _ms(v: float | None) -> str:
-    return "-" if v is None else f"{v / 1e6:,.2f}"
+    return fixed(2)(None if v is None else v / 1e6)
 
 
 def verdict(s: Step) -> str:
