@@ -2,12 +2,26 @@
 -- Times are virtual ns since the run's t=0. Latency "from intended" counts the time a publish
 -- waited to be sent (coordinated omission shows); "from sent" is the target's own share.
 
+-- the codes a row's kind and status are stored as, by name (simd.log.events holds the same
+-- lists; tests/test_analysis_docs.py checks they agree). With a constant name the macros
+-- fold to the number at planning, so filters on them cost what a bare number costs.
+CREATE OR REPLACE MACRO kind_list() AS
+    ['publish', 'connect', 'disconnect', 'receive', 'error', 'command', 'reply'];
+CREATE OR REPLACE MACRO status_list() AS
+    ['acked', 'sent', 'timeout', 'error', 'dropped', 'missed', 'unsent', 'ok'];
+CREATE OR REPLACE MACRO kind_code(name) AS list_position(kind_list(), name) - 1;
+CREATE OR REPLACE MACRO status_code(name) AS list_position(status_list(), name) - 1;
+-- the status classes: completed (acked, sent), failed (the rest of a publish's), sent (all
+-- but those never sent: missed, unsent)
+CREATE OR REPLACE MACRO is_completed(s) AS s IN (status_code('acked'), status_code('sent'));
+CREATE OR REPLACE MACRO is_failed(s) AS s IN (status_code('timeout'), status_code('error'),
+    status_code('dropped'), status_code('missed'), status_code('unsent'));
+CREATE OR REPLACE MACRO was_sent(s) AS s NOT IN (status_code('missed'), status_code('unsent'));
 CREATE OR REPLACE VIEW kind_names AS
-SELECT * FROM (VALUES (0, 'publish'), (1, 'connect'), (2, 'disconnect'), (3, 'receive'), (4, 'error'),
-                      (5, 'command'), (6, 'reply')) AS t(code, name);
+SELECT (i - 1)::INTEGER AS code, kind_list()[i] AS name FROM range(1, len(kind_list()) + 1) t(i);
 CREATE OR REPLACE VIEW status_names AS
-SELECT * FROM (VALUES (0, 'acked'), (1, 'sent'), (2, 'timeout'), (3, 'error'), (4, 'dropped'),
-                      (5, 'missed'), (6, 'unsent'), (7, 'ok')) AS t(code, name);
+SELECT (i - 1)::INTEGER AS code, status_list()[i] AS name
+FROM range(1, len(status_list()) + 1) t(i);
 
 -- one row per logged event, with names (the contract of the README, Results)
 CREATE OR REPLACE VIEW events AS
@@ -20,10 +34,10 @@ SELECT
     CASE WHEN r.seq < 0 THEN NULL ELSE r.seq END::BIGINT AS seq,
     (['publish', 'connect', 'disconnect', 'receive', 'error', 'command', 'reply'])[r.kind + 1] AS kind,
     (['acked', 'sent', 'timeout', 'error', 'dropped', 'missed', 'unsent', 'ok'])[r.status + 1] AS status,
-    CASE WHEN r.kind = 0 THEN m.message_name END AS message,
+    CASE WHEN r.kind = kind_code('publish') THEN m.message_name END AS message,
     r.t_intended_ns, r.t_sent_ns, r.t_done_ns,
     r.bytes::INTEGER AS bytes,
-    CASE WHEN r.kind = 0 THEN m.qos END::TINYINT AS qos,
+    CASE WHEN r.kind = kind_code('publish') THEN m.qos END::TINYINT AS qos,
     e.text AS error
 FROM event_rows r
 LEFT JOIN devices d ON d.device = r.device
@@ -37,15 +51,15 @@ CREATE OR REPLACE VIEW timeline AS
 SELECT
     (t_intended_ns // 1000000000)::BIGINT AS second,
     count(*) AS scheduled,
-    count(*) FILTER (WHERE status NOT IN (5, 6)) AS sent,
-    count(*) FILTER (WHERE status IN (0, 1)) AS completed,
-    count(*) FILTER (WHERE status = 0) AS acked,
-    count(*) FILTER (WHERE status IN (2, 3, 4, 5, 6)) AS failed,
+    count(*) FILTER (WHERE was_sent(status)) AS sent,
+    count(*) FILTER (WHERE is_completed(status)) AS completed,
+    count(*) FILTER (WHERE status = status_code('acked')) AS acked,
+    count(*) FILTER (WHERE is_failed(status)) AS failed,
     sum(bytes)::BIGINT AS bytes,
-    quantile_cont(t_done_ns - t_intended_ns, 0.99) FILTER (WHERE status IN (0, 1)) AS latency_p99_ns,
-    max(t_sent_ns - t_intended_ns) FILTER (WHERE status NOT IN (5, 6)) AS lag_max_ns
+    quantile_cont(t_done_ns - t_intended_ns, 0.99) FILTER (WHERE is_completed(status)) AS latency_p99_ns,
+    max(t_sent_ns - t_intended_ns) FILTER (WHERE was_sent(status)) AS lag_max_ns
 FROM event_rows
-WHERE kind = 0
+WHERE kind = kind_code('publish')
 GROUP BY ALL
 ORDER BY second;
 
@@ -125,14 +139,14 @@ CREATE OR REPLACE VIEW status_counts AS
 WITH c AS (
     SELECT grp, phase,
            sum(count) AS logged,
-           sum(count) FILTER (WHERE status = 0) AS acked,
-           sum(count) FILTER (WHERE status = 1) AS sent,
-           sum(count) FILTER (WHERE status = 2) AS timeout,
-           sum(count) FILTER (WHERE status = 3) AS error,
-           sum(count) FILTER (WHERE status = 4) AS dropped,
-           sum(count) FILTER (WHERE status = 5) AS missed,
-           sum(count) FILTER (WHERE status = 6) AS unsent
-    FROM status_totals WHERE kind = 0 GROUP BY grp, phase
+           sum(count) FILTER (WHERE status = status_code('acked')) AS acked,
+           sum(count) FILTER (WHERE status = status_code('sent')) AS sent,
+           sum(count) FILTER (WHERE status = status_code('timeout')) AS timeout,
+           sum(count) FILTER (WHERE status = status_code('error')) AS error,
+           sum(count) FILTER (WHERE status = status_code('dropped')) AS dropped,
+           sum(count) FILTER (WHERE status = status_code('missed')) AS missed,
+           sum(count) FILTER (WHERE status = status_code('unsent')) AS unsent
+    FROM status_totals WHERE kind = kind_code('publish') GROUP BY grp, phase
 )
 SELECT g.group_name, p.phase, pl.publishes AS planned,
        coalesce(c.logged, 0)::BIGINT AS logged, coalesce(acked, 0)::BIGINT AS acked,
@@ -146,7 +160,7 @@ LEFT JOIN c ON c.grp = g.group_index AND c.phase = p.phase_index
 ORDER BY g.group_index, p.phase_index;
 
 CREATE OR REPLACE VIEW errors_by_kind AS
-WITH f AS (SELECT * FROM event_rows WHERE status IN (2, 3, 4, 5, 6))
+WITH f AS (SELECT * FROM event_rows WHERE is_failed(status))
 SELECT (['acked', 'sent', 'timeout', 'error', 'dropped', 'missed', 'unsent', 'ok'])[f.status + 1] AS status,
        (['publish', 'connect', 'disconnect', 'receive', 'error', 'command', 'reply'])[f.kind + 1] AS kind,
        coalesce(e.text, '') AS error, count(*) AS count,
@@ -160,15 +174,15 @@ ORDER BY count DESC, status, kind, error;
 CREATE OR REPLACE VIEW device_stats AS
 SELECT r.device, d.device_id, g.group_name,
        count(*) AS publishes,
-       count(*) FILTER (WHERE status IN (0, 1)) AS completed,
-       count(*) FILTER (WHERE status IN (2, 3, 4, 5, 6)) AS failed,
+       count(*) FILTER (WHERE is_completed(status)) AS completed,
+       count(*) FILTER (WHERE is_failed(status)) AS failed,
        max(seq) AS last_seq,
-       avg(t_done_ns - t_intended_ns) FILTER (WHERE status IN (0, 1)) AS mean_latency_ns,
+       avg(t_done_ns - t_intended_ns) FILTER (WHERE is_completed(status)) AS mean_latency_ns,
        sum(bytes)::BIGINT AS bytes
 FROM event_rows r
 LEFT JOIN devices d ON d.device = r.device
 LEFT JOIN groups g ON g.group_index = d.group_index
-WHERE r.kind = 0
+WHERE r.kind = kind_code('publish')
 GROUP BY ALL
 ORDER BY r.device;
 
@@ -176,9 +190,9 @@ ORDER BY r.device;
 CREATE OR REPLACE VIEW run_summary AS
 WITH c AS (
     SELECT coalesce(sum(count), 0)::BIGINT AS logged,
-           coalesce(sum(count) FILTER (WHERE status IN (0, 1)), 0)::BIGINT AS completed,
-           coalesce(sum(count) FILTER (WHERE status IN (2, 3, 4, 5, 6)), 0)::BIGINT AS failed
-    FROM status_totals WHERE kind = 0
+           coalesce(sum(count) FILTER (WHERE is_completed(status)), 0)::BIGINT AS completed,
+           coalesce(sum(count) FILTER (WHERE is_failed(status)), 0)::BIGINT AS failed
+    FROM status_totals WHERE kind = kind_code('publish')
 )
 SELECT
     r.planned_publishes AS planned,
@@ -206,7 +220,7 @@ SELECT coalesce(g.group_name, '?') AS group_name,
 FROM event_rows r
 LEFT JOIN devices d ON d.device = r.device
 LEFT JOIN groups g ON g.group_index = d.group_index
-WHERE r.kind = 3
+WHERE r.kind = kind_code('receive')
 GROUP BY ALL
 ORDER BY 1;
 
@@ -222,10 +236,10 @@ CREATE OR REPLACE VIEW series AS
 WITH c AS (
     SELECT "window",
            sum(count) AS scheduled,
-           sum(count) FILTER (WHERE status NOT IN (5, 6)) AS sent,
-           sum(count) FILTER (WHERE status = 0) AS acked,
-           sum(count) FILTER (WHERE status IN (0, 1)) AS completed,
-           sum(count) FILTER (WHERE status IN (2, 3, 4, 5, 6)) AS failed,
+           sum(count) FILTER (WHERE was_sent(status)) AS sent,
+           sum(count) FILTER (WHERE status = status_code('acked')) AS acked,
+           sum(count) FILTER (WHERE is_completed(status)) AS completed,
+           sum(count) FILTER (WHERE is_failed(status)) AS failed,
            sum(bytes) AS bytes
     FROM series_counts
     GROUP BY ALL
@@ -341,8 +355,8 @@ ORDER BY quantile;
 CREATE OR REPLACE VIEW topic_stats AS
 WITH c AS (
     SELECT grp, message, sum(count) AS publishes,
-           sum(count) FILTER (WHERE status IN (0, 1)) AS completed,
-           sum(count) FILTER (WHERE status IN (2, 3, 4, 5, 6)) AS failed,
+           sum(count) FILTER (WHERE is_completed(status)) AS completed,
+           sum(count) FILTER (WHERE is_failed(status)) AS failed,
            sum(bytes) AS bytes
     FROM topic_counts GROUP BY ALL
 ),
@@ -482,13 +496,13 @@ WITH pub AS (
     SELECT w.probe, e.device, e.seq, e.message, w.topic, e.phase, e.t_intended_ns
     FROM event_rows e
     JOIN probe_matches w ON w.device = e.device AND w.message = e.message
-    WHERE e.kind = 0 AND e.status IN (0, 1)
+    WHERE e.kind = kind_code('publish') AND is_completed(e.status)
 ),
 rcv AS (
     SELECT message AS probe, device, seq, t_done_ns,
            seq < max(seq) OVER (PARTITION BY message, device ORDER BY t_done_ns
                                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS out_of_order
-    FROM event_rows WHERE kind = 3 AND device >= 0 AND message IN (SELECT probe FROM probes)
+    FROM event_rows WHERE kind = kind_code('receive') AND device >= 0 AND message IN (SELECT probe FROM probes)
 ),
 r AS (
     SELECT probe, device, seq, count(*) AS n, min(t_done_ns) AS first_ns,
@@ -616,11 +630,11 @@ rc AS (
     FROM pts
 ),
 st AS (
-    SELECT coalesce(sum(count) FILTER (WHERE kind = 1 AND status = 3), 0) AS connect_failed,
-           coalesce(sum(count) FILTER (WHERE kind = 1), 0) AS connects,
-           coalesce(sum(count) FILTER (WHERE kind = 2 AND status = 3), 0) AS dropped_sessions,
-           coalesce(sum(count) FILTER (WHERE kind = 0 AND status = 2), 0) AS timeouts,
-           coalesce(sum(count) FILTER (WHERE kind = 0 AND status IN (3, 4)), 0) AS errors
+    SELECT coalesce(sum(count) FILTER (WHERE kind = kind_code('connect') AND status = status_code('error')), 0) AS connect_failed,
+           coalesce(sum(count) FILTER (WHERE kind = kind_code('connect')), 0) AS connects,
+           coalesce(sum(count) FILTER (WHERE kind = kind_code('disconnect') AND status = status_code('error')), 0) AS dropped_sessions,
+           coalesce(sum(count) FILTER (WHERE kind = kind_code('publish') AND status = status_code('timeout')), 0) AS timeouts,
+           coalesce(sum(count) FILTER (WHERE kind = kind_code('publish') AND status IN (status_code('error'), status_code('dropped'))), 0) AS errors
     FROM status_totals
 ),
 f AS (
@@ -714,7 +728,7 @@ WITH r AS (
            (ev.device - r.first_device) // r.sources AS copy
     FROM event_rows ev
     JOIN r ON ev.device >= r.first_device AND ev.device < r.first_device + r.sources * r.fanout
-    WHERE ev.kind = 0
+    WHERE ev.kind = kind_code('publish')
 )
 SELECT
     e.group_name, e.device, d.device_id, e.source, e.copy,
@@ -894,10 +908,10 @@ pq AS (
 ),
 st AS (
     SELECT phase, sum(count) AS logged,
-           sum(count) FILTER (WHERE status IN (0, 1)) AS completed,
-           sum(count) FILTER (WHERE status IN (2, 3, 4, 5, 6)) AS failed,
-           sum(count) FILTER (WHERE status IN (5, 6)) AS not_sent
-    FROM status_totals WHERE kind = 0 GROUP BY phase
+           sum(count) FILTER (WHERE is_completed(status)) AS completed,
+           sum(count) FILTER (WHERE is_failed(status)) AS failed,
+           sum(count) FILTER (WHERE NOT was_sent(status)) AS not_sent
+    FROM status_totals WHERE kind = kind_code('publish') GROUP BY phase
 ),
 pl AS (SELECT phase, sum(publishes) AS planned FROM planned GROUP BY phase)
 SELECT p.phase_index, p.phase, p.start_ns, p.end_ns,
@@ -970,19 +984,19 @@ ORDER BY ps.phase_index;
 -- timed out, and the round trip from the command's intended send time to the reply's arrival.
 CREATE OR REPLACE VIEW command_stats AS
 WITH got AS (
-    SELECT DISTINCT device, seq FROM event_rows WHERE kind = 3 AND message = 254
+    SELECT DISTINCT device, seq FROM event_rows WHERE kind = kind_code('receive') AND message = 254
 )
 SELECT g.group_name, count(*) AS commands,
        count(got.seq) AS delivered,
-       count(*) FILTER (WHERE c.status = 0) AS answered,
-       count(*) FILTER (WHERE c.status = 2) AS timed_out,
-       quantile_cont(c.t_done_ns - c.t_intended_ns, 0.5) FILTER (WHERE c.status = 0) AS rtt_p50_ns,
-       quantile_cont(c.t_done_ns - c.t_intended_ns, 0.99) FILTER (WHERE c.status = 0) AS rtt_p99_ns,
-       max(c.t_done_ns - c.t_intended_ns) FILTER (WHERE c.status = 0) AS rtt_max_ns
+       count(*) FILTER (WHERE c.status = status_code('acked')) AS answered,
+       count(*) FILTER (WHERE c.status = status_code('timeout')) AS timed_out,
+       quantile_cont(c.t_done_ns - c.t_intended_ns, 0.5) FILTER (WHERE c.status = status_code('acked')) AS rtt_p50_ns,
+       quantile_cont(c.t_done_ns - c.t_intended_ns, 0.99) FILTER (WHERE c.status = status_code('acked')) AS rtt_p99_ns,
+       max(c.t_done_ns - c.t_intended_ns) FILTER (WHERE c.status = status_code('acked')) AS rtt_max_ns
 FROM event_rows c
 JOIN devices d ON d.device = c.device
 JOIN groups g ON g.group_index = d.group_index
 LEFT JOIN got ON got.device = c.device AND got.seq = c.seq
-WHERE c.kind = 5
+WHERE c.kind = kind_code('command')
 GROUP BY ALL
 ORDER BY 1;

@@ -61,3 +61,22 @@ def test_every_example_runs(two_runs: tuple[Path, Path]) -> None:
                         pytest.fail(f"analysis/README.md ### {name}: {exc}\n{stmt}")
     finally:
         con.close()
+
+
+def test_the_sql_code_names_are_the_log_s() -> None:
+    """views.sql names kinds and statuses by the lists simd.log.events writes codes from."""
+    import duckdb
+
+    from simd.log.events import KINDS, STATUSES
+    from simd.results.ingest import sql_file
+
+    views = sql_file("views.sql")
+    con = duckdb.connect()
+    con.execute(views[: views.index("-- one row per logged event")])
+    assert [
+        n for (n,) in con.execute("SELECT name FROM kind_names ORDER BY code").fetchall()
+    ] == list(KINDS)
+    assert [
+        n for (n,) in con.execute("SELECT name FROM status_names ORDER BY code").fetchall()
+    ] == list(STATUSES)
+    assert con.execute("SELECT kind_code('receive'), status_code('ok')").fetchone() == (3, 7)

@@ -231,8 +231,8 @@ def _fail_if_never_connected(run_dir: Path) -> None:
         return
     _, rows = query(
         run_dir,
-        "SELECT count(*) FILTER (WHERE kind = 1 AND status = 7), "
-        "count(*) FILTER (WHERE kind = 1) FROM status_totals",
+        "SELECT count(*) FILTER (WHERE kind = kind_code('connect') AND status = status_code('ok')),"
+        " count(*) FILTER (WHERE kind = kind_code('connect')) FROM status_totals",
     )
     ok, attempts = rows[0]
     if attempts and not ok:
