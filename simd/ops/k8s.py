@@ -118,9 +118,8 @@ def _slug(text: str, limit: int = 40) -> str:
     return s[:limit].rstrip("-") or "run"
 
 
-def render(path: Path, raw: Scenario, scenario: Scenario, opts: RenderOptions) -> list[dict]:
-    """The manifests (as dicts, apply order) for `raw` (the file as written) run in shards;
-    `scenario` is the same file loaded (replays expanded) for its device count and duration."""
+def _refuse(path: Path, raw: Scenario, scenario: Scenario, opts: RenderOptions) -> None:
+    """What cannot be rendered: an embedded broker, credentials in a URL, a shard count."""
     if scheme_of(scenario.target) == "embedded":
         raise UserError(
             f"{path}: target embedded would give every shard a broker of its own; set target "
@@ -135,24 +134,30 @@ def render(path: Path, raw: Scenario, scenario: Scenario, opts: RenderOptions) -
             )
     if not 1 <= opts.shards <= scenario.device_count:
         raise UserError(f"--shards {opts.shards}: use 1..{scenario.device_count} (one per device)")
-    run_id = opts.run_id or default_run_id(scenario.name, opts.start_at_ns)
-    base = f"simd-{_slug(run_id)}"
-    files = scenario_files(path, raw)
-    labels = {
-        "app.kubernetes.io/name": "simd",
-        "app.kubernetes.io/instance": base,
-        "simd/run": _slug(run_id, 63),
-    }
 
-    def meta(name: str, component: str | None = None) -> dict[str, Any]:
-        m: dict[str, Any] = {"name": name, "labels": dict(labels)}
+
+@dataclass(frozen=True)
+class _Names:
+    """The run's object names and labels (`base` prefixes every object's name)."""
+
+    base: str
+    labels: dict[str, str]
+    namespace: str | None
+
+    def meta(self, name: str, component: str | None = None) -> dict[str, Any]:
+        m: dict[str, Any] = {"name": name, "labels": dict(self.labels)}
         if component:
             m["labels"]["app.kubernetes.io/component"] = component
-        if opts.namespace:
-            m["namespace"] = opts.namespace
+        if self.namespace:
+            m["namespace"] = self.namespace
         return m
 
-    keys = {rel: f"file-{i}" for i, rel in enumerate(sorted(files.files))}
+
+def _configmap(
+    path: Path, names: _Names, run_id: str, opts: RenderOptions, keys: dict[str, str],
+    files: ScenarioFiles,
+) -> dict[str, Any]:  # fmt: skip
+    """The scenario file, the files it names and the run's id and start, in a ConfigMap."""
     binary = {keys[rel]: base64.b64encode(files.files[rel].read_bytes()).decode() for rel in keys}
     text = path.read_text()
     size = len(text) + sum(len(v) for v in binary.values())
@@ -161,10 +166,10 @@ def render(path: Path, raw: Scenario, scenario: Scenario, opts: RenderOptions) -
             f"{path}: the scenario and its files take {size:,} bytes, over a ConfigMap's 1 MiB; "
             "build them into the image (Containerfile) and point the scenario there"
         )
-    configmap = {
+    configmap: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": meta(f"{base}-scenario"),
+        "metadata": names.meta(f"{names.base}-scenario"),
         "data": {
             "scenario.toml": text,
             "run-id": run_id,
@@ -173,10 +178,15 @@ def render(path: Path, raw: Scenario, scenario: Scenario, opts: RenderOptions) -
     }
     if binary:
         configmap["binaryData"] = binary
+    return configmap
+
+
+def _pvc(names: _Names, opts: RenderOptions) -> dict[str, Any]:
+    """The logs volume every shard writes its folder to and the ingest job reads."""
     pvc: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
-        "metadata": meta(f"{base}-logs"),
+        "metadata": names.meta(f"{names.base}-logs"),
         "spec": {
             "accessModes": ["ReadWriteMany"],
             "resources": {"requests": {"storage": opts.storage_size}},
@@ -184,7 +194,15 @@ def render(path: Path, raw: Scenario, scenario: Scenario, opts: RenderOptions) -
     }
     if opts.storage_class:
         pvc["spec"]["storageClassName"] = opts.storage_class
-    secret_name = f"{base}-secrets"
+    return pvc
+
+
+def _pod_parts(
+    names: _Names, opts: RenderOptions, keys: dict[str, str], files: ScenarioFiles
+) -> _PodParts:
+    """Volumes (the scenario projected from the ConfigMap and Secret; the logs), mounts and
+    environment every pod shares."""
+    base, secret_name = names.base, f"{names.base}-secrets"
     sources: list[dict[str, Any]] = [
         {
             "configMap": {
@@ -195,16 +213,8 @@ def render(path: Path, raw: Scenario, scenario: Scenario, opts: RenderOptions) -
         }
     ]
     if files.secret_files:
-        sources.append(
-            {
-                "secret": {
-                    "name": secret_name,
-                    "items": [
-                        {"key": _secret_key(rel), "path": rel} for rel in sorted(files.secret_files)
-                    ],
-                }
-            }
-        )
+        items = [{"key": _secret_key(rel), "path": rel} for rel in sorted(files.secret_files)]
+        sources.append({"secret": {"name": secret_name, "items": items}})
     volumes = [
         {"name": "scenario", "projected": {"sources": sources}},
         {"name": "logs", "persistentVolumeClaim": {"claimName": f"{base}-logs"}},
@@ -220,9 +230,12 @@ def render(path: Path, raw: Scenario, scenario: Scenario, opts: RenderOptions) -
         {"name": v, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": v}}}
         for v in files.secret_env
     ]
-    scenario_in_pod = f"{SCENARIO_ROOT}/{files.scenario}"
-    n = opts.shards
-    shard_script = "\n".join(
+    return _PodParts(opts.image, opts.pull_policy, env, mounts, volumes)
+
+
+def _shard_script(opts: RenderOptions, files: ScenarioFiles) -> str:
+    """A shard pod's command: its own shard of the run, or (a replacement pod) resume it."""
+    return "\n".join(
         [
             'ulimit -n "$(ulimit -Hn)" 2>/dev/null || true  # one socket per device',
             f'dir="{RUNS}/$SIMD_RUN_ID/shard-$SHARD_INDEX"',
@@ -230,15 +243,20 @@ def render(path: Path, raw: Scenario, scenario: Scenario, opts: RenderOptions) -
             f'  exec simd run --resume "$dir" --status-host 0.0.0.0 --status-port {METRICS_PORT}'
             " --no-progress",
             "fi",
-            f'exec simd run "{scenario_in_pod}" --shard "$SHARD_INDEX/{n}"'
+            f'exec simd run "{SCENARIO_ROOT}/{files.scenario}" --shard "$SHARD_INDEX/{opts.shards}"'
             ' --start-at "$SIMD_START_AT" --run-id "$SIMD_RUN_ID"'
             f" --runs-dir {RUNS} --workers {opts.cpu} --status-host 0.0.0.0"
             f" --status-port {METRICS_PORT} --no-progress"
             + (f" --target {shlex.quote(opts.target)}" if opts.target else ""),
         ]
     )
-    pod = _PodParts(opts.image, opts.pull_policy, env, mounts, volumes)
-    run_s = scenario.duration_ns / 1e9
+
+
+def _shards_job(
+    names: _Names, pod: _PodParts, opts: RenderOptions, files: ScenarioFiles, run_s: float
+) -> dict[str, Any]:
+    """The Indexed Job: one pod per shard, each scraped for /metrics."""
+    n = opts.shards
     index_env = {
         "name": "SHARD_INDEX",
         "valueFrom": {
@@ -247,8 +265,8 @@ def render(path: Path, raw: Scenario, scenario: Scenario, opts: RenderOptions) -
             }
         },
     }
-    shards_job = pod.job(
-        meta(f"{base}-shards", "shard"),
+    return pod.job(
+        names.meta(f"{names.base}-shards", "shard"),
         {
             "completionMode": "Indexed",
             "completions": n,
@@ -264,8 +282,8 @@ def render(path: Path, raw: Scenario, scenario: Scenario, opts: RenderOptions) -
         },
         container=pod.container(
             "shard",
-            shard_script,
-            [index_env, *env],
+            _shard_script(opts, files),
+            [index_env, *pod.env],
             {
                 "requests": {"cpu": str(opts.cpu), "memory": opts.memory},
                 "limits": {"cpu": str(opts.cpu), "memory": opts.memory},
@@ -273,13 +291,17 @@ def render(path: Path, raw: Scenario, scenario: Scenario, opts: RenderOptions) -
             ports=[{"name": "metrics", "containerPort": METRICS_PORT}],
         ),
     )
+
+
+def _ingest_job(names: _Names, pod: _PodParts, opts: RenderOptions, run_s: float) -> dict[str, Any]:
+    """The follower: ingests the shards as they write, then reports, when the run has ended."""
     wait_s = int(opts.lead_s + run_s + 1800)
     ingest_script = (
         f'simd ingest "{RUNS}/$SIMD_RUN_ID" --follow --interval 5s --timeout {wait_s}s'
         f' && simd report "{RUNS}/$SIMD_RUN_ID"'
     )
-    ingest_job = pod.job(
-        meta(f"{base}-ingest", "ingest"),
+    return pod.job(
+        names.meta(f"{names.base}-ingest", "ingest"),
         {
             "backoffLimit": 3,  # a restarted follower goes on from the offsets it committed
             "activeDeadlineSeconds": wait_s + 1800,
@@ -288,14 +310,37 @@ def render(path: Path, raw: Scenario, scenario: Scenario, opts: RenderOptions) -
         container=pod.container(
             "ingest",
             ingest_script,
-            env[:2],
+            pod.env[:2],
             {
                 "requests": {"cpu": "1", "memory": opts.memory},
                 "limits": {"memory": opts.memory},
             },
         ),
     )
-    return [configmap, pvc, shards_job, ingest_job]
+
+
+def render(path: Path, raw: Scenario, scenario: Scenario, opts: RenderOptions) -> list[dict]:
+    """The manifests (as dicts, apply order) for `raw` (the file as written) run in shards;
+    `scenario` is the same file loaded (replays expanded) for its device count and duration."""
+    _refuse(path, raw, scenario, opts)
+    run_id = opts.run_id or default_run_id(scenario.name, opts.start_at_ns)
+    base = f"simd-{_slug(run_id)}"
+    labels = {
+        "app.kubernetes.io/name": "simd",
+        "app.kubernetes.io/instance": base,
+        "simd/run": _slug(run_id, 63),
+    }
+    names = _Names(base, labels, opts.namespace)
+    files = scenario_files(path, raw)
+    keys = {rel: f"file-{i}" for i, rel in enumerate(sorted(files.files))}
+    pod = _pod_parts(names, opts, keys, files)
+    run_s = scenario.duration_ns / 1e9
+    return [
+        _configmap(path, names, run_id, opts, keys, files),
+        _pvc(names, opts),
+        _shards_job(names, pod, opts, files, run_s),
+        _ingest_job(names, pod, opts, run_s),
+    ]
 
 
 @dataclass(frozen=True)

@@ -432,32 +432,18 @@ def _ingest(run: RunSources) -> IngestResult:
     its new read offset, so an interrupted ingest never counts a row twice.
     """
     save_merged(run)
-    run_dir, manifest = run.out, run.manifest
-    con = _open_current(run_dir)
-    result = IngestResult(gaps=[g.describe() for g in run.gaps], state=manifest.state)
+    con = _open_current(run.out)
+    result = IngestResult(gaps=[g.describe() for g in run.gaps], state=run.manifest.state)
     try:
         con.execute(sql_file("schema.sql"))
         # rows carry their own order (device, seq, times); letting DuckDB append in parallel
         # is worth ~2x on ingest (docs/decisions/0002-ingest.md)
         con.execute("SET preserve_insertion_order = false")
         con.execute("BEGIN")
-        group_of = _write_metadata(con, manifest)
+        group_of = _write_metadata(con, run.manifest)
         con.execute("COMMIT")
-        done = dict(con.execute("SELECT segment, offset_bytes FROM ingested").fetchall())
         handoff: queue.Queue[Any] = queue.Queue(maxsize=2)
-        window_ns = series_window_ns(manifest.duration_ns)
-        scenario = manifest.scenario_model
-        replays = [
-            (lay.index, lay.offset, lay.replay)
-            for lay in layout_groups(scenario)
-            if lay.replay is not None
-        ]
-        reader = threading.Thread(
-            target=_prepare,
-            args=(run.sources, done, group_of, window_ns, replays, handoff),
-            daemon=True,
-        )
-        reader.start()
+        reader = _start_reader(con, run, group_of, handoff)
         in_tx = False
         while (item := handoff.get()) is not None:
             if isinstance(item, LogFormatError):
@@ -472,73 +458,96 @@ def _ingest(run: RunSources) -> IngestResult:
             if not in_tx:
                 con.execute("BEGIN")
                 in_tx = True
-            if isinstance(item, pa.Table):
-                rows = item  # noqa: F841 - read by name in the SQL (replacement scan)
-                con.execute(_INSERT)
-                continue
-            if isinstance(item, HistRows):
-                hist, maxima, status = item.hist, item.maxima, item.status  # noqa: F841
-                con.execute(
-                    "INSERT INTO latency_hist SELECT grp, phase, metric, bucket, count FROM hist"
-                )
-                con.execute("INSERT INTO latency_max SELECT grp, phase, metric, max_ns FROM maxima")
-                con.execute(
-                    "INSERT INTO status_totals SELECT grp, phase, kind, status, count FROM status"
-                )
-                continue
-            if isinstance(item, _Tallied):
-                for table, tally in item.tables.items():  # noqa: B007 - read by name in the SQL
-                    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM tally")
-                if item.samples:
-                    # one columnar insert: executemany takes ~0.4 ms a row (a week of samples
-                    # every 5 s from two workers, 241,922 rows, took 97 s that way)
-                    cols = np.array(item.samples, dtype=np.int64).reshape(-1, 4)
-                    sampled = pa.table(  # noqa: F841 - read by name in the SQL
-                        {
-                            "worker": pa.array(np.full(len(cols), item.worker, dtype=np.int32)),
-                            "t_ns": pa.array(cols[:, 0]),
-                            "rss_bytes": pa.array(cols[:, 1]),
-                            "cpu_ns": pa.array(cols[:, 2]),
-                            "open_fds": pa.array(cols[:, 3].astype(np.int32)),
-                        }
-                    )
-                    con.execute("INSERT INTO samples BY NAME SELECT * FROM sampled")
-                continue
-            seg: _SegmentDone = item
-            for code, text in seg.errors.items():
-                con.execute("INSERT INTO error_texts VALUES (?, ?, ?)", [seg.worker, code, text])
-            torn = seg.info.torn
-            for d in seg.info.damaged:
-                _record_damage(con, seg, d)
-                result.damaged.append(f"{seg.info.path}: {d.describe()}")
-            con.execute("DELETE FROM ingested WHERE segment = ?", [seg.key])
-            con.execute(
-                "INSERT INTO ingested VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    seg.key,
-                    seg.worker,
-                    seg.info.valid_bytes,
-                    seg.frames,
-                    seg.rows,
-                    torn.reason if torn else None,
-                    torn.offset if torn else None,
-                ],
-            )
-            con.execute("COMMIT")
-            in_tx = False
-            result.segments += 1
-            result.rows += seg.rows
-            result.frames += seg.frames
-            if torn is not None:
-                result.torn.append(
-                    f"{seg.info.path}: torn tail at byte {torn.offset} "
-                    f"({torn.size} bytes: {torn.reason})"
-                )
+            if isinstance(item, _SegmentDone):
+                _commit_segment(con, item, result)  # ends the transaction
+                in_tx = False
+            else:
+                _insert(con, item)
         reader.join()
         con.execute(sql_file("views.sql"))
     finally:
         con.close()
     return result
+
+
+def _start_reader(
+    con: duckdb.DuckDBPyConnection, run: RunSources, group_of: np.ndarray, handoff: queue.Queue[Any]
+) -> threading.Thread:
+    """The thread that reads every segment from its committed offset into `handoff`."""
+    done = dict(con.execute("SELECT segment, offset_bytes FROM ingested").fetchall())
+    scenario = run.manifest.scenario_model
+    replays = [
+        (lay.index, lay.offset, lay.replay)
+        for lay in layout_groups(scenario)
+        if lay.replay is not None
+    ]
+    window_ns = series_window_ns(run.manifest.duration_ns)
+    reader = threading.Thread(
+        target=_prepare,
+        args=(run.sources, done, group_of, window_ns, replays, handoff),
+        daemon=True,
+    )
+    reader.start()
+    return reader
+
+
+def _insert(con: duckdb.DuckDBPyConnection, item: pa.Table | HistRows | _Tallied) -> None:
+    """One prepared part of a segment's new frames: rows, histograms, or tallies and samples."""
+    if isinstance(item, pa.Table):
+        rows = item  # noqa: F841 - read by name in the SQL (replacement scan)
+        con.execute(_INSERT)
+    elif isinstance(item, HistRows):
+        hist, maxima, status = item.hist, item.maxima, item.status  # noqa: F841
+        con.execute("INSERT INTO latency_hist SELECT grp, phase, metric, bucket, count FROM hist")
+        con.execute("INSERT INTO latency_max SELECT grp, phase, metric, max_ns FROM maxima")
+        con.execute("INSERT INTO status_totals SELECT grp, phase, kind, status, count FROM status")
+    else:
+        for table, tally in item.tables.items():  # noqa: B007 - read by name in the SQL
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM tally")
+        if item.samples:
+            _insert_samples(con, item.worker, item.samples)
+
+
+def _insert_samples(con: duckdb.DuckDBPyConnection, worker: int, samples: list[Any]) -> None:
+    """Resource samples in one columnar insert: executemany takes ~0.4 ms a row (a week of
+    samples every 5 s from two workers, 241,922 rows, took 97 s that way)."""
+    cols = np.array(samples, dtype=np.int64).reshape(-1, 4)
+    sampled = pa.table(  # noqa: F841 - read by name in the SQL
+        {
+            "worker": pa.array(np.full(len(cols), worker, dtype=np.int32)),
+            "t_ns": pa.array(cols[:, 0]),
+            "rss_bytes": pa.array(cols[:, 1]),
+            "cpu_ns": pa.array(cols[:, 2]),
+            "open_fds": pa.array(cols[:, 3].astype(np.int32)),
+        }
+    )
+    con.execute("INSERT INTO samples BY NAME SELECT * FROM sampled")
+
+
+def _commit_segment(
+    con: duckdb.DuckDBPyConnection, seg: _SegmentDone, result: IngestResult
+) -> None:
+    """A segment's error texts, damage and new read offset; then the transaction commits."""
+    for code, text in seg.errors.items():
+        con.execute("INSERT INTO error_texts VALUES (?, ?, ?)", [seg.worker, code, text])
+    torn = seg.info.torn
+    for d in seg.info.damaged:
+        _record_damage(con, seg, d)
+        result.damaged.append(f"{seg.info.path}: {d.describe()}")
+    con.execute("DELETE FROM ingested WHERE segment = ?", [seg.key])
+    con.execute(
+        "INSERT INTO ingested VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [seg.key, seg.worker, seg.info.valid_bytes, seg.frames, seg.rows,
+         torn.reason if torn else None, torn.offset if torn else None],
+    )  # fmt: skip
+    con.execute("COMMIT")
+    result.segments += 1
+    result.rows += seg.rows
+    result.frames += seg.frames
+    if torn is not None:
+        result.torn.append(
+            f"{seg.info.path}: torn tail at byte {torn.offset} ({torn.size} bytes: {torn.reason})"
+        )
 
 
 def _record_damage(con: duckdb.DuckDBPyConnection, seg: _SegmentDone, d: DamagedRange) -> None:
