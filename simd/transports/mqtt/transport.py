@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import ssl
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,7 +35,7 @@ from simd.log.events import (
     SENT,
     TIMEOUT,
 )
-from simd.log.ragged import Ragged, concat_columns, format_ints, scatter_rows
+from simd.log.ragged import Ragged
 from simd.model.scenario import MqttOptions, Probe, Scenario, fill_template, resolve_path
 from simd.model.secrets import is_redacted, redact_text, url_credentials
 from simd.plan.hashing import hash2, stream_key, uniform01
@@ -44,7 +43,8 @@ from simd.plan.schedule import layout_groups
 from simd.transports._base import DeviceSet, PublishBatch, Row, RowStage, TransportContext
 from simd.transports._net import NETWORK_ERRORS, Target, open_stream, reason_of, ssl_context_for
 from simd.transports.mqtt import codec as c
-from simd.transports.mqtt.commands import TRACE_LINE, Commands, parse_trace
+from simd.transports.mqtt.commands import Commands, parse_trace
+from simd.transports.mqtt.encoder import BatchEncoder
 from simd.transports.mqtt.inflight import InFlight
 from simd.transports.mqtt.reasons import reason_text
 from simd.transports.mqtt.session import (
@@ -129,15 +129,12 @@ class MqttTransport:
         self.conns: list[_Conn] = []
         self.lo = 0
         self.topics: list[list[bytes]] = []
-        self.props: list[bytes] = []
-        self.retain: dict[tuple[int, int], bool] = {}
         self.nursery: trio.Nursery | None = None
         self.up = np.zeros(0, dtype=bool)  # per connection: can publish now
         self.err: dict[str, int] = {}
         self.closing = False
         self.probes_done = False
         self.commands: Commands | None = None  # listening devices and commanders, if any
-        self.stamping = False  # some group stamps its payloads with a trace line (_prepare)
         self.listening = False  # devices here subscribe: the worker keeps them to the run's end
         self.backoff_key = stream_key(self.scenario.seed, "mqtt", "backoff")
 
@@ -159,17 +156,9 @@ class MqttTransport:
             off += g.count
         tokens: dict[int, list[str]] = {}
         for gi, g in enumerate(self.scenario.fleet):
-            opts = g.mqtt
-            if opts.token_file:
-                path = resolve_path(opts.token_file, base)
+            if g.mqtt.token_file:
+                path = resolve_path(g.mqtt.token_file, base)
                 tokens[gi] = [t.strip() for t in path.read_text().splitlines() if t.strip()]
-            v5 = opts.version == "5"
-            props: c.Properties = tuple(
-                ("user_property", kv) for kv in opts.user_properties.items()
-            )
-            if opts.message_expiry is not None:
-                props += (("message_expiry_interval", math.ceil(opts.message_expiry / 1e9)),)
-            self.props.append(c.encode_properties(props) if v5 else b"")
         for i, (dev, gi, did) in enumerate(
             zip(devices.device.tolist(), devices.group.tolist(), devices.ids, strict=True)
         ):
@@ -191,7 +180,7 @@ class MqttTransport:
                 _Conn(i, dev, gi, local, fill_template(opts.client_id, fields), username, password)
             )
             topics = []
-            for mi, msg in enumerate(g.resolved_messages()):
+            for msg in g.resolved_messages():
                 assert msg.topic is not None
                 if g.commands is None:
                     topics.append(
@@ -199,7 +188,6 @@ class MqttTransport:
                     )
                 else:
                     topics.append(b"")  # per command: its target's topic (simd...commands)
-                self.retain[(gi, mi)] = bool(msg.retain)
             self.topics.append(topics)
             if g.subscribe or g.commands is not None:
                 if self.commands is None:
@@ -207,35 +195,12 @@ class MqttTransport:
                 self.conns[-1].subs = self.commands.subscriptions(gi, fields)
                 self.listening = self.listening or bool(g.subscribe)
                 self.commands.set_reply_topic(i, dev, gi, fields)
-        # tables for the vectorised qos 0 path
-        self.max_msgs = max(len(g.resolved_messages()) for g in self.scenario.fleet)
-        self.topic_table = Ragged.from_list(
-            [t for ts in self.topics for t in ts + [b""] * (self.max_msgs - len(ts))]
-        )
-        self.group_of = np.array([cn.group for cn in self.conns], dtype=np.int64)
+        group_of = np.array([cn.group for cn in self.conns], dtype=np.int64)
+        self.encoder = BatchEncoder(self.scenario, self.topics, group_of)
         fleet = self.scenario.fleet
         self.timeout_of = np.array([g.mqtt.publish_timeout for g in fleet], dtype=np.int64)
         self.wait_for_room = np.array([g.mqtt.window_full == "wait" for g in fleet])
-        self.props_table = Ragged.from_list(self.props)
-        # groups whose publishes carry simd-trace (their properties are built per row)
-        fleet_trace = [g.mqtt.trace_in for g in self.scenario.fleet]
-        self.trace = np.array([t == "property" for t in fleet_trace], dtype=bool)
-        # groups whose payloads start with a '#simd <device> <seq> <ns>' line
-        self.stamp = np.array(
-            [
-                t == "payload" or g.commands is not None
-                for t, g in zip(fleet_trace, fleet, strict=True)
-            ],
-            dtype=bool,
-        )
-        self.stamping = bool(self.stamp.any())  # checked per batch: a bool, not a scan
-        self.keep_session = np.array([not g.mqtt.clean_start for g in self.scenario.fleet])
-        self.props_inner = Ragged.from_list(
-            [p[len(c.varint(_props_len(p))) :] if p else b"" for p in self.props]
-        )
-        self.first_byte = np.zeros((len(self.scenario.fleet), self.max_msgs), dtype=np.uint8)
-        for (gi, mi), retain in self.retain.items():
-            self.first_byte[gi, mi] = 0x30 | int(retain)
+        self.keep_session = np.array([not g.mqtt.clean_start for g in fleet])
         self.up = np.zeros(len(self.conns), dtype=bool)
 
     # ------------------------------------------------------------- protocol
@@ -594,8 +559,8 @@ class MqttTransport:
         packet ids); then one write per touched connection. Rows whose connection's in-flight
         window is full wait for room (mqtt.window_full = "wait", up to publish_timeout; the
         worker's schedule waits with them, so a slow target shows as lag, not as memory)."""
-        if self.stamping:
-            batch = self._stamped(batch)
+        if self.encoder.stamping:
+            batch = self.encoder.stamped(batch)
         if self.commands is not None and self.commands.commanders:
             self.commands.sent(batch)
         waiting = self._publish_now(batch)
@@ -621,35 +586,10 @@ class MqttTransport:
         self, batch: PublishBatch, rows: np.ndarray, conn_idx: np.ndarray, msg: np.ndarray
     ) -> Ragged:
         """Each row's encoded topic: the device's, or for a command its target's."""
-        topics = self.topic_table.take(conn_idx * self.max_msgs + msg)
+        topics = self.encoder.topics(conn_idx, msg)
         if self.commands is not None and self.commands.commanders:
             topics = self.commands.topics(batch, rows, topics)
         return topics
-
-    def _stamped(self, batch: PublishBatch) -> PublishBatch:
-        """Payloads of tracing groups behind a first line '#simd <device> <seq> <ns>'."""
-        stamped = self.stamp[batch.group]
-        if not stamped.any():
-            return batch
-        rows = np.nonzero(stamped)[0]
-        n = len(rows)
-        sp = Ragged.constant(b" ", n)
-        head = concat_columns(
-            [
-                Ragged.constant(TRACE_LINE, n),
-                format_ints(batch.device[rows]),
-                sp,
-                format_ints(batch.seq[rows]),
-                sp,
-                format_ints(batch.t_intended[rows]),
-                Ragged.constant(b"\n", n),
-            ]
-        )
-        new = concat_columns([head, batch.payload.take(rows)])
-        if n < len(batch):
-            other = np.nonzero(~stamped)[0]
-            new = scatter_rows(len(batch), [(rows, new), (other, batch.payload.take(other))])
-        return replace(batch, payload=new)
 
     def _publish_now(self, batch: PublishBatch) -> np.ndarray | None:
         """Send what can go now; return the rows (of `batch`) left waiting for window room."""
@@ -697,12 +637,7 @@ class MqttTransport:
         conn_idx = conn_idx[order]
         msg = batch.message[rows].astype(np.int64)
         topics = self._topics(batch, rows, conn_idx, msg)
-        groups = self.group_of[conn_idx]
-        props = self._properties(batch, rows, groups)
-        payload = batch.payload.take(rows)
-        rem = topics.lengths + props.lengths + payload.lengths
-        first = self.first_byte[groups, msg]
-        packets = concat_columns([c.varint_prefixes(first, rem), topics, props, payload])
+        packets, payload = self.encoder.packets(batch, rows, conn_idx, topics)
         data = packets.data.tobytes()
         off = packets.offsets
         bounds = np.nonzero(np.diff(conn_idx))[0] + 1
@@ -768,15 +703,7 @@ class MqttTransport:
         msg = batch.message[rows].astype(np.int64)
         qos = batch.qos[rows]
         topics = self._topics(batch, rows, conn_idx, msg)
-        groups = self.group_of[conn_idx]
-        props = self._properties(batch, rows, groups)
-        payload = batch.payload.take(rows)
-        rem = topics.lengths + 2 + props.lengths + payload.lengths
-        first = self.first_byte[groups, msg] | (qos.astype(np.uint8) << 1)
-        pid_bytes = Ragged(
-            pids.astype(">u2").view(np.uint8).copy(), np.arange(len(rows) + 1, dtype=np.int64) * 2
-        )
-        packets = concat_columns([c.varint_prefixes(first, rem), topics, pid_bytes, props, payload])
+        packets, payload = self.encoder.packets(batch, rows, conn_idx, topics, pids)
         data = packets.data.tobytes()
         off = packets.offsets
         keys = self.inflight.add(
@@ -794,7 +721,7 @@ class MqttTransport:
             }
         ).tolist()
         pid_list = pids.tolist()
-        keep = self.keep_session[groups]
+        keep = self.keep_session[self.encoder.group_of[conn_idx]]
         for a, b in zip(starts, ends, strict=True):
             ci = int(conn_idx[a])
             conn = self.conns[ci]
@@ -806,37 +733,6 @@ class MqttTransport:
             session.outbound += data[off[a] : off[b]]
             touched.add(ci)
         return waiting
-
-    def _properties(self, batch: PublishBatch, rows: np.ndarray, groups: np.ndarray) -> Ragged:
-        """Each row's encoded MQTT 5 properties (b"" for 3.1.1): the group's constant ones, plus
-        simd-trace for groups that trace."""
-        props = self.props_table.take(groups)
-        traced = self.trace[groups]
-        if not traced.any():
-            return props
-        n = len(rows)
-        sp = Ragged.constant(b" ", n)
-        value = concat_columns(
-            [
-                format_ints(batch.device[rows]),
-                sp,
-                format_ints(batch.seq[rows]),
-                sp,
-                format_ints(batch.t_intended[rows]),
-            ]
-        )
-        inner_const = self.props_inner.take(groups)
-        value_len = Ragged(
-            value.lengths.astype(">u2").view(np.uint8).copy(), np.arange(n + 1, dtype=np.int64) * 2
-        )
-        inner = concat_columns([inner_const, Ragged.constant(_TRACE_KEY, n), value_len, value])
-        built = concat_columns([c.varints(inner.lengths), inner])
-        if traced.all():
-            return built
-        idx = np.arange(n)
-        return scatter_rows(
-            n, [(idx[traced], built.take(idx[traced])), (idx[~traced], props.take(idx[~traced]))]
-        )
 
     def _flush(self, conn: _Conn) -> None:
         """One write of everything queued: straight to the socket when it takes it (plain TCP,
@@ -1063,19 +959,6 @@ class MqttTransport:
 
 _NULL = int(np.iinfo(np.int64).min)
 CLOSE_BOUND_S = 2.0  # close: how long all DISCONNECTs together may take (a stalled broker)
-# user property 0x26, key "simd-trace" (length-prefixed); the value's length and text follow
-_TRACE_KEY = b"\x26" + c.utf8("simd-trace")
-
-
-def _props_len(encoded: bytes) -> int:
-    """The length a pre-encoded property block announces (its leading varint)."""
-    value, shift = 0, 0
-    for b in encoded:
-        value |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return value
-        shift += 7
-    return value
 
 
 def _password(opts: MqttOptions) -> bytes | None:
