@@ -181,9 +181,12 @@ def bench_ingest(run: Path) -> None:
 
     from simd.results.series import series_window_ns
 
+    from simd.results.merge import resolve
+
     group_of = np.zeros(2000, dtype=np.int16)
     q: queue.Queue = queue.Queue()
-    _prepare(run, {}, group_of, series_window_ns(7200 * 10**9), [], q)
+    sources = resolve([run]).sources
+    _prepare(sources, {}, group_of, series_window_ns(7200 * 10**9), [], q)
     tables = []
     while (item := q.get()) is not None:
         if isinstance(item, pa.Table):
