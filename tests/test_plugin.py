@@ -145,6 +145,18 @@ def test_plugin_errors_are_one_line_and_rows(tmp_path: Path, runs: Path) -> None
     r = simd("run", str(bad), "--runs-dir", str(runs), "--no-progress", check=2)
     assert r.stderr.strip().count("\n") == 0 and "nowhere" in r.stderr
     assert "Traceback" not in r.stderr
+    (tmp_path / "ctor.py").write_text(
+        "class Ctor:\n"
+        "    def __init__(self, target, device):\n"
+        "        raise RuntimeError('no config for ' + device.id)\n"
+        "    async def connect(self): pass\n"
+        "    async def publish(self, message): pass\n"
+        "    async def close(self): pass\n"
+    )
+    ctor = write_scenario(tmp_path, bad.read_text().replace("nowhere:X", "ctor:Ctor"), "c.toml")
+    r = simd("run", str(ctor), "--runs-dir", str(runs), "--no-progress", check=2)
+    assert r.stderr.strip().count("\n") == 0, r.stderr  # before any worker starts: one line
+    assert "constructing a client failed: RuntimeError: no config for g-00000" in r.stderr
     (tmp_path / "flaky.py").write_text(
         "class Flaky:\n"
         "    def __init__(self, target, device):\n"

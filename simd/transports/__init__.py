@@ -89,9 +89,9 @@ def check_target(scenario: Scenario, url: str, folder: Path) -> None:
     environment variables HTTP headers name."""
     scheme = scheme_of(url)
     if scheme == "plugin":
-        from simd.transports.plugin.finding import load_client
+        from simd.transports.plugin.finding import check_constructs, class_spec, load_client
 
-        load_client(url, folder)
+        check_constructs(load_client(url, folder), class_spec(url)[0], url, scenario)
     if scheme != "http":
         for gi, g in enumerate(scenario.fleet):
             if g.closed or g.requests or g.journey:

@@ -106,6 +106,7 @@ class _Conn:
     up: bool = False
     fd: int | None = None  # plain TCP: written directly, no task switch
     writing: bool = False  # the writer task is inside send_all
+    written: trio.Event = field(default_factory=trio.Event)  # set when a send_all ends
     writer: bool = False  # a writer task runs for this connection
     packets: dict[int, bytes] = field(default_factory=dict)  # clean_start = false: for resume
     released: set[int] = field(default_factory=set)
@@ -462,6 +463,7 @@ class MqttTransport:
                         await stream.send_all(session.take_outbound())
                     finally:
                         conn.writing = False
+                        conn.written.set()
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             if conn.session is session:
                 await self._lost(conn, reason_of(exc))
@@ -921,7 +923,8 @@ class MqttTransport:
                 # full socket buffer at a high rate) finishes first; two at once is
                 # trio.BusyResourceError, which killed the worker at the run's end
                 while conn.writing:
-                    await trio.sleep(0.005)
+                    conn.written = trio.Event()
+                    await conn.written.wait()
                 await stream.send_all(session.take_outbound())
             except (*NETWORK_ERRORS, trio.BusyResourceError, c.ProtocolError) as exc:
                 why = self._code(f"disconnect not written: {reason_of(exc)}")

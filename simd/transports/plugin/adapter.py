@@ -42,8 +42,8 @@ from simd.transports._base import (
     flush_every,
     task_nursery,
 )
-from simd.transports.plugin.api import ConnectionLost, Device, Message, Target
-from simd.transports.plugin.finding import class_spec, load_client, url_options
+from simd.transports.plugin.api import ConnectionLost, Device, Message
+from simd.transports.plugin.finding import class_spec, construct, load_client, targets_for
 
 CONNECT_CONCURRENCY = 256  # connects in flight at once per worker
 CLOSE_BOUND_S = 2.0  # close: how long all clients' close() together may take
@@ -90,13 +90,8 @@ class PluginTransport:
         self.log = ctx.log
         self.clock = ctx.clock
         self.cls = load_client(url, ctx.scenario_dir)
-        self.spec, rest = class_spec(url)
-        self.url = rest
-        base = url_options(rest)
-        self.targets = [
-            Target(rest, {**base, **{k: _text(v) for k, v in g.plugin.options.items()}})
-            for g in self.scenario.fleet
-        ]
+        self.spec, self.url = class_spec(url)
+        self.targets = targets_for(url, self.scenario)
         if is_redacted(url) or any(v == REDACTED for t in self.targets for v in t.options.values()):
             raise UserError(
                 f"target {redact_text(url)!r}: a secret option was taken out of run.json; give "
@@ -145,15 +140,7 @@ class PluginTransport:
             self.devices.append(_Device(i, dev, gi, info, topics))
 
     def _client(self, d: _Device) -> Any:
-        try:
-            return self.cls(self.targets[d.group], d.info)
-        except UserError:
-            raise
-        except Exception as exc:  # a plugin that cannot even be constructed: the run cannot go
-            raise UserError(
-                f"transport plugin {self.spec!r}: constructing a client failed: "
-                f"{type(exc).__name__}: {redact_text(str(exc))}"
-            ) from None
+        return construct(self.cls, self.spec, self.targets[d.group], d.info)
 
     def _conn_row(self, d: _Device, kind: int, status: int, t_sent: int, error: int = 0) -> None:
         now = self.clock.now_ns()
@@ -367,7 +354,3 @@ def _reason(exc: BaseException) -> str:
     text = str(exc)
     name = type(exc).__name__
     return f"{name}: {text}" if text else name
-
-
-def _text(value: object) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
