@@ -1022,6 +1022,14 @@ class Scenario(_Model):
     def device_count(self) -> int:
         return sum(g.count for g in self.fleet)
 
+    def group_offsets(self) -> list[int]:
+        """Each group's first device in the fleet's global device index."""
+        out, off = [], 0
+        for g in self.fleet:
+            out.append(off)
+            off += g.count or 0
+        return out
+
 
 # ---------------------------------------------------------------- loading
 

@@ -216,10 +216,7 @@ class HttpTransport:
     async def connect(self, devices: DeviceSet, now_ns: int, nursery: trio.Nursery) -> None:
         """No connection opens here: each device opens its own at its first request."""
         self.lo = int(devices.device[0]) if len(devices.device) else 0
-        offsets, off = [], 0
-        for g in self.scenario.fleet:
-            offsets.append(off)
-            off += g.count
+        offsets = self.scenario.group_offsets()
         for i, (dev, gi, did) in enumerate(
             zip(devices.device.tolist(), devices.group.tolist(), devices.ids, strict=True)
         ):

@@ -150,11 +150,8 @@ class MqttTransport:
     def _prepare(self, devices: DeviceSet) -> None:
         base = self.ctx.scenario_dir
         self.lo = int(devices.device[0]) if len(devices.device) else 0
-        offsets = {}
-        off = 0
-        for gi, g in enumerate(self.scenario.fleet):
-            offsets[gi] = off
-            off += g.count
+        offsets = self.scenario.group_offsets()
+        messages = [g.resolved_messages() for g in self.scenario.fleet]  # once, not per device
         tokens: dict[int, list[str]] = {}
         for gi, g in enumerate(self.scenario.fleet):
             if g.mqtt.token_file:
@@ -181,7 +178,7 @@ class MqttTransport:
                 _Conn(i, dev, gi, local, fill_template(opts.client_id, fields), username, password)
             )
             topics = []
-            for msg in g.resolved_messages():
+            for msg in messages[gi]:
                 assert msg.topic is not None
                 if g.commands is None:
                     topics.append(

@@ -85,12 +85,11 @@ class PluginTransport:
     listening = False  # no device subscribes (Transport.listening)
 
     def __init__(self, ctx: TransportContext, url: str) -> None:
-        self.ctx = ctx
         self.scenario = ctx.scenario
         self.log = ctx.log
         self.clock = ctx.clock
         self.cls = load_client(url, ctx.scenario_dir)
-        self.spec, self.url = class_spec(url)
+        self.spec, _ = class_spec(url)
         self.targets = targets_for(url, self.scenario)
         if is_redacted(url) or any(v == REDACTED for t in self.targets for v in t.options.values()):
             raise UserError(
@@ -100,6 +99,8 @@ class PluginTransport:
         self.confirms = bool(getattr(self.cls, "confirms", True))
         self.concurrency = max(1, int(getattr(self.cls, "concurrency", 1)))
         self.opts: list[PluginOptions] = [g.plugin for g in self.scenario.fleet]
+        # each group's messages, resolved once (resolving builds models: never per publish)
+        self.messages = [g.resolved_messages() for g in self.scenario.fleet]
         self.stage = RowStage()
         self.devices: list[_Device] = []
         self.codes: dict[str, int] = {}
@@ -122,10 +123,7 @@ class PluginTransport:
 
     def _make_devices(self, devices: DeviceSet) -> None:
         self.lo = int(devices.device[0]) if len(devices.device) else 0
-        offsets, off = [], 0
-        for g in self.scenario.fleet:
-            offsets.append(off)
-            off += g.count or 0
+        offsets = self.scenario.group_offsets()
         for i, (dev, gi, did) in enumerate(
             zip(devices.device.tolist(), devices.group.tolist(), devices.ids, strict=True)
         ):
@@ -134,7 +132,7 @@ class PluginTransport:
             fields = {"device_id": did, "index": str(local), "group": g.name}
             topics = [
                 fill_template(m.topic or "", {**fields, "message": m.name})
-                for m in g.resolved_messages()
+                for m in self.messages[gi]
             ]
             info = Device(id=did, index=local, group=g.name, number=dev)
             self.devices.append(_Device(i, dev, gi, info, topics))
@@ -268,7 +266,7 @@ class PluginTransport:
 
     async def _publish_one(self, d: _Device, client: Any, p: _Pending) -> None:
         topic = d.topics[p.message] if p.message < len(d.topics) else ""
-        name = self.scenario.fleet[d.group].resolved_messages()[p.message].name
+        name = self.messages[d.group][p.message].name
         message = Message(topic=topic, payload=p.payload, qos=p.qos, seq=p.seq, name=name)
         p.t_sent = self.clock.now_ns()
         timeout = self.opts[d.group].publish_timeout

@@ -67,11 +67,10 @@ def targets_for(url: str, scenario: Scenario) -> list[Target]:
 def check_constructs(cls: Any, spec: str, url: str, scenario: Scenario) -> None:
     """Construct one client per group (construction does no I/O by contract), so a plugin
     that cannot even be built is one error before any worker starts."""
-    offset = 0
-    for g, target in zip(scenario.fleet, targets_for(url, scenario), strict=True):
+    groups = zip(scenario.fleet, scenario.group_offsets(), targets_for(url, scenario), strict=True)
+    for g, offset, target in groups:
         first = device_ids(g, range(1))[0]
         construct(cls, spec, target, Device(id=first, index=0, group=g.name, number=offset))
-        offset += g.count or 0
 
 
 def construct(cls: Any, spec: str, target: Target, device: Device) -> Any:
