@@ -31,7 +31,13 @@ from simd.runtime.live_stats import LiveStats
 from simd.runtime.messages import Done, Failed, Progress, Ready, Start, Stop, WorkerSpec
 from simd.runtime.resources import rss_bytes, sample
 from simd.runtime.resume import MISSED_TEXT, LogState, owed_rows, read_log_state
-from simd.transports import DeviceSet, PublishBatch, TransportContext, open_transport
+from simd.transports import (
+    DeviceSet,
+    PublishBatch,
+    SelfPacing,
+    TransportContext,
+    open_transport,
+)
 
 TARGET_CHUNK_EVENTS = 32768  # events per schedule chunk: big enough to vectorise, small in memory
 MAX_BATCH = 8192  # publishes handed to a transport per wake-up
@@ -103,8 +109,7 @@ class SliceRunner:
                 self.clock,
                 Path(spec.scenario_dir),
                 t0_epoch_ns,
-                render=self._render_one,
-                first_seq=first_seq,
+                pacing=SelfPacing(self._render_one, first_seq),
             ),
         )
         self.stop_event = trio.Event()
@@ -385,7 +390,7 @@ class SliceRunner:
             # closed-model users send until the run's end (or their count): wait for them
             with trio.move_on_at(self.clock.deadline(self.duration)):
                 async with trio.open_nursery() as waiting:
-                    waiting.start_soon(_set_after, self.transport.users_done, self.stop_event)
+                    waiting.start_soon(_set_after, self.transport.paced_done, self.stop_event)
                     await self.stop_event.wait()
                     waiting.cancel_scope.cancel()
             if self.stop_requested:

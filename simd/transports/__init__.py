@@ -14,11 +14,18 @@ from pathlib import Path
 from simd.errors import UserError
 from simd.model.scenario import ENV_REF, Scenario
 from simd.model.secrets import redact_text
-from simd.transports._base import DeviceSet, PublishBatch, Transport, TransportContext
+from simd.transports._base import (
+    DeviceSet,
+    PublishBatch,
+    SelfPacing,
+    Transport,
+    TransportContext,
+)
 
 __all__ = [
     "DeviceSet",
     "PublishBatch",
+    "SelfPacing",
     "Transport",
     "TransportContext",
     "check_target",

@@ -17,6 +17,18 @@ from simd.model.scenario import Scenario
 
 
 @dataclass(frozen=True)
+class SelfPacing:
+    """What a transport that paces publishes itself needs from the worker: closed-model users
+    (fleet.http.users) send their next request when the last one ended, so they cannot be
+    scheduled ahead. `render(group, local device, seq, intended ns)` gives one publish's
+    (message index, phase index, payload); `first_seq` (per device of the slice) is where each
+    resumes after a worker restart, None on a fresh start."""
+
+    render: Callable[[int, int, int, int], tuple[int, int, bytes]]
+    first_seq: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
 class TransportContext:
     """What a transport may know about the run it serves."""
 
@@ -27,10 +39,7 @@ class TransportContext:
     clock: RunClock
     scenario_dir: Path
     t0_epoch_ns: int = 0  # wall-clock epoch of the run's t=0
-    # closed-model users (http) build their own requests: (group, local device, seq, intended
-    # ns) -> (message index, phase index, payload); and start at these seqs after a restart
-    render: Callable[[int, int, int, int], tuple[int, int, bytes]] | None = None
-    first_seq: np.ndarray | None = None  # per device of the slice
+    pacing: SelfPacing | None = None  # for publishes the transport paces itself, if any
 
 
 @dataclass
@@ -117,6 +126,13 @@ class RowStage:
         log.append(cols.shape[1], **{n: cols[i] for i, n in enumerate(Row._fields)})
 
 
+def set_event() -> trio.Event:
+    """An event already set (Transport.paced_done of a transport that paces nothing itself)."""
+    event = trio.Event()
+    event.set()
+    return event
+
+
 async def task_nursery(gone: trio.Event, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     """A nursery for a transport's own tasks, handed back by `nursery.start` so the transport
     can cancel them (at drain's end) apart from the worker's; `gone` is set when they ended."""
@@ -153,10 +169,15 @@ class Transport(Protocol):
     # True when devices of this worker listen (subscribe and answer): the worker then keeps
     # them connected until the run's end, not only while its slice has publishes due
     listening: bool
+    # Set when every publish the transport paces itself (SelfPacing) has been sent; set from
+    # `connect` on by a transport that paces none. The worker waits on it (until the run's
+    # end) before it drains, when its slice has closed-model groups.
+    paced_done: trio.Event
 
     async def connect(self, devices: DeviceSet, now_ns: int, nursery: trio.Nursery) -> None:
-        """Open a session per device (logging a connect row each attempt). Background tasks
-        (readers, reconnects) go in `nursery`, which outlives `close`."""
+        """Open a session per device (logging a connect row each attempt), before the run's
+        t=0 where it can (a group with a connect_rate may go on connecting in the background).
+        Background tasks (readers, reconnects) go in `nursery`, which outlives `close`."""
 
     async def publish(self, batch: PublishBatch) -> None:
         """Send a batch; log rows as their final status becomes known."""

@@ -6,7 +6,7 @@ import numpy as np
 import trio
 
 from simd.log.events import CONNECT, OK, PUBLISH, SENT
-from simd.transports._base import DeviceSet, PublishBatch, TransportContext
+from simd.transports._base import DeviceSet, PublishBatch, TransportContext, set_event
 
 
 class NullTransport:
@@ -14,6 +14,7 @@ class NullTransport:
 
     def __init__(self, ctx: TransportContext) -> None:
         self.log = ctx.log
+        self.paced_done = set_event()  # paces no publish itself (Transport.paced_done)
 
     async def connect(self, devices: DeviceSet, now_ns: int, nursery: trio.Nursery) -> None:
         n = len(devices.device)

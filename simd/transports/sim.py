@@ -20,7 +20,7 @@ import trio
 
 from simd.log.events import ACKED, CONNECT, FAILED, NULL_NS, OK, PUBLISH, TIMEOUT
 from simd.plan.hashing import hash2, stream_key, uniform01
-from simd.transports._base import DeviceSet, PublishBatch, TransportContext
+from simd.transports._base import DeviceSet, PublishBatch, TransportContext, set_event
 
 Z99 = 2.3263478740408408  # standard normal quantile at 0.99
 
@@ -32,6 +32,7 @@ class SimTransport:
         opts = ctx.scenario.sim
         self.opts = opts
         self.log = ctx.log
+        self.paced_done = set_event()  # paces no publish itself (Transport.paced_done)
         self.clock = ctx.clock
         self.in_flight: list[dict[str, np.ndarray]] = []
         self.mu = math.log(opts.latency_p50)

@@ -48,6 +48,7 @@ from simd.transports._base import (
     RowStage,
     TransportContext,
     flush_every,
+    set_event,
     task_nursery,
 )
 from simd.transports._net import NETWORK_ERRORS, Target, open_stream, reason_of, ssl_context_for
@@ -175,8 +176,10 @@ class HttpTransport:
         self.timeout_s = [g.http.timeout / 1e9 for g in self.scenario.fleet]
         self.connect_timeout_s = [g.http.connect_timeout / 1e9 for g in self.scenario.fleet]
         self.tasks: trio.Nursery | None = None
-        self.users_done = trio.Event()
+        self.paced_done = trio.Event()
         self.tasks_gone = trio.Event()  # every device task has ended (after drain)
+        self.busy = 0  # devices with a request queued or in flight
+        self.idle = set_event()  # set while busy == 0 (what drain waits for)
         self.closing = False
 
     def _group_requests(self, gi: int, g: FleetGroup) -> list[_Request]:
@@ -245,7 +248,7 @@ class HttpTransport:
         self.stage.flush(self.log)
         users = [c for c in self.clients if self.scenario.fleet[c.group].closed]
         if not users:
-            self.users_done.set()
+            self.paced_done.set()
         else:
             self.tasks.start_soon(self._users, users)
 
@@ -267,7 +270,7 @@ class HttpTransport:
             cl = self.clients[ci]
             cl.queue.append((seq, t_int, phase, msg, body))  # type: ignore[arg-type]
             if not cl.busy:
-                cl.busy = True
+                self._set_busy(cl, True)
                 if cl.wake is None:  # the device's task, started once, lives for the run
                     cl.wake = trio.Event()
                     self.tasks.start_soon(self._work, cl)
@@ -284,7 +287,18 @@ class HttpTransport:
                 cl.current = row
                 await self._request(cl, *row)  # type: ignore[arg-type]
                 cl.current = None
-            cl.busy = False
+            self._set_busy(cl, False)
+
+    def _set_busy(self, cl: _Client, busy: bool) -> None:
+        """A device has work (queued or in flight) or has none; `idle` follows the count."""
+        if cl.busy == busy:
+            return
+        cl.busy = busy
+        self.busy += 1 if busy else -1
+        if not self.busy:
+            self.idle.set()
+        elif self.idle.is_set():
+            self.idle = trio.Event()
 
     # ------------------------------------------------------------- one request
 
@@ -483,18 +497,19 @@ class HttpTransport:
         async with trio.open_nursery() as n:
             for cl in users:
                 n.start_soon(self._user, cl)
-        self.users_done.set()
+        self.paced_done.set()
 
     async def _user(self, cl: _Client) -> None:
         g = self.scenario.fleet[cl.group]
-        render = self.ctx.render
-        assert render is not None
+        pacing = self.ctx.pacing
+        assert pacing is not None
+        render = pacing.render
         duration = self.scenario.duration_ns
-        seq = int(self.ctx.first_seq[cl.index]) if self.ctx.first_seq is not None else 0
+        seq = int(pacing.first_seq[cl.index]) if pacing.first_seq is not None else 0
         limit = (g.http.requests_per_user or 0) * g.steps
         await self.clock.sleep_until_ns(0)
         t_ready = max(0, self.clock.now_ns())
-        cl.busy = True
+        self._set_busy(cl, True)
         try:
             while not self.closing and (not limit or seq < limit):
                 if t_ready >= duration:
@@ -507,15 +522,15 @@ class HttpTransport:
                 seq += 1
                 t_ready = self.clock.now_ns() + g.http.think_time
         finally:
-            cl.busy = False
+            self._set_busy(cl, False)
 
     # ------------------------------------------------------------- the end
 
     async def drain(self, deadline_ns: int) -> None:
         """Wait for requests in flight; then every one still queued or in flight gets its row."""
         try:
-            while any(c.busy for c in self.clients) and self.clock.now_ns() < deadline_ns:
-                await trio.sleep(0.01)
+            with trio.move_on_at(self.clock.deadline(deadline_ns)):
+                await self.idle.wait()
         finally:
             self.closing = True
             if self.tasks is not None:

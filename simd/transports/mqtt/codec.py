@@ -655,6 +655,11 @@ class Decoder:
         self._buf = bytearray()
         self._error: RemoteProtocolError | None = None
 
+    @property
+    def buffered(self) -> int:
+        """Bytes held of a packet not yet complete (0: the next byte starts a packet)."""
+        return len(self._buf)
+
     def feed(self, data: bytes) -> list[Packet]:
         """Packets completed by `data`, in order; RemoteProtocolError on malformed input."""
         if self._error is not None:

@@ -144,11 +144,15 @@ class Commands:
             key = (int(batch.device[i]), int(batch.seq[i]))
             self.outstanding[key] = (t, int(batch.phase[i]), t + self.commanders[g].timeout_ns)
 
-    def on_message(self, conn: Any, payload: bytes, qos: int, now: int, stage: RowStage) -> None:
-        """A message on a device's own subscription: a reply to one of ours, or a command."""
+    def on_message(
+        self, conn: int, device: int, group: int, payload: bytes, qos: int, now: int,
+        stage: RowStage,
+    ) -> None:  # fmt: skip
+        """A message on connection `conn` (of `device` in `group`), on the device's own
+        subscription: a reply to one of ours, or a command."""
         trace = parse_trace(payload)
-        if conn.group in self.commanders:
-            if trace is None or trace[0] != conn.device:
+        if group in self.commanders:
+            if trace is None or trace[0] != device:
                 return  # not a reply to this commander (the reply filter takes others' too)
             kept = self.outstanding.pop((trace[0], trace[1]), None)
             if kept is not None:
@@ -158,25 +162,26 @@ class Commands:
             return
         # like a probe's, the row names the message: its sender's (device, seq); an untraced
         # message can only be named by its receiver, with seq -1
-        sender, seq, t_int = trace[:3] if trace else (conn.device, -1, _NULL)
+        sender, seq, t_int = trace[:3] if trace else (device, -1, _NULL)
         stage.add(Row(sender, seq, RECEIVE, OK, message=COMMAND_MESSAGE, t_intended=t_int,
                       t_done=now, bytes=len(payload), qos=qos))  # fmt: skip
-        reply = self.scenario.fleet[conn.group].reply
+        reply = self.scenario.fleet[group].reply
         if reply is not None and trace is not None:
             line = payload[: len(payload) - len(trace[3])]
-            heapq.heappush(self.replies, (now + reply.service_time, conn.index, seq, line))
+            heapq.heappush(self.replies, (now + reply.service_time, conn, seq, line))
             self.wake.set()
 
     async def replier(
         self,
-        conns: list[Any],
         clock: Any,
         stage: RowStage,
         code: Callable[[str], int],
-        flush: Callable[[Any], None],
+        send: Callable[[int, bytes, bytes], bool],
+        notify: Callable[[], None],
     ) -> None:
-        """Send each reply when its service time is up (qos 0), with a reply row; `flush`
-        writes a connection's queued bytes, `code` gives an error text its code."""
+        """Send each reply when its service time is up (qos 0), with a reply row. `send(conn,
+        topic, payload)` publishes on a connection and says whether it could (connected);
+        `code` gives an error text its code; `notify` tells a waiting drain that replies went."""
         while True:
             if not self.replies:
                 self.wake = trio.Event()
@@ -188,22 +193,18 @@ class Commands:
                     self.wake = trio.Event()
                     await self.wake.wait()  # an earlier reply may have been queued meanwhile
                 continue
-            touched = set()
             now = clock.now_ns()
             while self.replies and self.replies[0][0] <= now:
                 due, ci, seq, line = heapq.heappop(self.replies)
-                conn = conns[ci]
-                if conn.session is None or not conn.up:
+                device = self.devices[ci]
+                if not send(ci, self.reply_topic[ci], line):
                     why = code("reply: not connected")
-                    stage.add(Row(conn.device, seq, REPLY, FAILED, t_intended=due, t_sent=now,
+                    stage.add(Row(device, seq, REPLY, FAILED, t_intended=due, t_sent=now,
                                   t_done=now, bytes=len(line), error=why))  # fmt: skip
                     continue
-                conn.session.publish(self.reply_topic[ci], line, 0)
-                touched.add(ci)
-                stage.add(Row(conn.device, seq, REPLY, SENT, t_intended=due, t_sent=now,
+                stage.add(Row(device, seq, REPLY, SENT, t_intended=due, t_sent=now,
                               t_done=now, bytes=len(line)))  # fmt: skip
-            for ci in touched:
-                flush(conns[ci])
+            notify()
 
     def expire(self, now: int, stage: RowStage, code: Any) -> None:
         """Commands whose reply is overdue: a timeout row each."""

@@ -12,7 +12,6 @@ cleanly. If the first connection fails, nothing is written: the error is raised.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import time
@@ -26,17 +25,10 @@ from simd.errors import RunError, SimdError, UserError, first_leaf
 from simd.log.recording import RecordingWriter
 from simd.model.scenario import TlsOptions
 from simd.model.secrets import strip_credentials
-from simd.transports._net import NETWORK_ERRORS, Target, open_stream, reason_of, ssl_context_for
+from simd.transports._net import Target, reason_of, ssl_context_for
 from simd.transports.mqtt import codec as c
-from simd.transports.mqtt.reasons import reason_text
-from simd.transports.mqtt.session import (
-    ClientSession,
-    Connected,
-    Received,
-    Refused,
-    ServerDisconnected,
-    Subscribed,
-)
+from simd.transports.mqtt.connection import LINK_ERRORS, ConnectRefused, Link, open_link
+from simd.transports.mqtt.session import ClientSession, Event, Received
 from simd.transports.mqtt.transport import parse_target
 
 FLUSH_S = 0.1  # a frame at least this often: what a crash of the recorder can lose
@@ -44,7 +36,6 @@ KEEPALIVE_S = 30
 SESSION_EXPIRY_S = 60  # MQTT 5: how long the broker keeps our session across a reconnect
 BACKOFF_MIN_S, BACKOFF_MAX_S = 0.5, 10.0
 CONNECT_TIMEOUT_S = 10.0
-_NETWORK_ERRORS = (*NETWORK_ERRORS, trio.TooSlowError, c.ProtocolError)
 
 
 @dataclass
@@ -72,10 +63,6 @@ class RecordResult:
     stopped_by: str = "duration"
 
 
-class _Refused(Exception):
-    """The broker answered, and said no (bad credentials, a refused subscription)."""
-
-
 class Recorder:
     def __init__(self, opts: RecordOptions, say: Callable[[str], None]) -> None:
         if not opts.filters:
@@ -90,7 +77,7 @@ class Recorder:
         self.writer: RecordingWriter | None = None
         self.t0 = 0.0
         self.result = RecordResult(opts.out)
-        self.live: tuple[trio.abc.Stream, ClientSession] | None = None
+        self.live: Link | None = None
         self.on_subscribed: Callable[[], None] = lambda: None
 
     def now_ns(self) -> int:
@@ -120,20 +107,11 @@ class Recorder:
 
     async def _goodbye(self) -> None:
         """DISCONNECT (MQTT 5: and let the broker drop our session now), then close."""
-        if self.live is None:
-            return
-        stream, session = self.live
-        with trio.move_on_after(1):
-            try:
-                if self.version == c.V5:
-                    props: c.Properties = (("session_expiry_interval", 0),)
-                    session.outbound += c.encode(c.Disconnect(0, props), self.version)
-                else:
-                    session.outbound += c.encode(c.Disconnect(), self.version)
-                await stream.send_all(session.take_outbound())
-            except _NETWORK_ERRORS:
-                pass
-        await _close(stream)
+        if self.live is not None:
+            props: c.Properties = ()
+            if self.version == c.V5:
+                props = (("session_expiry_interval", 0),)
+            await self.live.goodbye(props)
 
     async def _signals(self, scope: trio.CancelScope) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -161,133 +139,84 @@ class Recorder:
 
         self.on_subscribed = open_writer
         try:
-            stream, session = await self._connect(nursery, clean=True)
-        except _Refused as exc:
+            self.live = await self._connect(nursery, clean=True)
+        except ConnectRefused as exc:
             raise UserError(f"{strip_credentials(self.opts.url)}: {exc}") from None
-        except _NETWORK_ERRORS as exc:
+        except LINK_ERRORS as exc:
             where = strip_credentials(self.opts.url)
             raise RunError(f"cannot record from {where}: {reason_of(exc)}") from None
-        self.live = (stream, session)
 
     async def _stay_connected(self, nursery: trio.Nursery) -> None:
         assert self.live is not None
-        stream, session = self.live
+        link = self.live
         backoff = BACKOFF_MIN_S
         while True:
             try:
-                await self._receive(stream, session)
-                reason = "the broker closed the connection"
-            except _NETWORK_ERRORS as exc:
+                await link.run(self._on_read, keepalive_s=KEEPALIVE_S)
+            except LINK_ERRORS as exc:
                 reason = reason_of(exc)
             self.live = None
             with trio.CancelScope(shield=True):
-                await _close(stream)
+                await link.abort()
             lost = self.now_ns()
             while True:
                 self.say(f"connection lost ({reason}); reconnecting in {backoff:g}s")
                 await trio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
                 try:
-                    stream, session = await self._connect(nursery, clean=False)
+                    link = await self._connect(nursery, clean=False)
                     break
-                except (_Refused, *_NETWORK_ERRORS) as exc:
-                    reason = str(exc) if isinstance(exc, _Refused) else reason_of(exc)
-            self.live = (stream, session)
+                except (ConnectRefused, *LINK_ERRORS) as exc:
+                    reason = str(exc) if isinstance(exc, ConnectRefused) else reason_of(exc)
+            self.live = link
             backoff = BACKOFF_MIN_S
             self.result.reconnects += 1
             assert self.writer is not None
             self.writer.gap(lost, self.now_ns(), reason)
             self.say(f"reconnected after {(self.now_ns() - lost) / 1e9:.1f}s")
 
-    async def _connect(
-        self, nursery: trio.Nursery, clean: bool
-    ) -> tuple[trio.abc.Stream, ClientSession]:
+    async def _connect(self, nursery: trio.Nursery, clean: bool) -> Link:
         """Connect and subscribe; messages that arrive before the SUBACK are kept."""
+        props: c.Properties = ()
+        if self.version == c.V5:
+            props = (("session_expiry_interval", SESSION_EXPIRY_S),)
+        packet = c.Connect(
+            self.client_id,
+            self.version,
+            clean or self.version == c.V311,
+            KEEPALIVE_S,
+            self.opts.username or self.target.username,
+            self.opts.password or self.target.password,
+            None,
+            props,
+        )
         with trio.fail_after(CONNECT_TIMEOUT_S):
-            stream = await open_stream(self.target, self.ssl, self.opts.tls, nursery)
-            session = ClientSession(self.version)
-            props: c.Properties = ()
-            if self.version == c.V5:
-                props = (("session_expiry_interval", SESSION_EXPIRY_S),)
-            session.connect(
-                c.Connect(
-                    self.client_id,
-                    self.version,
-                    clean or self.version == c.V311,
-                    KEEPALIVE_S,
-                    self.opts.username or self.target.username,
-                    self.opts.password or self.target.password,
-                    None,
-                    props,
-                )
+            link, _, rest = await open_link(
+                self.target, self.ssl, self.opts.tls, nursery, ClientSession(self.version), packet
             )
-            await stream.send_all(session.take_outbound())
-            while True:
-                data = await stream.receive_some(65536)
-                if not data:
-                    raise trio.BrokenResourceError("connection closed by the broker")
-                now = self.now_ns()
-                subscribed = False
-                for ev in session.receive(data):
-                    if isinstance(ev, Refused):
-                        await _close(stream)
-                        raise _Refused(
-                            f"connect refused: {reason_text(ev.reason_code, session.version)}"
-                        )
-                    if isinstance(ev, Connected):
-                        session.subscribe([(f, self.opts.qos) for f in self.opts.filters])
-                    elif isinstance(ev, Subscribed):
-                        bad = [
-                            f"{f} (reason 0x{rc:02x})"
-                            for f, rc in zip(self.opts.filters, ev.reason_codes, strict=False)
-                            if rc >= 0x80
-                        ]
-                        if bad:
-                            await _close(stream)
-                            raise _Refused(f"subscription refused: {', '.join(bad)}")
-                        subscribed = True
-                        self.on_subscribed()
-                    elif isinstance(ev, Received):  # retained ones come right after SUBACK
-                        self._write(ev.publish, now)
-                if session.outbound:
-                    await stream.send_all(session.take_outbound())
-                if subscribed:
-                    return stream, session
+            try:
+                self._on_read([], rest)
+                filters = [(f, self.opts.qos) for f in self.opts.filters]
+                _, after = await link.subscribe(filters, self._on_read)
+            except BaseException:
+                with trio.CancelScope(shield=True):
+                    await link.abort()
+                raise
+        self.on_subscribed()
+        self._on_read([], after)
+        return link
+
+    def _on_read(self, done: list[int], events: list[Event]) -> None:
+        now = self.now_ns()
+        for ev in events:
+            if isinstance(ev, Received):  # retained ones come right after SUBACK
+                self._write(ev.publish, now)
 
     def _write(self, p: c.Publish, now: int) -> None:
         if self.writer is None:  # before the first SUBACK of the very first connection
             return
         self.topics.add(p.topic)
         self.writer.add(now, p.topic, p.payload, p.qos, p.retain, p.properties)
-
-    async def _receive(self, stream: trio.abc.Stream, session: ClientSession) -> None:
-        """Read until the connection ends; ping when idle (keepalive)."""
-        last_in = trio.current_time()
-        while True:
-            with trio.move_on_after(KEEPALIVE_S / 2):
-                data = await stream.receive_some(65536)
-                if not data:
-                    return
-                last_in = trio.current_time()
-                now = self.now_ns()
-                for ev in session.receive(data):
-                    if isinstance(ev, Received):
-                        self._write(ev.publish, now)
-                    elif isinstance(ev, ServerDisconnected):
-                        return
-                if session.outbound:
-                    await stream.send_all(session.take_outbound())
-                continue
-            if trio.current_time() - last_in > KEEPALIVE_S * 1.5:
-                raise trio.TooSlowError()
-            session.ping()
-            await stream.send_all(session.take_outbound())
-
-
-async def _close(stream: trio.abc.Stream) -> None:
-    with trio.move_on_after(1):
-        with contextlib.suppress(_NETWORK_ERRORS):
-            await stream.aclose()
 
 
 def record(opts: RecordOptions, say: Callable[[str], None]) -> RecordResult:

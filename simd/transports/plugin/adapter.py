@@ -40,6 +40,7 @@ from simd.transports._base import (
     RowStage,
     TransportContext,
     flush_every,
+    set_event,
     task_nursery,
 )
 from simd.transports.plugin.api import ConnectionLost, Device, Message
@@ -87,6 +88,7 @@ class PluginTransport:
     def __init__(self, ctx: TransportContext, url: str) -> None:
         self.scenario = ctx.scenario
         self.log = ctx.log
+        self.paced_done = set_event()  # paces no publish itself (Transport.paced_done)
         self.clock = ctx.clock
         self.cls = load_client(url, ctx.scenario_dir)
         self.spec, _ = class_spec(url)
