@@ -179,8 +179,8 @@ def bench_ingest(run: Path) -> None:
     import numpy as np
     import pyarrow as pa
 
+    from simd.plan.schedule import series_window_ns
     from simd.results.merge import resolve
-    from simd.results.series import series_window_ns
 
     group_of = np.zeros(2000, dtype=np.int16)
     q: queue.Queue = queue.Queue()

@@ -30,7 +30,7 @@ import trio
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "examples" / "plugins"))
 
-NOOP = '''
+NOOP = """
 class Noop:
     confirms = False
 
@@ -45,7 +45,7 @@ class Noop:
 
     async def close(self):
         pass
-'''
+"""
 
 SCENARIO = """
 name = "bench-plugin"

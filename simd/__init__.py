@@ -34,11 +34,11 @@ _EXPORTS = {
     "ingest": "simd.results.ingest",
     "query": "simd.results.ingest",
     "Scenario": "simd.model.scenario",
-    "load_scenario": "simd.model.scenario",
+    "load_scenario": "simd.plan.inputs",
     "parse_scenario": "simd.model.scenario",
     "Plan": "simd.plan.schedule",
     "plan_counts": "simd.plan.schedule",
-    "import_jsonl": "simd.log.capture",
+    "import_jsonl": "simd.log.recording",
     "RecordOptions": "simd.transports.mqtt.recorder",
     "record": "simd.transports.mqtt.recorder",
     "read_recording": "simd.log.recording",
@@ -50,10 +50,10 @@ _EXPORTS = {
 
 if TYPE_CHECKING:
     from simd.errors import LogFormatError, RunError, ScenarioError, SimdError, UserError
-    from simd.log.capture import import_jsonl
     from simd.log.eventlog import read_segment
-    from simd.log.recording import read_recording, write_recording
-    from simd.model.scenario import Scenario, load_scenario, parse_scenario
+    from simd.log.recording import import_jsonl, read_recording, write_recording
+    from simd.model.scenario import Scenario, parse_scenario
+    from simd.plan.inputs import load_scenario
     from simd.plan.schedule import Plan, plan_counts
     from simd.report.compare import compare
     from simd.report.html import write_html

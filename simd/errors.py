@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+# what a command's exit status says (README, Exit codes): passed; an SLO failed; bad input; the
+# run could not do what it was asked
+EXIT_OK, EXIT_SLO, EXIT_INPUT, EXIT_RUN = 0, 1, 2, 3
+
 
 class SimdError(Exception):
     """Base of every error simd raises on purpose."""

@@ -44,10 +44,13 @@ rate = 10.0
 qos = 1
 
 [slo]
-latency_p99 = "20ms"
-schedule_lag_p99 = "20ms"
+latency_p99 = "250ms"
+schedule_lag_p99 = "250ms"
 error_rate = 0.001
 """
+# (the limits are loose on purpose: 1,000 msg/s holds them on a machine whose cores are both
+# busy with other work, where 20 ms did not; the knee still comes, where the generator or the
+# broker saturates and lag grows without bound)
 
 
 def _search(scenario: Path, runs: Path, run_id: str, *flags: str, check: int = 0) -> dict:

@@ -1,5 +1,5 @@
-"""The package layout holds: each package imports (at module level) only the packages its
-`__init__` allows, and no two modules import each other at module level."""
+"""The package layout holds: each package imports (at module level or lazily, inside a
+function) only the packages its `__init__` allows, and no two modules import each other."""
 
 from __future__ import annotations
 
@@ -29,10 +29,11 @@ def _module(path: Path) -> str:
     return ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
 
 
-def _top_level_imports(path: Path) -> set[str]:
-    """simd modules imported at module level (lazy imports inside functions are not counted)."""
+def _top_level_imports(path: Path, lazy: bool = False) -> set[str]:
+    """simd modules imported at module level (and with `lazy`, inside functions too)."""
     out = set()
-    for node in ast.parse(path.read_text()).body:
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree) if lazy else tree.body:
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("simd"):
             for alias in node.names:  # `from simd.cli import run`: the submodule simd.cli.run
                 sub = REPO.joinpath(*node.module.split("."), alias.name)
@@ -49,14 +50,15 @@ def _package(module: str) -> str | None:
 
 
 def test_packages_import_only_what_they_may() -> None:
-    """A module-level import of a package not allowed for its own package fails here."""
+    """An import of a package not allowed for its own package fails here, lazy ones too (an
+    upward import inside a function is still an upward import)."""
     wrong = []
     for path in SIMD.rglob("*.py"):
         mod = _module(path)
         pkg = _package(mod)
         if pkg is None or pkg not in ALLOWED:
             continue
-        for imp in _top_level_imports(path):
+        for imp in _top_level_imports(path, lazy=True):
             target = _package(imp)
             if imp in GROUND or target is None or target == pkg or target in ALLOWED[pkg]:
                 continue
@@ -71,11 +73,11 @@ def test_every_package_says_what_it_may_import() -> None:
         assert "import" in doc, pkg
 
 
-def test_no_module_level_import_cycles() -> None:
-    """No cycle among module-level imports between simd modules."""
+def test_no_import_cycles() -> None:
+    """No cycle among the imports between simd modules, lazy ones included."""
     graph: dict[str, set[str]] = {}
     for path in SIMD.rglob("*.py"):
-        graph[_module(path)] = {i for i in _top_level_imports(path) if i not in GROUND}
+        graph[_module(path)] = {i for i in _top_level_imports(path, lazy=True) if i not in GROUND}
     seen: set[str] = set()
     stack: list[str] = []
 

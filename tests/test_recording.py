@@ -13,8 +13,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from simd.errors import UserError
-from simd.log.capture import import_jsonl
-from simd.log.recording import RecordingWriter, parse_recording, read_recording, write_recording
+from simd.log.recording import (
+    RecordingWriter,
+    import_jsonl,
+    parse_recording,
+    read_recording,
+    write_recording,
+)
 from tests.conftest import REPO, simd
 from tests.strategies import topic_name
 

@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from simd.errors import ScenarioError
-from simd.model.scenario import json_schema, load_scenario, parse_scenario
+from simd.model.scenario import json_schema, parse_scenario
+from simd.plan.inputs import load_scenario
 from tests.conftest import SCENARIOS, simd, write_scenario
 
 GOOD = """

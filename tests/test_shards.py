@@ -255,7 +255,7 @@ def test_shard_and_start_parsing() -> None:
 def test_shard_plans_add_up_to_the_whole(name: str) -> None:
     """Per group and phase, the planned publishes of 3 shards' slices sum to the whole plan
     (periodic, poisson, replay with fanout, http journeys and closed users alike)."""
-    from simd.model.scenario import load_scenario
+    from simd.plan.inputs import load_scenario
     from simd.plan.schedule import plan_counts
 
     scenario = load_scenario(REPO / "scenarios" / f"{name}.toml")

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 
-from simd.errors import RunError, ScenarioError, UserError
+from simd.errors import EXIT_INPUT, EXIT_RUN, RunError, ScenarioError, UserError
 
 app = typer.Typer(
     add_completion=False,
@@ -28,9 +28,6 @@ out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty()
 
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-EXIT_OK, EXIT_SLO, EXIT_INPUT, EXIT_RUN = 0, 1, 2, 3
 
 
 def fail(message: str, code: int) -> None:

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from simd.cli.app import EXIT_SLO, app, guarded, out
-from simd.errors import UserError
+from simd.cli.app import app, guarded, out
+from simd.errors import EXIT_SLO, UserError
 
 
 def warn_ingest(r: Any) -> None:
@@ -159,8 +159,7 @@ def import_cmd(
     out: Annotated[Path, typer.Option(help="the recording to write")],
 ) -> None:
     """Convert a JSON-lines capture made by another tool into a recording."""
-    from simd.log.capture import import_jsonl
-    from simd.log.recording import write_recording
+    from simd.log.recording import import_jsonl, write_recording
 
     rec = import_jsonl(capture)
     path = write_recording(rec, out)

@@ -11,8 +11,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from simd.cli.app import EXIT_SLO, app, guarded, out
-from simd.errors import UserError
+from simd.cli.app import app, guarded, out
+from simd.errors import EXIT_SLO, UserError
 
 
 @app.command("report")

@@ -12,9 +12,6 @@ import typer
 from rich.table import Table
 
 from simd.cli.app import (
-    EXIT_OK,
-    EXIT_RUN,
-    EXIT_SLO,
     app,
     duckdb_error,
     fail,
@@ -24,7 +21,7 @@ from simd.cli.app import (
 )
 from simd.cli.logs import warn_ingest
 from simd.cli.results import figure
-from simd.errors import ScenarioError, UserError
+from simd.errors import EXIT_OK, EXIT_RUN, EXIT_SLO, ScenarioError, UserError
 
 
 def overrides(target: str | None, duration: str | None, seed: int | None) -> dict[str, Any]:
@@ -82,7 +79,7 @@ def run(
     With --shard I/N --start-at T the run is one shard of a distributed run: it writes its
     logs only; `simd ingest RUNS/ID` merges the shards and reports on the whole fleet."""
     from simd.clock import parse_clock
-    from simd.model.scenario import load_scenario
+    from simd.plan.inputs import load_scenario
     from simd.plan.shard import default_run_id, parse_shard, parse_start_at
     from simd.runtime import supervisor
 
@@ -144,8 +141,9 @@ def _finish_shard(outcome: Any) -> None:
 
 
 def _finish(outcome: Any, report: bool) -> None:
-    """After a run: print its folder, ingest, report, and exit as the contract says."""
-    from simd.report.terminal import check
+    """After a run: print its folder, ingest, report, and exit as its verdict says
+    (simd.report.verdict)."""
+    from simd.report.verdict import judge
     from simd.results.ingest import ingest
 
     print(outcome.run_dir, flush=True)
@@ -155,9 +153,9 @@ def _finish(outcome: Any, report: bool) -> None:
             f"`simd ingest {outcome.run_dir}` reads them)",
             EXIT_RUN,
         )
+    results = True
     try:
-        result = ingest(outcome.run_dir)
-        warn_ingest(result)
+        warn_ingest(ingest(outcome.run_dir))
         if report:  # (--no-report: results.duckdb only; `simd report RUN` makes both later)
             _report_or_warn(outcome.run_dir)
     except UserError as exc:
@@ -165,27 +163,16 @@ def _finish(outcome: Any, report: bool) -> None:
             raise
         # the run itself failed (a full disk, say): say so below, not this consequence
         sys.stderr.write(f"simd: warning: no results: {exc}\n")
-    else:
-        _fail_if_never_connected(outcome.run_dir)
-        _fail_if_nothing_completed(outcome.run_dir)
-    if outcome.state == "stopped":
-        fail(
-            f"run stopped by a signal before its end (logs and report in {outcome.run_dir})",
-            EXIT_RUN,
-        )
-    if outcome.state in ("failed", "aborted"):
-        fail(
-            f"run {outcome.state}: {outcome.problems or 'interrupted'} (logs in {outcome.run_dir})",
-            EXIT_RUN,
-        )
+        results = False
     try:
-        failed = [s for s in check(outcome.run_dir) if not s.passed]
+        verdict = judge(outcome.run_dir, outcome.state, outcome.problems, results)
     except (duckdb_error(), OSError) as exc:  # the SLOs could not be judged: say so, exit 1
         fail(f"could not check the SLOs: {first_line(exc)} (logs in {outcome.run_dir})", EXIT_SLO)
-    if failed:
-        for s in failed:
-            sys.stderr.write(f"simd: slo failed: {s.describe()}\n")
-        raise typer.Exit(EXIT_SLO)
+    for line in verdict.slo_failures:
+        sys.stderr.write(f"simd: slo failed: {line}\n")
+    if verdict.reason is not None:
+        fail(verdict.reason, verdict.exit_code)
+    raise typer.Exit(verdict.exit_code)
 
 
 def _report_or_warn(run_dir: Path) -> None:
@@ -220,51 +207,6 @@ def check_run_id(run_id: str | None) -> None:
         raise UserError(f"--run-id {run_id!r}: a folder name, without '/'")
 
 
-def _fail_if_never_connected(run_dir: Path) -> None:
-    """A real target none of whose devices ever connected: the run could not go on (exit 3)."""
-    from simd.model.manifest import read_manifest
-    from simd.results.ingest import query
-    from simd.transports import does_real_io
-
-    manifest = read_manifest(run_dir)
-    if not does_real_io(manifest.target):
-        return
-    _, rows = query(
-        run_dir,
-        "SELECT count(*) FILTER (WHERE kind = kind_code('connect') AND status = status_code('ok')),"
-        " count(*) FILTER (WHERE kind = kind_code('connect')) FROM status_totals",
-    )
-    ok, attempts = rows[0]
-    if attempts and not ok:
-        _, err = query(run_dir, "SELECT error FROM errors_by_kind WHERE kind = 'connect' LIMIT 1")
-        why = err[0][0] if err else "no connection"
-        fail(
-            f"no device could connect to {manifest.target_url}: {why} (logs in {run_dir})",
-            EXIT_RUN,
-        )
-
-
-def _fail_if_nothing_completed(run_dir: Path) -> None:
-    """Publishes were logged and not one completed (every one refused, timed out, errored):
-    the run did not do what it was asked, whatever its SLOs say (exit 3, the main reason)."""
-    from simd.results.ingest import query
-
-    _, rows = query(run_dir, "SELECT logged, completed FROM run_summary")
-    logged, completed = rows[0]
-    if not logged or completed:
-        return
-    _, top = query(
-        run_dir,
-        "SELECT status, error, count FROM errors_by_kind WHERE kind = 'publish' "
-        "ORDER BY count DESC LIMIT 1",
-    )
-    why = f"{top[0][2]:,} {top[0][0]}" + (f": {top[0][1]}" if top[0][1] else "") if top else "?"
-    fail(
-        f"no publish completed ({logged:,} logged; most: {why}) (logs in {run_dir})",
-        EXIT_RUN,
-    )
-
-
 @app.command()
 @guarded
 def plan(
@@ -277,7 +219,7 @@ def plan(
     ] = None,
 ) -> None:
     """Exact expected publishes per group and phase, peak rate and connections; runs nothing."""
-    from simd.model.scenario import load_scenario
+    from simd.plan.inputs import load_scenario
     from simd.plan.schedule import plan_counts
     from simd.plan.shard import parse_shard
 
@@ -342,52 +284,24 @@ def replay(
 ) -> None:
     """Replay a recording: each recorded device publishes its messages at their recorded times
     (scaled by --speed), logged like any run, with replay fidelity in the report."""
-    import re
-
     from simd.clock import parse_clock
-    from simd.model.scenario import parse_scenario
-    from simd.plan.replay import expand_replays
     from simd.runtime import supervisor
 
     if clock is not None:
         parse_clock(clock)
     check_run_id(run_id)
-    mapping: dict[str, str] = {}
-    for item in topic_map or []:
-        old, sep, new = item.partition("=")
-        if not sep or not old:
-            raise UserError(
-                f"--topic-map {item!r}: expected FROM=TO (a topic prefix and its new one)"
-            )
-        mapping[old] = new
-    level: int | str = int(device_level) if device_level.isdigit() else device_level
     source: dict[str, Any] = {
         "recording": str(recording),
         "speed": speed,
         "loop": loop,
         "fanout": fanout,
-        "topic_map": mapping,
-        "device_level": level,
+        "topic_map": _topic_mapping(topic_map or []),
+        "device_level": int(device_level) if device_level.isdigit() else device_level,
         "lead_in": lead_in,
     }
     if qos is not None:
         source["qos"] = qos
-    data: dict[str, Any] = {
-        "name": "replay-" + re.sub(r"[^\w.-]", "_", recording.stem),
-        "target": target,
-        "fleet": [{"name": "replay", "replay": source, "mqtt": {"version": mqtt_version}}],
-    }
-    if duration is not None:
-        data["duration"] = duration
-    try:
-        sc = expand_replays(parse_scenario(data, str(recording)), Path.cwd(), str(recording))
-    except ScenarioError as exc:  # name the flags, not the scenario keys they became
-        lines = []
-        for p in exc.problems:
-            p = re.sub(r"^fleet\[0\]\.replay\.recording: ('[^']*' )?", "", p)
-            p = re.sub(r"^fleet\[0\]\.replay\.(\w+)", lambda m: "--" + m[1].replace("_", "-"), p)
-            lines.append(p)
-        raise ScenarioError(str(recording), lines) from None
+    sc = _replay_scenario(recording, target, source, mqtt_version, duration)
     _warn_damaged_recordings(sc)
     outcome = supervisor.run(
         sc,
@@ -400,6 +314,47 @@ def replay(
         status_port=status_port,
     )
     _finish(outcome, report)
+
+
+def _topic_mapping(items: list[str]) -> dict[str, str]:
+    """--topic-map FROM=TO flags as a mapping."""
+    mapping: dict[str, str] = {}
+    for item in items:
+        old, sep, new = item.partition("=")
+        if not sep or not old:
+            raise UserError(
+                f"--topic-map {item!r}: expected FROM=TO (a topic prefix and its new one)"
+            )
+        mapping[old] = new
+    return mapping
+
+
+def _replay_scenario(
+    recording: Path, target: str, source: dict[str, Any], version: str, duration: str | None
+) -> Any:
+    """The one-group scenario `simd replay` runs, resolved against the recording; its errors
+    name the flags, not the scenario keys they became."""
+    import re
+
+    from simd.model.scenario import parse_scenario
+    from simd.plan.replay import expand_replays
+
+    data: dict[str, Any] = {
+        "name": "replay-" + re.sub(r"[^\w.-]", "_", recording.stem),
+        "target": target,
+        "fleet": [{"name": "replay", "replay": source, "mqtt": {"version": version}}],
+    }
+    if duration is not None:
+        data["duration"] = duration
+    try:
+        return expand_replays(parse_scenario(data, str(recording)), Path.cwd(), str(recording))
+    except ScenarioError as exc:
+        lines = []
+        for p in exc.problems:
+            p = re.sub(r"^fleet\[0\]\.replay\.recording: ('[^']*' )?", "", p)
+            p = re.sub(r"^fleet\[0\]\.replay\.(\w+)", lambda m: "--" + m[1].replace("_", "-"), p)
+            lines.append(p)
+        raise ScenarioError(str(recording), lines) from None
 
 
 @app.command()
@@ -427,8 +382,8 @@ def capacity(
     capacity.html (rate vs latency, knee marked); says whether the generator or the target
     was the limit. Exit 1 if even the first step broke an SLO."""
     from simd.model.durations import parse_duration_ns
-    from simd.model.scenario import load_scenario
     from simd.ops.capacity import SearchOptions, describe, run_search, verdict, write_outputs
+    from simd.plan.inputs import load_scenario
     from simd.runtime.supervisor import new_run_id
 
     try:

@@ -84,8 +84,9 @@ def k8s_render(
     import time
 
     from simd.model.durations import parse_duration_ns
-    from simd.model.scenario import load_scenario
+    from simd.model.scenario import read_scenario
     from simd.ops.k8s import RenderOptions, render, scenario_files, secret_command, to_yaml
+    from simd.plan.inputs import load_scenario
     from simd.plan.shard import check_start_at, parse_start_at
 
     now = time.time_ns()
@@ -98,7 +99,7 @@ def k8s_render(
         start_ns = parse_start_at(start_at)
     check_start_at(start_ns, now)
     check_run_id(run_id)
-    raw = load_scenario(scenario, overrides(target, None, None), expand=False)
+    raw = read_scenario(scenario, overrides(target, None, None))
     loaded = load_scenario(scenario, overrides(target, None, None))
     opts = RenderOptions(
         shards=shards,

@@ -1,4 +1,4 @@
-"""JSON-lines captures made by other tools, read as recordings (simd.log.recording).
+"""JSON-lines captures made by other tools, read as the columns of a recording (simd.log.recording).
 
 One message per line, a JSON object:
 
@@ -21,13 +21,12 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from simd.errors import UserError
 from simd.log.ragged import Ragged
-from simd.log.recording import Recording
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 KNOWN_KEYS = {"timestamp", "topic", "payload", "payload_base64", "qos", "retain", "client_id"}
@@ -85,8 +84,21 @@ def _message(obj: Any) -> tuple[int, str, bytes, int, bool, str | None]:
     return _timestamp_ns(obj["timestamp"]), topic, payload, int(qos), retain, client
 
 
-def import_jsonl(path: str | Path) -> Recording:
-    """Read a JSON-lines capture as a recording; a bad line is a UserError naming file:line."""
+class Captured(NamedTuple):
+    """A capture's messages, column by column, in time order (simd.log.recording makes them
+    a Recording)."""
+
+    header: dict[str, Any]
+    t_ns: np.ndarray  # int64 ns since the first message
+    topic: list[str]
+    payload: Ragged
+    qos: np.ndarray  # uint8
+    retain: np.ndarray  # bool
+    client: list[str | None] | None
+
+
+def read_jsonl(path: str | Path) -> Captured:
+    """Read a JSON-lines capture; a bad line is a UserError naming file:line."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -113,7 +125,7 @@ def import_jsonl(path: str | Path) -> Recording:
     rows = [rows[i] for i in order]
     t0 = rows[0][0]
     clients = [r[5] for r in rows]
-    return Recording(
+    return Captured(
         header={
             "format": "simd-recording",
             "version": 1,

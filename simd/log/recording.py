@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from simd.errors import UserError
+from simd.log.capture import read_jsonl
 from simd.log.framing import Damage, TornTail, encode_frame, is_marked, scan_frames
 from simd.log.ragged import Ragged
 from simd.model.secrets import strip_credentials
@@ -211,13 +212,17 @@ def write_recording(rec: Recording, path: str | Path) -> Path:
     return w.path
 
 
+def import_jsonl(path: str | Path) -> Recording:
+    """Read a JSON-lines capture (simd.log.capture) as a recording; a bad line is a UserError
+    naming file:line."""
+    return Recording(**read_jsonl(path)._asdict())
+
+
 def read_recording(path: str | Path) -> Recording:
     """Read a recording (or import a JSON-lines capture, by its .jsonl suffix). A torn tail is
     not an error: the recording is its complete frames, and `torn` says where it stops."""
     p = Path(path)
     if p.suffix in (".jsonl", ".ndjson"):
-        from simd.log.capture import import_jsonl
-
         return import_jsonl(p)
     try:
         data = p.read_bytes()
@@ -239,7 +244,30 @@ def parse_recording(data: bytes, name: str = "<recording>") -> Recording:
         raise UserError(f"{name}: not a simd recording (bad magic)")
     marked = is_marked(data, len(MAGIC))
     frames = scan_frames(data, len(MAGIC), marked=marked)
-    first = next(frames, None)
+    header = _header(next(frames, None), marked, name)
+    cols = _Columns()
+    torn = None
+    pending: Damage | None = None  # damage seen, not yet placed between two messages
+    for item in frames:
+        if isinstance(item, TornTail):
+            torn = item
+            break
+        if isinstance(item, Damage):
+            pending = item
+            continue
+        body = item[2]
+        if pending is not None and (int(body.get("n", 0)) or "end_ns" in body):
+            before = int(np.frombuffer(body["t"], "<i8", 1)[0]) if body.get("n") else None
+            cols.damaged.append(DamagedSpan(pending, cols.last_t(), before))
+            pending = None
+        cols.add(body)
+    if pending is not None:  # only gap frames (or nothing) after it
+        cols.damaged.append(DamagedSpan(pending, cols.last_t(), None))
+    return cols.recording(header, torn)
+
+
+def _header(first: Any, marked: bool, name: str) -> dict[str, Any]:
+    """The recording's header frame, or a UserError saying why it is not one."""
     if first is None or isinstance(first, TornTail):
         raise UserError(f"{name}: recording too short to hold its header (cut at creation)")
     if isinstance(first, Damage):
@@ -252,75 +280,70 @@ def parse_recording(data: bytes, name: str = "<recording>") -> Recording:
             f"{name}: recording format version {header.get('version')} "
             f"(this simd reads {', '.join(map(str, READ_VERSIONS))})"
         )
-    t: list[np.ndarray] = []
-    topics: list[str] = []
-    payloads: list[bytes] = []
-    qos: list[np.ndarray] = []
-    retain: list[np.ndarray] = []
-    props: dict[int, list[Any]] = {}
-    clients: list[str | None] = []
-    any_client = False
-    end_ns = None
-    gaps: list[tuple[int, int, str]] = []
-    torn = None
-    damaged: list[DamagedSpan] = []
-    pending: Damage | None = None
-    count = 0
-    nframes = 0
-    for item in frames:
-        if isinstance(item, TornTail):
-            torn = item
-            break
-        if isinstance(item, Damage):
-            pending = item
-            continue
-        body = item[2]
-        if pending is not None and (int(body.get("n", 0)) or "end_ns" in body):
-            after = int(t[-1][-1]) if t else 0
-            before = int(np.frombuffer(body["t"], "<i8", 1)[0]) if body.get("n") else None
-            damaged.append(DamagedSpan(pending, after, before))
-            pending = None
-        nframes += 1
+    return header
+
+
+class _Columns:
+    """A recording's columns, gathered frame by frame."""
+
+    def __init__(self) -> None:
+        self.t: list[np.ndarray] = []
+        self.topics: list[str] = []
+        self.payloads: list[bytes] = []
+        self.qos: list[np.ndarray] = []
+        self.retain: list[np.ndarray] = []
+        self.props: dict[int, list[Any]] = {}
+        self.clients: list[str | None] = []
+        self.any_client = False
+        self.end_ns: int | None = None
+        self.gaps: list[tuple[int, int, str]] = []
+        self.damaged: list[DamagedSpan] = []
+        self.count = 0
+        self.frames = 0
+
+    def last_t(self) -> int:
+        return int(self.t[-1][-1]) if self.t else 0
+
+    def add(self, body: dict[str, Any]) -> None:
+        self.frames += 1
         n = int(body.get("n", 0))
         if "end_ns" in body:
-            end_ns = int(body["end_ns"])
+            self.end_ns = int(body["end_ns"])
         if "gap" in body:
             lost, back, why = body["gap"]
-            gaps.append((int(lost), int(back), str(why)))
+            self.gaps.append((int(lost), int(back), str(why)))
         if not n:
-            continue
-        t.append(np.frombuffer(body["t"], dtype="<i8", count=n))
-        topics += body["topic"]
-        payloads += body["payload"]
-        qos.append(np.frombuffer(body["qos"], dtype=np.uint8, count=n))
-        retain.append(np.frombuffer(body["retain"], dtype=np.uint8, count=n).astype(bool))
+            return
+        self.t.append(np.frombuffer(body["t"], dtype="<i8", count=n))
+        self.topics += body["topic"]
+        self.payloads += body["payload"]
+        self.qos.append(np.frombuffer(body["qos"], dtype=np.uint8, count=n))
+        self.retain.append(np.frombuffer(body["retain"], dtype=np.uint8, count=n).astype(bool))
         for row, values in (body.get("props") or {}).items():
-            props[count + int(row)] = values
+            self.props[self.count + int(row)] = values
         if "client" in body:
-            any_client = True
-            clients += body["client"]
+            self.any_client = True
+            self.clients += body["client"]
         else:
-            clients += [None] * n
-        count += n
+            self.clients += [None] * n
+        self.count += n
 
-    if pending is not None:  # only gap frames (or nothing) after it
-        damaged.append(DamagedSpan(pending, int(t[-1][-1]) if t else 0, None))
+    def recording(self, header: dict[str, Any], torn: TornTail | None) -> Recording:
+        def cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
+            return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
 
-    def cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
-        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
-
-    return Recording(
-        header=header,
-        t_ns=cat(t, np.int64),
-        topic=topics,
-        payload=Ragged.from_list(payloads),
-        qos=cat(qos, np.uint8),
-        retain=cat(retain, bool),
-        properties=props,
-        client=clients if any_client else None,
-        end_ns=end_ns,
-        gaps=gaps,
-        frames=nframes,
-        torn=torn,
-        damaged=damaged,
-    )
+        return Recording(
+            header=header,
+            t_ns=cat(self.t, np.int64),
+            topic=self.topics,
+            payload=Ragged.from_list(self.payloads),
+            qos=cat(self.qos, np.uint8),
+            retain=cat(self.retain, bool),
+            properties=self.props,
+            client=self.clients if self.any_client else None,
+            end_ns=self.end_ns,
+            gaps=self.gaps,
+            frames=self.frames,
+            torn=torn,
+            damaged=self.damaged,
+        )

@@ -1,6 +1,6 @@
 """Scenario files: TOML validated into pydantic models.
 
-`load_scenario(path)` returns a `Scenario` or raises `ScenarioError` with one line per problem,
+`read_scenario(path)` returns a `Scenario` or raises `ScenarioError` with one line per problem,
 each naming the dotted key path (`fleet[1].rate: must be > 0`). Unknown keys are errors.
 The JSON Schema (`simd schema`) is derived from these models, never written by hand.
 """
@@ -23,8 +23,9 @@ from pydantic import (
     model_validator,
 )
 
-from simd.errors import ScenarioError
+from simd.errors import ScenarioError, UserError
 from simd.model.durations import parse_duration_ns
+from simd.model.targets import scheme_of
 from simd.model.topics import topic_filter_problem, topic_name_problem
 
 
@@ -466,6 +467,14 @@ class ReplaySource(_Model):
         pattern=r"^[0-9a-f]{64}$",
         description="the recording's content hash; set when a run starts, checked on resume",
     )
+    # derived from the recording when a run starts (simd.plan.replay.expand_replays), so that
+    # the model answers for a replay group without reading a file: never written by a person
+    messages: list[Message] | None = Field(
+        None, description="set when a run starts: one message per recorded topic template"
+    )
+    mean_rate: float | None = Field(
+        None, ge=0, description="set when a run starts: the recording's messages/s per device"
+    )
 
     _dur = _durations("lead_in")
 
@@ -681,21 +690,28 @@ class FleetGroup(_Model):
         if self.closed:
             return 0.0
         if self.replay is not None:
-            from simd.plan.replay import replay_plan
-
-            return replay_plan(self).mean_rate_per_device
+            return self._replay_resolved().mean_rate or 0.0
         if self.rate is not None:
             return self.rate
         assert self.interval is not None
         return 1e9 / self.interval
 
+    def _replay_resolved(self) -> ReplaySource:
+        """The replay options once expanded against the recording (simd.plan.replay)."""
+        replay = self.replay
+        assert replay is not None
+        if replay.messages is None or replay.mean_rate is None:
+            raise UserError(
+                f"fleet {self.name}: its replay is not resolved against the recording yet "
+                "(simd.plan.replay.expand_replays)"
+            )
+        return replay
+
     def resolved_messages(self) -> list[Message]:
         """The weighted mix with every key filled from the group's defaults (replay: one
         message per recorded topic template)."""
         if self.replay is not None:
-            from simd.plan.replay import replay_plan
-
-            return replay_plan(self).messages()
+            return list(self._replay_resolved().messages or [])
         if self.requests or self.journey:
             empty = RandomBytesPayload(size=0)
             return [
@@ -1002,9 +1018,6 @@ class Scenario(_Model):
     @field_validator("target")
     @classmethod
     def _known_target(cls, v: str) -> str:
-        from simd.errors import UserError
-        from simd.transports import scheme_of
-
         try:
             scheme_of(v)
         except UserError as exc:  # "target 'ftp://x': unsupported scheme ..." -> the reason
@@ -1121,11 +1134,10 @@ def _client_id_clash(scenario: Scenario) -> str | None:
     return None
 
 
-def load_scenario(
-    path: str | Path, overrides: dict[str, Any] | None = None, expand: bool = True
-) -> Scenario:
-    """Read and validate a scenario file. `overrides` replace top-level keys (from CLI flags).
-    `expand=False`: replay groups stay as written (no recording read, paths as given)."""
+def read_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
+    """Read and validate a scenario file, as written: replay groups are not yet resolved
+    against their recordings (simd.plan.inputs.load_scenario does that). `overrides` replace
+    top-level keys (from CLI flags)."""
     p = Path(path)
     try:
         raw = p.read_bytes()
@@ -1145,11 +1157,7 @@ def load_scenario(
         data = {**data, **overrides}
     scenario = parse_scenario(data, str(p))
     _check_files(scenario, p.parent, str(p))
-    if not expand:
-        return scenario
-    from simd.plan.replay import expand_replays
-
-    return expand_replays(scenario, p.parent, str(p))
+    return scenario
 
 
 def _check_files(scenario: Scenario, base: Path, source: str) -> None:

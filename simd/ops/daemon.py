@@ -78,7 +78,7 @@ class Daemon:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start_run(self, body: dict[str, Any]) -> dict[str, Any]:
-        from simd.model.scenario import load_scenario
+        from simd.plan.inputs import load_scenario
 
         run_id = body.get("run_id") or _new_id()
         if not _RUN_ID.match(str(run_id)):

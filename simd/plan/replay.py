@@ -187,38 +187,7 @@ def build_plan(rec: Recording, options: ReplaySource, name: str) -> ReplayPlan:
     offset = t - t[0]
     topics = [map_topic(rec.topic[i], options.topic_map) for i in order.tolist()]
     clients = [rec.client[i] for i in order.tolist()] if rec.client is not None else None
-    distinct = list(dict.fromkeys(topics))
-    level = _device_level(distinct, options.device_level)
-    # per distinct topic: (device key, template) unless a client id names the device
-    by_topic: dict[str, tuple[str, str]] = {}
-    for topic in distinct:
-        parts = topic.split("/")
-        if level is not None and len(parts) > level:
-            key = parts[level]
-            by_topic[topic] = (key, "/".join([*parts[:level], "{device_id}", *parts[level + 1 :]]))
-        else:
-            by_topic[topic] = (topic, "{device_id}")
-    keys: list[str] = []
-    tmpl_of: list[str] = []
-    for i, topic in enumerate(topics):
-        client = clients[i] if clients is not None else None
-        if client is not None:
-            parts = topic.split("/")
-            tmpl = topic
-            if client in parts:
-                j = parts.index(client)
-                tmpl = "/".join([*parts[:j], "{device_id}", *parts[j + 1 :]])
-            keys.append(client)
-            tmpl_of.append(tmpl)
-        else:
-            key, tmpl = by_topic[topic]
-            keys.append(key)
-            tmpl_of.append(tmpl)
-    for tmpl in dict.fromkeys(tmpl_of):
-        if PLACEHOLDER.search(tmpl.replace("{device_id}", "")) or "{" in tmpl.replace(
-            "{device_id}", ""
-        ):
-            raise UserError(f"{name}: recorded topic {tmpl!r} holds braces; it cannot be replayed")
+    keys, tmpl_of = _devices_and_templates(topics, clients, options.device_level, name)
     ids = list(dict.fromkeys(keys))
     templates = list(dict.fromkeys(tmpl_of))
     if len(templates) > MAX_TEMPLATES:
@@ -241,12 +210,7 @@ def build_plan(rec: Recording, options: ReplaySource, name: str) -> ReplayPlan:
     else:
         tq = _majority(qos, template, len(templates), 3).tolist()
     tr = _majority(rec.retain[order], template, len(templates), 2).astype(bool).tolist()
-    first = int(t[0])
-    if rec.end_ns is not None:
-        period = max(rec.end_ns - first, int(offset[-1]) + 1)
-    else:  # cut or imported: one typical gap after the last message (1 s if there is one)
-        gaps = np.diff(offset)
-        period = int(offset[-1]) + max(1, int(np.median(gaps)) if len(gaps) else NS)
+    period = _period_ns(rec.end_ns, int(t[0]), offset)
     payload = rec.payload.take(order)
     return ReplayPlan(
         options=options,
@@ -275,6 +239,54 @@ def build_plan(rec: Recording, options: ReplaySource, name: str) -> ReplayPlan:
     )
 
 
+def _devices_and_templates(
+    topics: list[str], clients: list[str | None] | None, device_level: int | str, name: str
+) -> tuple[list[str], list[str]]:
+    """Per message: the device it is (its client id, else the topic level that names devices)
+    and its topic template ({device_id} where the device's name stood)."""
+    distinct = list(dict.fromkeys(topics))
+    level = _device_level(distinct, device_level)
+    # per distinct topic: (device key, template) unless a client id names the device
+    by_topic: dict[str, tuple[str, str]] = {}
+    for topic in distinct:
+        parts = topic.split("/")
+        if level is not None and len(parts) > level:
+            key = parts[level]
+            by_topic[topic] = (key, "/".join([*parts[:level], "{device_id}", *parts[level + 1 :]]))
+        else:
+            by_topic[topic] = (topic, "{device_id}")
+    keys: list[str] = []
+    tmpl_of: list[str] = []
+    for i, topic in enumerate(topics):
+        client = clients[i] if clients is not None else None
+        if client is not None:
+            parts = topic.split("/")
+            tmpl = topic
+            if client in parts:
+                j = parts.index(client)
+                tmpl = "/".join([*parts[:j], "{device_id}", *parts[j + 1 :]])
+            keys.append(client)
+            tmpl_of.append(tmpl)
+        else:
+            key, tmpl = by_topic[topic]
+            keys.append(key)
+            tmpl_of.append(tmpl)
+    for tmpl in dict.fromkeys(tmpl_of):
+        rest = tmpl.replace("{device_id}", "")
+        if PLACEHOLDER.search(rest) or "{" in rest:
+            raise UserError(f"{name}: recorded topic {tmpl!r} holds braces; it cannot be replayed")
+    return keys, tmpl_of
+
+
+def _period_ns(end_ns: int | None, first: int, offset: np.ndarray) -> int:
+    """One pass through the recording: to its clean close, or (cut or imported) one typical
+    gap after the last message (1 s if there is only one message)."""
+    if end_ns is not None:
+        return max(end_ns - first, int(offset[-1]) + 1)
+    gaps = np.diff(offset)
+    return int(offset[-1]) + max(1, int(np.median(gaps)) if len(gaps) else NS)
+
+
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -299,7 +311,8 @@ def replay_plan(group: FleetGroup) -> ReplayPlan:
         st = path.stat()
     except OSError:
         raise UserError(f"fleet {group.name}: recording {opts.recording} not found") from None
-    key = opts.model_copy(update={"recording_sha256": None}).model_dump_json()
+    derived = {"recording_sha256": None, "messages": None, "mean_rate": None}
+    key = opts.model_copy(update=derived).model_dump_json()
     plan = _cached_plan(str(path), st.st_size, st.st_mtime_ns, key)
     if group.count is not None and group.count != plan.devices:
         raise UserError(
@@ -348,6 +361,9 @@ def expand_replays(scenario: Scenario, base: Path, source: str) -> Scenario:
                 f"x fanout {opts.fanout} = {plan.devices}; leave count out"
             )
             continue
+        opts = opts.model_copy(
+            update={"messages": plan.messages(), "mean_rate": plan.mean_rate_per_device}
+        )
         fleet.append(g.model_copy(update={"replay": opts, "count": plan.devices}))
         if opts.loop:
             ends.append(plan.end_ns())

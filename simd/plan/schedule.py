@@ -430,6 +430,19 @@ def _replay_group_plan(
     )
 
 
+SERIES_WINDOWS = 720  # a run's time axis is cut in at most this many windows
+_NICE_WINDOWS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400)
+
+
+def series_window_ns(duration_ns: int) -> int:
+    """The width of one point on a run's time axis: 1 s, or the smallest round width that
+    keeps a run within SERIES_WINDOWS points (a 2 h run: 10 s; a day: 2 min)."""
+    for w in _NICE_WINDOWS_S:
+        if duration_ns <= w * SERIES_WINDOWS * 1_000_000_000:
+            return w * 1_000_000_000
+    return -(-duration_ns // SERIES_WINDOWS)
+
+
 def expected_series(
     scenario: Scenario,
     window_ns: int,

@@ -24,14 +24,15 @@ from simd.log.events import NULL_NS
 from simd.model.manifest import FINAL_STATES, RunManifest, Shards
 from simd.model.scenario import DEFAULT_ERROR_RATE, DURATION_SLOS, Scenario
 from simd.model.secrets import redact
+from simd.plan.inputs import resolved
 from simd.plan.replay import ReplayPlan
-from simd.plan.schedule import device_ids, expected_series, layout_groups
+from simd.plan.schedule import device_ids, expected_series, layout_groups, series_window_ns
 from simd.plan.shape import compile_shape
 from simd.plan.shard import WORKER_STRIDE
 from simd.results.fidelity import ReplayTallies
 from simd.results.histograms import Histograms, HistRows, frame_metrics
 from simd.results.merge import RunSources, Source, resolve, save_merged, shard_summary
-from simd.results.series import Tallies, series_window_ns
+from simd.results.series import Tallies
 
 RESULTS = "results.duckdb"
 SCHEMA_VERSION = 9  # analysis/schema.sql's layout; an older file is rebuilt from the logs
@@ -151,7 +152,7 @@ def _open_current(run_dir: Path) -> duckdb.DuckDBPyConnection:
 
 def _write_metadata(con: duckdb.DuckDBPyConnection, manifest: RunManifest) -> np.ndarray:
     """(Re)write the tables that come from run.json; return each device's group index."""
-    scenario = manifest.scenario_model
+    scenario = resolved(manifest.scenario_model, "run.json")
     shape = compile_shape(scenario)
     plan = manifest.plan
     con.execute("DELETE FROM runs")
@@ -475,7 +476,7 @@ def _start_reader(
 ) -> threading.Thread:
     """The thread that reads every segment from its committed offset into `handoff`."""
     done = dict(con.execute("SELECT segment, offset_bytes FROM ingested").fetchall())
-    scenario = run.manifest.scenario_model
+    scenario = resolved(run.manifest.scenario_model, "run.json")
     replays = [
         (lay.index, lay.offset, lay.replay)
         for lay in layout_groups(scenario)

@@ -26,6 +26,7 @@ from simd.model.manifest import (
     write_manifest,
 )
 from simd.model.scenario import Scenario
+from simd.plan.inputs import resolved
 from simd.plan.schedule import plan_counts
 from simd.plan.shard import FOLDER, Shard
 
@@ -200,7 +201,7 @@ def merged_manifest(shards: list[RunManifest]) -> RunManifest:
     base = shards[0]
     assert base.shard is not None
     count = base.shard.count
-    scenario = base.scenario_model
+    scenario = resolved(base.scenario_model, "run.json")
     n = scenario.device_count
     worker_slices = []
     worker_results = {}

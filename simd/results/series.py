@@ -1,8 +1,9 @@
 """Tallies over a run's time axis and per topic, accumulated at ingest so that reports cost
 O(windows x buckets), not scans of the events (the report over 100M events has a 10 s budget).
 
-The time axis is cut in windows of intended send time, `series_window_ns(duration)` wide (at
-most SERIES_WINDOWS of them). Per window: publish rows by final status with their bytes, exact
+The time axis is cut in windows of intended send time, `series_window_ns(duration)` wide
+(simd.plan.schedule: at most SERIES_WINDOWS of them). Per window: publish rows by final status
+with their bytes, exact
 maxima of latency (from intended, from sent) and schedule lag, coarse latency histograms (64
 buckets per power of two: a percentile read back is within 0.8 %), and failed rows by status
 and error code. Per (group, message): rows by status with bytes, a coarse latency histogram and
@@ -18,22 +19,11 @@ from simd.log.events import FAILED_STATUSES, NULL_NS
 from simd.results.histograms import SUB_BITS, FrameMetrics
 
 SERIES_SUB_BITS = 6  # 64 buckets per power of two
-SERIES_WINDOWS = 720  # a run's time axis is cut in at most this many windows
-_NICE_WINDOWS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400)
 _BUCKET_BITS = 13  # room for every coarse bucket: 1 + 64 * 64 < 2^13
 # a coarse bucket is a fine one (simd.results.histograms) without its low mantissa bits: fine
 # b > 0 maps to ((b - 1) >> 4) + 1, exactly the bucket bucket_of(v, SERIES_SUB_BITS) gives
 _FINE_PER_COARSE_BITS = SUB_BITS - SERIES_SUB_BITS
 _MIN = np.iinfo(np.int64).min
-
-
-def series_window_ns(duration_ns: int) -> int:
-    """The width of one point on a run's time axis: 1 s, or the smallest round width that
-    keeps a run within SERIES_WINDOWS points (a 2 h run: 10 s; a day: 2 min)."""
-    for w in _NICE_WINDOWS_S:
-        if duration_ns <= w * SERIES_WINDOWS * 1_000_000_000:
-            return w * 1_000_000_000
-    return -(-duration_ns // SERIES_WINDOWS)
 
 
 class SparseCounts:

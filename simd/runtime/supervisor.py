@@ -753,8 +753,7 @@ class _Supervision:
 
 
 def _live_state(scenario: Scenario, manifest: RunManifest, plan: Plan) -> LiveState:
-    from simd.plan.schedule import expected_series
-    from simd.results.series import series_window_ns
+    from simd.plan.schedule import expected_series, series_window_ns
 
     window = series_window_ns(scenario.duration_ns)
     slo = {}

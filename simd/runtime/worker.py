@@ -335,72 +335,10 @@ class SliceRunner:
     async def _run(self, nursery: trio.Nursery) -> Done:
         # connect before t=0 (the supervisor leaves a margin for it), then wait for t=0
         await self.transport.connect(self.devices, self.clock.now_ns(), nursery)
-        span = self._chunk_span_ns()
-        resuming = self.resumed is not None and not self.resumed.empty
-        horizon = 0
-        chunk = self.schedule.chunk_until(horizon)
-        if not resuming:
-            # the first chunk before t=0: computed after it, it held the first publishes back
-            # by ~50 ms (a lag p99 of 70-80 ms over a 8 s HTTP run at 15k/s came from that)
-            horizon = min(self.duration, span)
-            chunk = self.schedule.chunk_until(horizon)
-        if not self.virtual:
-            await self._sleep_until(0)
-        if resuming:
-            horizon = min(self._resume_at(span), self.duration)
-            chunk = self.schedule.chunk_until(horizon)
-        i = 0
-        wall = time.monotonic
-        last_flush = last_progress = wall()
-        stopped_at: int | None = None
-        while True:
-            w = wall()
-            if w - last_flush >= self.flush_s:
-                self.log.flush()
-                last_flush = w
-            if w - last_progress >= PROGRESS_EVERY_S:
-                self._progress()
-                last_progress = w
-            now = self.clock.now_ns()
-            if self.stop_requested:
-                stopped_at = now
-                break
-            if i >= len(chunk):
-                if horizon >= self.duration:
-                    break
-                horizon = min(self.duration, horizon + span)
-                chunk = self.schedule.chunk_until(horizon)
-                i = 0
-                continue
-            limit = now + VIRTUAL_WINDOW_NS if self.virtual else now
-            j = int(np.searchsorted(chunk.t_intended, limit, side="right"))
-            j = min(j, i + MAX_BATCH, len(chunk))
-            if j > i:
-                await self._send(chunk, i, j, now)
-                i = j
-                await trio.lowlevel.checkpoint()
-            else:
-                nxt = int(chunk.t_intended[i])
-                if self.virtual:
-                    await self._sleep_until(nxt)
-                else:
-                    # wake at the next due publish, but at least every progress tick
-                    await self._sleep_until(min(nxt, now + 200_000_000))
-        if self.closed and stopped_at is None:
-            # closed-model users send until the run's end (or their count): wait for them
-            with trio.move_on_at(self.clock.deadline(self.duration)):
-                async with trio.open_nursery() as waiting:
-                    waiting.start_soon(_set_after, self.transport.paced_done, self.stop_event)
-                    await self.stop_event.wait()
-                    waiting.cancel_scope.cancel()
-            if self.stop_requested:
-                stopped_at = self.clock.now_ns()
-        if stopped_at is None and not self.virtual and self.transport.listening:
-            # listening devices answer until the run's end, not only while their slice publishes
-            with trio.move_on_at(self.clock.deadline(self.duration)):
-                await self.stop_event.wait()
-            if self.stop_requested:
-                stopped_at = self.clock.now_ns()
+        chunk, horizon = await self._first_chunk()
+        stopped_at, chunk, i = await self._walk(chunk, horizon)
+        if stopped_at is None:
+            stopped_at = await self._until_the_end()
         if stopped_at is not None:
             # publishes that were due before the stop but not yet sent: logged, never absent
             k = int((chunk.t_intended[i:] <= stopped_at).sum())
@@ -427,6 +365,84 @@ class SliceRunner:
             stopped_at_ns=stopped_at,
             torn_tails=torn,
         )
+
+    async def _first_chunk(self) -> tuple[Chunk, int]:
+        """The schedule's first chunk and its horizon, at t=0 (or where a restart resumes)."""
+        span = self._chunk_span_ns()
+        resuming = self.resumed is not None and not self.resumed.empty
+        horizon = 0
+        chunk = self.schedule.chunk_until(horizon)
+        if not resuming:
+            # the first chunk before t=0: computed after it, it held the first publishes back
+            # by ~50 ms (a lag p99 of 70-80 ms over a 8 s HTTP run at 15k/s came from that)
+            horizon = min(self.duration, span)
+            chunk = self.schedule.chunk_until(horizon)
+        if not self.virtual:
+            await self._sleep_until(0)
+        if resuming:
+            horizon = min(self._resume_at(span), self.duration)
+            chunk = self.schedule.chunk_until(horizon)
+        return chunk, horizon
+
+    async def _walk(self, chunk: Chunk, horizon: int) -> tuple[int | None, Chunk, int]:
+        """Send every publish as it falls due, chunk after chunk, to the run's end or a stop:
+        (the stop's run time or None, the chunk it ended in, the first row not sent)."""
+        span = self._chunk_span_ns()
+        i = 0
+        wall = time.monotonic
+        last_flush = last_progress = wall()
+        while True:
+            w = wall()
+            if w - last_flush >= self.flush_s:
+                self.log.flush()
+                last_flush = w
+            if w - last_progress >= PROGRESS_EVERY_S:
+                self._progress()
+                last_progress = w
+            now = self.clock.now_ns()
+            if self.stop_requested:
+                return now, chunk, i
+            if i >= len(chunk):
+                if horizon >= self.duration:
+                    return None, chunk, i
+                horizon = min(self.duration, horizon + span)
+                chunk = self.schedule.chunk_until(horizon)
+                i = 0
+                continue
+            limit = now + VIRTUAL_WINDOW_NS if self.virtual else now
+            j = int(np.searchsorted(chunk.t_intended, limit, side="right"))
+            j = min(j, i + MAX_BATCH, len(chunk))
+            if j > i:
+                await self._send(chunk, i, j, now)
+                i = j
+                await trio.lowlevel.checkpoint()
+            else:
+                nxt = int(chunk.t_intended[i])
+                if self.virtual:
+                    await self._sleep_until(nxt)
+                else:
+                    # wake at the next due publish, but at least every progress tick
+                    await self._sleep_until(min(nxt, now + 200_000_000))
+
+    async def _until_the_end(self) -> int | None:
+        """After the schedule: wait, up to the run's end, for closed-model users to finish
+        and for listening devices to answer; the stop's run time if one came meanwhile."""
+        if self.closed:
+            # closed-model users send until the run's end (or their count): wait for them
+            with trio.move_on_at(self.clock.deadline(self.duration)):
+                async with trio.open_nursery() as waiting:
+                    waiting.start_soon(_set_after, self.transport.paced_done, self.stop_event)
+                    await self.stop_event.wait()
+                    waiting.cancel_scope.cancel()
+            if self.stop_requested:
+                return self.clock.now_ns()
+        if not self.virtual and self.transport.listening:
+            # listening devices answer until the run's end, not only while their slice publishes
+            with trio.move_on_at(self.clock.deadline(self.duration)):
+                await self.stop_event.wait()
+            if self.stop_requested:
+                return self.clock.now_ns()
+        return None
 
 
 async def _set_after(done: trio.Event, then: trio.Event) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from simd.errors import UserError
 from simd.model.scenario import ENV_REF, Scenario
 from simd.model.secrets import redact_text
+from simd.model.targets import does_real_io, scheme_of
 from simd.transports._base import (
     DeviceSet,
     PublishBatch,
@@ -29,39 +30,10 @@ __all__ = [
     "Transport",
     "TransportContext",
     "check_target",
+    "does_real_io",
     "open_transport",
     "scheme_of",
 ]
-
-_SCHEMES = {
-    "null": "null",
-    "sim": "sim",
-    "mqtt": "mqtt",
-    "mqtts": "mqtt",
-    "ws": "mqtt",
-    "wss": "mqtt",
-    "embedded": "embedded",
-    "http": "http",
-    "https": "http",
-}
-
-
-def scheme_of(url: str) -> str:
-    """The transport a target URL names (`sim:` -> sim, `plugin:m:C` and schemes registered
-    by entry points -> plugin); UserError for one simd does not speak."""
-    from simd.transports.plugin.finding import class_spec, is_plugin, registered
-
-    scheme = url.split(":", 1)[0].lower() if ":" in url else url.lower()
-    if is_plugin(url):
-        class_spec(url)  # a malformed plugin target is refused here, before anything runs
-        return "plugin"
-    if scheme not in _SCHEMES:
-        known = ", ".join(f"{s}:" for s in [*_SCHEMES, *registered()])
-        raise UserError(
-            f"target {url!r}: unsupported scheme {scheme!r} (this simd speaks {known} and "
-            "plugin:package.module:Class)"
-        )
-    return _SCHEMES[scheme]
 
 
 def open_transport(url: str, ctx: TransportContext) -> Transport:
@@ -96,7 +68,8 @@ def check_target(scenario: Scenario, url: str, folder: Path) -> None:
     environment variables HTTP headers name."""
     scheme = scheme_of(url)
     if scheme == "plugin":
-        from simd.transports.plugin.finding import check_constructs, class_spec, load_client
+        from simd.model.targets import class_spec
+        from simd.transports.plugin.finding import check_constructs, load_client
 
         check_constructs(load_client(url, folder), class_spec(url)[0], url, scenario)
     if scheme != "http":
@@ -117,8 +90,3 @@ def check_target(scenario: Scenario, url: str, folder: Path) -> None:
     ]
     if missing:
         raise UserError(missing[0])
-
-
-def does_real_io(url: str) -> bool:
-    """Whether the transport talks to something outside the process (so no virtual clock)."""
-    return scheme_of(url) not in ("null", "sim")

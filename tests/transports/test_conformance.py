@@ -3,6 +3,10 @@ null, sim, MQTT on mosquitto and on amqtt, HTTP on the test server, the Redis pl
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
 import pytest
 import trio
 
@@ -93,3 +97,41 @@ async def test_a_target_restart_is_survived(under: Under) -> None:
     keys = rows.publishes()
     assert len(keys) == len(set(keys)) == h.rounds * h.devices
     assert set(rows.statuses()) <= FINAL
+
+
+def _patient(group: dict[str, Any], timeout: str) -> dict[str, Any]:
+    """The group's options with every publish timeout set to `timeout`."""
+    return {
+        k: {o: (timeout if o in ("publish_timeout", "timeout") else v) for o, v in opts.items()}
+        if isinstance(opts, dict)
+        else opts
+        for k, opts in group.items()
+    }
+
+
+async def test_back_pressure_shows_as_lag(under: Under) -> None:
+    """While the target is stalled nothing handed over completes; when it thaws, what
+    completes carries the whole wait in its latency from the intended time: a slow target
+    shows as lag, never as completions the target did not make."""
+    if under.stall is None or under.unstall is None:
+        pytest.skip(f"{under.name}: no server to stall (its own timeouts are modelled)")
+    patient = replace(under, group=_patient(under.group, "20s"))
+    async with Harness(patient) as h:
+        await h.publish()
+        await wait_for(lambda: len(h.rows().publishes()) == h.devices)
+        under.stall()
+        try:
+            await h.publish()
+            await trio.sleep(1.0)
+            rows = h.rows()
+            during = rows.of("publish") & (rows.cols["seq"] == 1)
+            assert not set(rows.status[during]) & COMPLETED
+        finally:
+            under.unstall()
+        await wait_for(lambda: len(h.rows().publishes()) == 2 * h.devices, 30)
+        rows = await h.finish()
+    late = rows.of("publish") & (rows.cols["seq"] == 1)
+    done = late & np.isin(rows.status, list(COMPLETED))
+    assert done.any(), rows.texts()
+    waited = rows.cols["t_done"][done] - rows.cols["t_intended"][done]
+    assert waited.min() >= 1_000_000_000, waited

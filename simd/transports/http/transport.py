@@ -171,7 +171,7 @@ class HttpTransport:
                     f"fleet[{gi}] ({g.name}): an http target needs requests = [...] or "
                     "journey = [...]"
                 )
-            self.requests.append(self._group_requests(gi, g))
+            self.requests.append(_group_requests(gi, g, self.basic))
         self.steps = [g.steps for g in self.scenario.fleet]
         self.timeout_s = [g.http.timeout / 1e9 for g in self.scenario.fleet]
         self.connect_timeout_s = [g.http.connect_timeout / 1e9 for g in self.scenario.fleet]
@@ -181,26 +181,6 @@ class HttpTransport:
         self.busy = 0  # devices with a request queued or in flight
         self.idle = set_event()  # set while busy == 0 (what drain waits for)
         self.closing = False
-
-    def _group_requests(self, gi: int, g: FleetGroup) -> list[_Request]:
-        base = {
-            k: _expand_env(v, f"fleet[{gi}].http.headers.{k}") for k, v in g.http.headers.items()
-        }
-        if self.basic is not None and not any(k.lower() == "authorization" for k in base):
-            base["Authorization"] = self.basic  # http://user:pass@host: Basic auth (RFC 7617)
-        out = []
-        for r in g.requests or g.journey:
-            headers = dict(base)
-            headers.update(
-                {k: _expand_env(v, f"fleet[{gi}] request {r.name}") for k, v in r.headers.items()}
-            )
-            expect = frozenset(r.expect_status) if r.expect_status else None
-            out.append(
-                _Request(
-                    r, r.method or g.http.method, headers, expect, "seq" in template_names(r.path)
-                )
-            )
-        return out
 
     def _code(self, text: str) -> int:
         code = self.err.get(text)
@@ -561,3 +541,22 @@ class HttpTransport:
 
 class _ConnectFailed(Exception):
     pass
+
+
+def _group_requests(gi: int, g: FleetGroup, basic: str | None) -> list[_Request]:
+    """A group's requests, their headers filled (the group's, the request's, the URL's Basic
+    auth unless a header sets Authorization)."""
+    base = {k: _expand_env(v, f"fleet[{gi}].http.headers.{k}") for k, v in g.http.headers.items()}
+    if basic is not None and not any(k.lower() == "authorization" for k in base):
+        base["Authorization"] = basic  # http://user:pass@host: Basic auth (RFC 7617)
+    out = []
+    for r in g.requests or g.journey:
+        headers = dict(base)
+        headers.update(
+            {k: _expand_env(v, f"fleet[{gi}] request {r.name}") for k, v in r.headers.items()}
+        )
+        expect = frozenset(r.expect_status) if r.expect_status else None
+        out.append(
+            _Request(r, r.method or g.http.method, headers, expect, "seq" in template_names(r.path))
+        )
+    return out

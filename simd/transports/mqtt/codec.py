@@ -12,6 +12,7 @@ Clause numbers refer to OASIS MQTT 3.1.1 and 5.0.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -539,76 +540,95 @@ def decode_packet(first: int, body: bytes, version: int) -> Packet:
     r = _Reader(body)
     v5 = version == V5
     if ptype == PUBLISH:
-        qos = (flags >> 1) & 3
-        if qos == 3:
-            raise RemoteProtocolError("PUBLISH with qos 3 (MQTT-3.3.1-4)")
-        dup = bool(flags & 8)
-        if qos == 0 and dup:
-            raise RemoteProtocolError("DUP set on a qos 0 PUBLISH (MQTT-3.3.1-2)")
-        topic = r.string()
-        pid = r.u16() if qos else None
-        if pid == 0:
-            raise RemoteProtocolError("packet id 0 (MQTT-2.3.1-1)")
-        props = r.properties() if v5 else ()
-        return Publish(topic, r.take(r.left()), qos, bool(flags & 1), dup, pid, props)
+        return _publish(flags, r, v5)
     expected = 0b0010 if ptype in (PUBREL, SUBSCRIBE, UNSUBSCRIBE) else 0
     if ptype not in range(1, 16) or (ptype == AUTH and not v5):
         raise RemoteProtocolError(f"packet type {ptype} is reserved")
     if flags != expected:
         raise RemoteProtocolError(f"packet type {ptype} with flags {flags:#06b} (MQTT-2.2.2-2)")
-    if ptype in (PUBACK, PUBREC, PUBREL, PUBCOMP):
-        pid = r.u16()
-        code, props = 0, ()
-        if v5 and r.left():
-            code = r.byte()
-            if r.left():
-                props = r.properties()
-        r.done("an acknowledgement")
-        cls = {PUBACK: PubAck, PUBREC: PubRec, PUBREL: PubRel, PUBCOMP: PubComp}[ptype]
-        return cls(pid, code, props)
-    if ptype == CONNACK:
-        ack_flags = r.byte()
-        if ack_flags & 0xFE:
-            raise RemoteProtocolError("CONNACK reserved flags set (MQTT-3.2.2-1)")
+    return _BODIES[ptype](ptype, r, v5)
+
+
+def _publish(flags: int, r: _Reader, v5: bool) -> Publish:
+    qos = (flags >> 1) & 3
+    if qos == 3:
+        raise RemoteProtocolError("PUBLISH with qos 3 (MQTT-3.3.1-4)")
+    dup = bool(flags & 8)
+    if qos == 0 and dup:
+        raise RemoteProtocolError("DUP set on a qos 0 PUBLISH (MQTT-3.3.1-2)")
+    topic = r.string()
+    pid = r.u16() if qos else None
+    if pid == 0:
+        raise RemoteProtocolError("packet id 0 (MQTT-2.3.1-1)")
+    props = r.properties() if v5 else ()
+    return Publish(topic, r.take(r.left()), qos, bool(flags & 1), dup, pid, props)
+
+
+def _ack(ptype: int, r: _Reader, v5: bool) -> Packet:
+    pid = r.u16()
+    code, props = 0, ()
+    if v5 and r.left():
         code = r.byte()
-        props = r.properties() if v5 else ()
-        r.done("CONNACK")
-        return ConnAck(bool(ack_flags & 1), code, props)
-    if ptype == CONNECT:
-        return _decode_connect(r)
-    if ptype in (PINGREQ, PINGRESP):
-        r.done("PING")
-        return PingReq() if ptype == PINGREQ else PingResp()
-    if ptype == SUBSCRIBE:
-        pid = r.u16()
-        props = r.properties() if v5 else ()
-        subs = []
-        while r.left():
-            subs.append((r.string(), r.byte()))
-        if not subs:
-            raise RemoteProtocolError("SUBSCRIBE without filters (MQTT-3.8.3-3)")
-        return Subscribe(pid, tuple(subs), props)
-    if ptype == SUBACK:
-        pid = r.u16()
-        props = r.properties() if v5 else ()
-        return SubAck(pid, tuple(r.take(r.left())), props)
-    if ptype == UNSUBSCRIBE:
-        pid = r.u16()
-        props = r.properties() if v5 else ()
-        topics = []
-        while r.left():
-            topics.append(r.string())
-        if not topics:
-            raise RemoteProtocolError("UNSUBSCRIBE without filters (MQTT-3.10.3-2)")
-        return Unsubscribe(pid, tuple(topics), props)
-    if ptype == UNSUBACK:
-        pid = r.u16()
-        if v5:
+        if r.left():
             props = r.properties()
-            return UnsubAck(pid, tuple(r.take(r.left())), props)
-        r.done("UNSUBACK")
-        return UnsubAck(pid)
-    # DISCONNECT, AUTH
+    r.done("an acknowledgement")
+    cls = {PUBACK: PubAck, PUBREC: PubRec, PUBREL: PubRel, PUBCOMP: PubComp}[ptype]
+    return cls(pid, code, props)
+
+
+def _connack(ptype: int, r: _Reader, v5: bool) -> ConnAck:
+    ack_flags = r.byte()
+    if ack_flags & 0xFE:
+        raise RemoteProtocolError("CONNACK reserved flags set (MQTT-3.2.2-1)")
+    code = r.byte()
+    props = r.properties() if v5 else ()
+    r.done("CONNACK")
+    return ConnAck(bool(ack_flags & 1), code, props)
+
+
+def _ping(ptype: int, r: _Reader, v5: bool) -> Packet:
+    r.done("PING")
+    return PingReq() if ptype == PINGREQ else PingResp()
+
+
+def _subscribe(ptype: int, r: _Reader, v5: bool) -> Subscribe:
+    pid = r.u16()
+    props = r.properties() if v5 else ()
+    subs = []
+    while r.left():
+        subs.append((r.string(), r.byte()))
+    if not subs:
+        raise RemoteProtocolError("SUBSCRIBE without filters (MQTT-3.8.3-3)")
+    return Subscribe(pid, tuple(subs), props)
+
+
+def _suback(ptype: int, r: _Reader, v5: bool) -> SubAck:
+    pid = r.u16()
+    props = r.properties() if v5 else ()
+    return SubAck(pid, tuple(r.take(r.left())), props)
+
+
+def _unsubscribe(ptype: int, r: _Reader, v5: bool) -> Unsubscribe:
+    pid = r.u16()
+    props = r.properties() if v5 else ()
+    topics = []
+    while r.left():
+        topics.append(r.string())
+    if not topics:
+        raise RemoteProtocolError("UNSUBSCRIBE without filters (MQTT-3.10.3-2)")
+    return Unsubscribe(pid, tuple(topics), props)
+
+
+def _unsuback(ptype: int, r: _Reader, v5: bool) -> UnsubAck:
+    pid = r.u16()
+    if v5:
+        props = r.properties()
+        return UnsubAck(pid, tuple(r.take(r.left())), props)
+    r.done("UNSUBACK")
+    return UnsubAck(pid)
+
+
+def _disconnect_or_auth(ptype: int, r: _Reader, v5: bool) -> Packet:
     code, props = 0, ()
     if v5 and r.left():
         code = r.byte()
@@ -616,6 +636,25 @@ def decode_packet(first: int, body: bytes, version: int) -> Packet:
             props = r.properties()
     r.done("DISCONNECT" if ptype == DISCONNECT else "AUTH")
     return Disconnect(code, props) if ptype == DISCONNECT else Auth(code, props)
+
+
+# packet type -> how its body reads (PUBLISH apart: its flags carry qos, dup and retain)
+_BODIES: dict[int, Callable[[int, _Reader, bool], Packet]] = {
+    CONNECT: lambda ptype, r, v5: _decode_connect(r),
+    CONNACK: _connack,
+    PUBACK: _ack,
+    PUBREC: _ack,
+    PUBREL: _ack,
+    PUBCOMP: _ack,
+    SUBSCRIBE: _subscribe,
+    SUBACK: _suback,
+    UNSUBSCRIBE: _unsubscribe,
+    UNSUBACK: _unsuback,
+    PINGREQ: _ping,
+    PINGRESP: _ping,
+    DISCONNECT: _disconnect_or_auth,
+    AUTH: _disconnect_or_auth,
+}
 
 
 def _decode_connect(r: _Reader) -> Connect:

@@ -32,6 +32,7 @@ from simd.log.events import (
 )
 from simd.model.scenario import PluginOptions, fill_template
 from simd.model.secrets import REDACTED, is_redacted, redact_text
+from simd.model.targets import class_spec
 from simd.plan.hashing import hash2, stream_key, uniform01
 from simd.transports._base import (
     DeviceSet,
@@ -44,7 +45,7 @@ from simd.transports._base import (
     task_nursery,
 )
 from simd.transports.plugin.api import ConnectionLost, Device, Message
-from simd.transports.plugin.finding import class_spec, construct, load_client, targets_for
+from simd.transports.plugin.finding import construct, load_client, targets_for
 
 CONNECT_CONCURRENCY = 256  # connects in flight at once per worker
 CLOSE_BOUND_S = 2.0  # close: how long all clients' close() together may take

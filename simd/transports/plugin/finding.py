@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import inspect
-from functools import cache
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -13,35 +11,11 @@ from simd.errors import UserError
 from simd.loading import load_object
 from simd.model.scenario import Scenario
 from simd.model.secrets import redact_text
+from simd.model.targets import class_spec
 from simd.plan.schedule import device_ids
 from simd.transports.plugin.api import Device, Target
 
-PREFIX = "plugin:"
-ENTRY_POINT_GROUP = "simd.transports"
 _METHODS = ("connect", "publish", "close")
-
-
-@cache
-def registered() -> dict[str, str]:
-    """Schemes that installed packages register (entry point group simd.transports):
-    scheme -> "module:Class"."""
-    return {ep.name.lower(): ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
-
-
-def is_plugin(url: str) -> bool:
-    return url.startswith(PREFIX) or url.split(":", 1)[0].lower() in registered()
-
-
-def class_spec(url: str) -> tuple[str, str]:
-    """(the "module:Class" a plugin target names, the rest of the target the plugin sees)."""
-    if url.startswith(PREFIX):
-        spec, q, query = url[len(PREFIX) :].partition("?")
-        module, sep, name = spec.partition(":")
-        if not (module and sep and name) or ":" in name or "/" in spec:
-            shown = redact_text(url)
-            raise UserError(f"target {shown!r}: give it as plugin:package.module:Class?key=value")
-        return spec, q + query
-    return registered()[url.split(":", 1)[0].lower()], url
 
 
 def url_options(rest: str) -> dict[str, str]:
