@@ -18,10 +18,27 @@ from rich.console import Console
 from simd.errors import EXIT_INPUT, EXIT_RUN, RunError, ScenarioError, UserError
 
 app = typer.Typer(
-    add_completion=False,
     no_args_is_help=True,
+    rich_markup_mode="markdown",  # docstrings' wrapped lines are joined, not kept as they stand
     help="Simulate fleets of IoT devices against real message systems.",
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from simd._version import __version__
+
+        print(f"simd {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", "-V", callback=_version, is_eager=True, help="print the version"
+    ),
+) -> None:
+    """Simulate fleets of IoT devices against real message systems."""
 
 
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)

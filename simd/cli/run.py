@@ -23,6 +23,11 @@ from simd.cli.logs import warn_ingest
 from simd.cli.results import figure
 from simd.errors import EXIT_OK, EXIT_RUN, EXIT_SLO, ScenarioError, UserError
 
+WORKERS = typer.Option("--workers", "-w", min=0, help="worker processes (0: one per core)")
+SET = typer.Option(
+    "--set", help="KEY=VALUE: change any scenario key, e.g. fleet.sensors.rate=5 (repeat)"
+)
+
 
 def overrides(target: str | None, duration: str | None, seed: int | None) -> dict[str, Any]:
     o: dict[str, Any] = {}
@@ -39,15 +44,19 @@ def overrides(target: str | None, duration: str | None, seed: int | None) -> dic
 @guarded
 def run(
     scenario: Annotated[
-        Path | None, typer.Argument(help="scenario TOML file (not with --resume)")
+        Path | None,
+        typer.Argument(help="scenario TOML file, - for standard input (not with --resume)"),
     ] = None,
-    workers: Annotated[
-        int | None, typer.Option(min=1, help="worker processes (default: one per core)")
-    ] = None,
+    workers: Annotated[int | None, WORKERS] = None,
     clock: Annotated[str | None, typer.Option(help="real | scaled:N | virtual")] = None,
-    target: Annotated[str | None, typer.Option(help="override the scenario's target URL")] = None,
-    duration: Annotated[str | None, typer.Option(help="override the duration, e.g. 30s")] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", "-T", help="override the scenario's target URL")
+    ] = None,
+    duration: Annotated[
+        str | None, typer.Option("--duration", "-d", help="override the duration, e.g. 30s")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="override the seed")] = None,
+    set_: Annotated[list[str] | None, SET] = None,
     runs_dir: Annotated[Path, typer.Option(help="where run folders go")] = Path("runs"),
     run_id: Annotated[str | None, typer.Option(help="the run folder's name")] = None,
     progress: Annotated[bool, typer.Option(help="live progress on stderr")] = True,
@@ -84,8 +93,13 @@ def run(
     from simd.runtime import supervisor
 
     if resume is not None:
-        if scenario is not None or any(
-            v is not None for v in (workers, clock, target, duration, seed, run_id, shard, start_at)
+        if (
+            scenario is not None
+            or set_
+            or any(
+                v is not None
+                for v in (workers, clock, target, duration, seed, run_id, shard, start_at)
+            )
         ):
             raise UserError("--resume RUN continues a run as it was: give no scenario or overrides")
         outcome = supervisor.resume(
@@ -99,7 +113,7 @@ def run(
         the_shard = parse_shard(shard) if shard is not None else None
         start_ns = parse_start_at(start_at) if start_at is not None else None
         check_run_id(run_id)
-        sc = load_scenario(scenario, overrides(target, duration, seed))
+        sc = load_scenario(scenario, overrides(target, duration, seed), set_ or [])
         _warn_damaged_recordings(sc)
         if the_shard is not None and run_id is None and start_ns is not None:
             run_id = default_run_id(sc.name, start_ns)
@@ -210,13 +224,14 @@ def check_run_id(run_id: str | None) -> None:
 @app.command()
 @guarded
 def plan(
-    scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
+    scenario: Annotated[Path, typer.Argument(help="scenario TOML file, or - for standard input")],
     format: Annotated[str, typer.Option("--format", help="table | json")] = "table",
     duration: Annotated[str | None, typer.Option(help="override the duration")] = None,
     seed: Annotated[int | None, typer.Option(help="override the seed")] = None,
     shard: Annotated[
         str | None, typer.Option(help="I/N: only that shard's slice of the fleet")
     ] = None,
+    set_: Annotated[list[str] | None, SET] = None,
 ) -> None:
     """Exact expected publishes per group and phase, peak rate and connections; runs nothing."""
     from simd.plan.inputs import load_scenario
@@ -225,7 +240,7 @@ def plan(
 
     if format not in ("table", "json"):
         raise UserError(f"--format {format!r}: use table or json")
-    sc = load_scenario(scenario, overrides(None, duration, seed))
+    sc = load_scenario(scenario, overrides(None, duration, seed), set_ or [])
     devices = parse_shard(shard).devices(sc.device_count) if shard is not None else None
     p = plan_counts(sc, devices=devices)
     if format == "json":
@@ -270,7 +285,7 @@ def replay(
     duration: Annotated[
         str | None, typer.Option(help="run this long (default: to the last message)")
     ] = None,
-    workers: Annotated[int | None, typer.Option(min=1, help="worker processes")] = None,
+    workers: Annotated[int | None, WORKERS] = None,
     clock: Annotated[str | None, typer.Option(help="real | scaled:N | virtual")] = None,
     runs_dir: Annotated[Path, typer.Option(help="where run folders go")] = Path("runs"),
     run_id: Annotated[str | None, typer.Option(help="the run folder's name")] = None,
@@ -360,7 +375,9 @@ def _replay_scenario(
 @app.command()
 @guarded
 def capacity(
-    scenario: Annotated[Path, typer.Argument(help="scenario TOML file (its [slo] is the limit)")],
+    scenario: Annotated[
+        Path, typer.Argument(help="scenario TOML file, or - (its \\[slo] is the limit)")
+    ],
     start: Annotated[
         float | None, typer.Option(min=0.001, help="first step, msg/s (default: the scenario's)")
     ] = None,
@@ -371,11 +388,12 @@ def capacity(
         int, typer.Option(min=0, max=50, help="fine steps between the last held and the knee")
     ] = 4,
     target: Annotated[str | None, typer.Option(help="override the scenario's target URL")] = None,
-    workers: Annotated[int | None, typer.Option(min=1, help="worker processes")] = None,
+    workers: Annotated[int | None, WORKERS] = None,
     clock: Annotated[str | None, typer.Option(help="real | scaled:N | virtual")] = None,
     runs_dir: Annotated[Path, typer.Option(help="where run folders go")] = Path("runs"),
     run_id: Annotated[str | None, typer.Option(help="the search's folder name")] = None,
     progress: Annotated[bool, typer.Option(help="live progress on stderr")] = True,
+    set_: Annotated[list[str] | None, SET] = None,
 ) -> None:
     """Find the highest rate that holds the scenario's SLOs: load steps up to the knee, then
     finer ones below it; each step is a phase of the run's log. Writes capacity.json and
@@ -391,7 +409,7 @@ def capacity(
     except ValueError as exc:
         raise UserError(f"--step {step!r}: {exc}") from None
     check_run_id(run_id)
-    sc = load_scenario(scenario, overrides(target, None, None))
+    sc = load_scenario(scenario, overrides(target, None, None), set_ or [])
     opts = SearchOptions(start, factor, steps, step_ns, refine)
     folder, search = run_search(
         sc,

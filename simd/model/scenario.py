@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,6 +27,7 @@ from pydantic import (
 
 from simd.errors import ScenarioError, UserError
 from simd.model.durations import parse_duration_ns
+from simd.model.edits import apply_sets
 from simd.model.targets import scheme_of
 from simd.model.topics import topic_filter_problem, topic_name_problem
 
@@ -1134,29 +1137,35 @@ def _client_id_clash(scenario: Scenario) -> str | None:
     return None
 
 
-def read_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
-    """Read and validate a scenario file, as written: replay groups are not yet resolved
-    against their recordings (simd.plan.inputs.load_scenario does that). `overrides` replace
-    top-level keys (from CLI flags)."""
+def read_scenario(
+    path: str | Path, overrides: dict[str, Any] | None = None, sets: Sequence[str] = ()
+) -> Scenario:
+    """Read and validate a scenario file (`-`: standard input), as written: replay groups are
+    not yet resolved against their recordings (simd.plan.inputs.load_scenario does that).
+    `overrides` replace top-level keys (from CLI flags); `sets` are `--set KEY=VALUE` edits
+    (simd.model.edits), applied after them."""
     p = Path(path)
+    source = "<stdin>" if str(path) == "-" else str(p)
     try:
-        raw = p.read_bytes()
+        raw = sys.stdin.buffer.read() if str(path) == "-" else p.read_bytes()
     except FileNotFoundError:
-        raise ScenarioError(str(p), ["file not found"]) from None
+        raise ScenarioError(source, ["file not found"]) from None
     except IsADirectoryError:
-        raise ScenarioError(str(p), ["is a directory, not a scenario file"]) from None
+        raise ScenarioError(source, ["is a directory, not a scenario file"]) from None
     except OSError as exc:
-        raise ScenarioError(str(p), [f"cannot read: {exc.strerror}"]) from None
+        raise ScenarioError(source, [f"cannot read: {exc.strerror}"]) from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
-        raise ScenarioError(str(p), ["not UTF-8 text; a scenario is a TOML file"]) from None
+        raise ScenarioError(source, ["not UTF-8 text; a scenario is a TOML file"]) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(str(p), [f"not valid TOML: {exc}"]) from None
+        raise ScenarioError(source, [f"not valid TOML: {exc}"]) from None
     if overrides:
         data = {**data, **overrides}
-    scenario = parse_scenario(data, str(p))
-    _check_files(scenario, p.parent, str(p))
+    if sets:
+        data = apply_sets(data, list(sets))
+    scenario = parse_scenario(data, source)
+    _check_files(scenario, p.parent, source)
     return scenario
 
 

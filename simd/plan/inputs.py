@@ -4,6 +4,7 @@ no file but the recordings' cached plans."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +12,14 @@ from simd.model.scenario import Scenario, read_scenario
 from simd.plan.replay import expand_replays
 
 
-def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
-    """Read, validate and resolve a scenario file (ScenarioError: one line per problem, each
-    naming the file and the key). `overrides` replace top-level keys (from CLI flags)."""
+def load_scenario(
+    path: str | Path, overrides: dict[str, Any] | None = None, sets: Sequence[str] = ()
+) -> Scenario:
+    """Read, validate and resolve a scenario file (`-`: standard input; ScenarioError: one
+    line per problem, each naming the file and the key). `overrides` replace top-level keys
+    (from CLI flags), `sets` are `--set KEY=VALUE` edits (simd.model.edits)."""
     p = Path(path)
-    return expand_replays(read_scenario(p, overrides), p.parent, str(p))
+    return expand_replays(read_scenario(p, overrides, sets), p.parent, str(p))
 
 
 def resolved(scenario: Scenario, source: str) -> Scenario:

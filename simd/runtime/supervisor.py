@@ -291,7 +291,7 @@ def _prepare_manifest(
     cores = usable_cores()
     n = scenario.device_count
     lo, hi = shard.devices(n) if shard is not None else (0, n)
-    n_workers = workers or scenario.run.workers or len(cores)
+    n_workers = (workers if workers is not None else scenario.run.workers) or len(cores)
     n_workers = max(1, min(n_workers, hi - lo))
     plan = plan_counts(scenario)
     run_id = run_id or new_run_id(scenario.name)

@@ -279,6 +279,19 @@ class SliceRunner:
             )
         return k
 
+    async def _keep_up(self) -> None:
+        """The log reaches disk every flush interval and the supervisor hears progress every
+        PROGRESS_EVERY_S, whatever the schedule does (a slice with nothing due for a while, a
+        connection storm that publishes nothing, listening devices waiting to the end)."""
+        wall = time.monotonic
+        last_progress = wall()
+        while True:
+            await trio.sleep(self.flush_s)
+            self.log.flush()
+            if wall() - last_progress >= PROGRESS_EVERY_S:
+                self._progress()
+                last_progress = wall()
+
     async def _sample_resources(self) -> None:
         """Log this process's RSS, CPU time and open fds every `resource_samples` of run time."""
         every = self.scenario.run.resource_samples
@@ -328,6 +341,8 @@ class SliceRunner:
                 nursery.start_soon(self._watch_control)
             if self.scenario.run.resource_samples > 0:
                 nursery.start_soon(self._sample_resources)
+            if not self.virtual:
+                nursery.start_soon(self._keep_up)
             done = await self._run(nursery)
             nursery.cancel_scope.cancel()
         return done
@@ -392,13 +407,14 @@ class SliceRunner:
         wall = time.monotonic
         last_flush = last_progress = wall()
         while True:
-            w = wall()
-            if w - last_flush >= self.flush_s:
-                self.log.flush()
-                last_flush = w
-            if w - last_progress >= PROGRESS_EVERY_S:
-                self._progress()
-                last_progress = w
+            if self.virtual:  # virtual time races ahead: flush and report on the wall's clock
+                w = wall()
+                if w - last_flush >= self.flush_s:
+                    self.log.flush()
+                    last_flush = w
+                if w - last_progress >= PROGRESS_EVERY_S:
+                    self._progress()
+                    last_progress = w
             now = self.clock.now_ns()
             if self.stop_requested:
                 return now, chunk, i
@@ -425,8 +441,8 @@ class SliceRunner:
                     await self._sleep_until(min(nxt, now + 200_000_000))
 
     async def _until_the_end(self) -> int | None:
-        """After the schedule: wait, up to the run's end, for closed-model users to finish
-        and for listening devices to answer; the stop's run time if one came meanwhile."""
+        """After the schedule: wait, up to the run's end, for closed-model users to finish,
+        then (real clocks) for the end itself; the stop's run time if one came meanwhile."""
         if self.closed:
             # closed-model users send until the run's end (or their count): wait for them
             with trio.move_on_at(self.clock.deadline(self.duration)):
@@ -436,8 +452,11 @@ class SliceRunner:
                     waiting.cancel_scope.cancel()
             if self.stop_requested:
                 return self.clock.now_ns()
-        if not self.virtual and self.transport.listening:
-            # listening devices answer until the run's end, not only while their slice publishes
+        if not self.virtual and not self.closed:
+            # devices stay connected until the run's end, not only while their slice has
+            # publishes due: listening devices answer, a connection storm's connections are
+            # held, and a slice whose last publish came early does not leave before the others
+            # (closed-model users end the run when they are done: requests_per_user)
             with trio.move_on_at(self.clock.deadline(self.duration)):
                 await self.stop_event.wait()
             if self.stop_requested:

@@ -166,9 +166,6 @@ class Transport(Protocol):
     Cancellation: `drain` and `close` are safe to call after a cancelled `publish`.
     """
 
-    # True when devices of this worker listen (subscribe and answer): the worker then keeps
-    # them connected until the run's end, not only while its slice has publishes due
-    listening: bool
     # Set when every publish the transport paces itself (SelfPacing) has been sent; set from
     # `connect` on by a transport that paces none. The worker waits on it (until the run's
     # end) before it drains, when its slice has closed-model groups.

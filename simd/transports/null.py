@@ -10,8 +10,6 @@ from simd.transports._base import DeviceSet, PublishBatch, TransportContext, set
 
 
 class NullTransport:
-    listening = False  # no device subscribes (Transport.listening)
-
     def __init__(self, ctx: TransportContext) -> None:
         self.log = ctx.log
         self.paced_done = set_event()  # paces no publish itself (Transport.paced_done)

@@ -26,8 +26,6 @@ Z99 = 2.3263478740408408  # standard normal quantile at 0.99
 
 
 class SimTransport:
-    listening = False  # no device subscribes (Transport.listening)
-
     def __init__(self, ctx: TransportContext) -> None:
         opts = ctx.scenario.sim
         self.opts = opts

@@ -149,8 +149,6 @@ def _expand_env(value: str, where: str) -> str:
 
 
 class HttpTransport:
-    listening = False  # no device subscribes (Transport.listening)
-
     def __init__(self, ctx: TransportContext, url: str) -> None:
         self.ctx = ctx
         self.log = ctx.log

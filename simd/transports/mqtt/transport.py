@@ -90,7 +90,6 @@ class MqttTransport:
         self.err: dict[str, int] = {}
         self.closing = False
         self.commands: Commands | None = None  # listening devices and commanders, if any
-        self.listening = False  # devices here subscribe: the worker keeps them to the run's end
         self.paced_done = set_event()  # paces no publish itself (Transport.paced_done)
         self.probes = Probes(
             self.scenario, self.target, self.ssl_context, self.clock, self.stage, self._code,
@@ -118,7 +117,6 @@ class MqttTransport:
                 if self.commands is None:
                     self.commands = Commands(scenario, devices.group)
                 client.subs = self.commands.subscriptions(client.group, fields)
-                self.listening = self.listening or bool(g.subscribe)
                 self.commands.set_reply_topic(client.index, client.device, client.group, fields)
         group_of = np.array([cl.group for cl in self.clients], dtype=np.int64)
         encoder = BatchEncoder(scenario, topics, group_of)

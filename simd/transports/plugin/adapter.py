@@ -84,8 +84,6 @@ class _Device:
 class PluginTransport:
     """The transport of `plugin:module:Class` targets and entry-point schemes."""
 
-    listening = False  # no device subscribes (Transport.listening)
-
     def __init__(self, ctx: TransportContext, url: str) -> None:
         self.scenario = ctx.scenario
         self.log = ctx.log
