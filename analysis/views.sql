@@ -230,6 +230,11 @@ ORDER BY 1;
 
 CREATE OR REPLACE MACRO window_ns() AS (SELECT max(window_ns) FROM analysis_settings);
 
+-- what a run's publishes are called in its reports: an HTTP run sends requests
+CREATE OR REPLACE MACRO publishes_word() AS (
+    SELECT CASE WHEN any_value(target) ILIKE 'http%' THEN 'requests' ELSE 'publishes' END FROM runs
+);
+
 -- per window: planned (the scenario's rate shape), then what the log holds (exact counts and
 -- maxima, tallied at ingest: simd/results/series.py)
 CREATE OR REPLACE VIEW series AS
@@ -637,15 +642,23 @@ st AS (
            coalesce(sum(count) FILTER (WHERE kind = kind_code('publish') AND status IN (status_code('error'), status_code('dropped'))), 0) AS errors
     FROM status_totals
 ),
+-- the steady part: the median of the per-window lag p99 after the first window (a start-up
+-- burst there is not a bottleneck); a run of one window has only that one
+steady AS (
+    SELECT coalesce(median(lag_p99_ns) FILTER (WHERE "window" > lo), max(lag_p99_ns)) AS lag_ns
+    FROM series_latency, (SELECT min("window") AS lo FROM series_latency)
+),
 f AS (
     SELECT 1 AS rank, 'generator-bound' AS finding, 'warning' AS severity,
-           format('schedule lag p99 {:.1f} ms while the target answered in {:.1f} ms p99 (from sent)',
-                  s.lag_p99_ns / 1e6, coalesce(s.p99_sent_ns, 0) / 1e6) AS evidence,
+           format('schedule lag p99 {:.1f} ms ({:.1f} ms in the steady part) while the target '
+                  || 'answered in {:.1f} ms p99 (from sent)', s.lag_p99_ns / 1e6,
+                  coalesce(steady.lag_ns, 0) / 1e6, coalesce(s.p99_sent_ns, 0) / 1e6) AS evidence,
            'the generator could not keep its schedule: add workers (--workers), shard the run, '
            || 'or lower the rate per worker; latency from intended time includes this lag'
                AS advice
-    FROM s
+    FROM s, steady
     WHERE s.lag_p99_ns > 10e6 AND s.lag_p99_ns > coalesce(s.p99_sent_ns, 0)
+      AND coalesce(steady.lag_ns, 0) > 10e6
     UNION ALL
     SELECT 2, 'target-bound', 'warning',
            format('latency from sent p99 rose from {:.1f} to {:.1f} ms per window as the sent rate '
@@ -655,13 +668,16 @@ f AS (
            || 'queues, persistence) before adding load'
     FROM rc, s
     WHERE rc.n >= 5 AND isfinite(rc.c) AND rc.c >= 0.5 AND rc.spread >= 2
-      AND NOT (coalesce(s.lag_p99_ns, 0) > 10e6 AND s.lag_p99_ns > coalesce(s.p99_sent_ns, 0))
+      AND NOT (coalesce(s.lag_p99_ns, 0) > 10e6 AND s.lag_p99_ns > coalesce(s.p99_sent_ns, 0)
+               AND coalesce((SELECT lag_ns FROM steady), 0) > 10e6)
     UNION ALL
     SELECT 3, 'target errors', 'warning',
-           format('{} publishes timed out and {} failed ({:.3f} % of logged)', st.timeouts,
-                  st.errors, 100.0 * (st.timeouts + st.errors) / nullif(s.logged, 0)),
-           'the target did not answer in time or refused publishes: see errors_by_kind and '
-           || 'series_errors for when; raise publish_timeout only if the target is known to be slow'
+           format('{} {} timed out and {} failed ({:.3f} % of logged)', st.timeouts,
+                  publishes_word(), st.errors,
+                  100.0 * (st.timeouts + st.errors) / nullif(s.logged, 0)),
+           'the target did not answer in time or refused ' || publishes_word() || ': see '
+           || 'errors_by_kind and series_errors for when; raise the timeout only if the target '
+           || 'is known to be slow'
     FROM st, s
     WHERE st.timeouts + st.errors > 0
     UNION ALL
@@ -678,8 +694,8 @@ SELECT finding, severity, evidence, advice FROM (
     UNION ALL
     SELECT 9, 'no bottleneck', 'ok',
        format('schedule lag p99 {:.1f} ms, latency p99 {:.1f} ms (from sent), {:.1f} % of planned '
-              || 'publishes completed', coalesce(s.lag_p99_ns, 0) / 1e6,
-              coalesce(s.p99_sent_ns, 0) / 1e6, 100.0 * s.throughput_ratio),
+              || '{} completed', coalesce(s.lag_p99_ns, 0) / 1e6,
+              coalesce(s.p99_sent_ns, 0) / 1e6, 100.0 * s.throughput_ratio, publishes_word()),
        'the generator and the target kept up at this load; raise the rate to find the limit'
     FROM s
     WHERE NOT EXISTS (SELECT 1 FROM f)

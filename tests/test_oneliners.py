@@ -104,7 +104,7 @@ def test_sub_logs_what_arrives_on_its_filter(runs: Path) -> None:
     from simd.runtime.broker import EmbeddedBroker
 
     with EmbeddedBroker("mosquitto") as broker:
-        args = ("sub", broker.url, "-t", "devices/#", "-c", "2", "-d", "15s", "--runs-dir",
+        args = ("sub", broker.url, "-t", "devices/#", "-c", "2", "-d", "10s", "--runs-dir",
                 str(runs), "--run-id", "s", "--no-progress", "--no-report")  # fmt: skip
         sub = subprocess.Popen(
             [sys.executable, "-m", "simd", *args],
@@ -146,13 +146,17 @@ def _probe_connects(run: Path) -> int:
 
 
 def test_http_one_liner(runs: Path) -> None:
-    """simd http: -c devices at -r requests/s with a header and a checked status."""
+    """simd http: -c devices at -r requests/s with a header and a checked status; the report
+    speaks of requests, not publishes."""
     with HttpServer() as server:
         r = simd("http", f"http://127.0.0.1:{server.port}/v1/users?x=1", "-c", "4", "-r", "5",
                  "-H", "X-Api-Key: k", "--expect", "200", "-d", "2s", "--runs-dir", str(runs),
-                 "--no-progress", "--no-report", check=0)  # fmt: skip
+                 "--no-progress", check=0)  # fmt: skip
     run = run_dir_from(r)
     assert sql(run, "SELECT count(*) FROM events WHERE status = 'acked'")[0][0] == 4 * 5 * 2
+    assert "requests by group and phase" in r.stdout and "publishes by" not in r.stdout
+    page = (run / "report.html").read_text()
+    assert "requests per second" in page and "publishes per second" not in page
 
 
 def test_set_changes_any_key_by_group_name(tmp_path: Path) -> None:
@@ -212,8 +216,8 @@ def test_toml_text_reads_back_as_written(data: dict) -> None:
 
 
 def test_conventions(tmp_path: Path, runs: Path) -> None:
-    """--version prints it; -w 0 means one worker per core (it was refused); the capacity
-    help shows its [slo] (rich markup ate it)."""
+    """--version prints it; -w 0 means one worker per core (it was refused); a finished run's
+    status gives its final numbers; the capacity help shows its [slo] (rich markup ate it)."""
     r = simd("--version", check=0)
     assert r.stdout.startswith("simd ")
     r = simd("run", str(SCENARIOS / "quickstart.toml"), "-T", "null:", "-d", "1s", "-w", "0",
@@ -222,4 +226,40 @@ def test_conventions(tmp_path: Path, runs: Path) -> None:
     import os
 
     assert json.loads(manifest)["workers"] == len(os.sched_getaffinity(0))
+    # a finished run's status: its final numbers from the log, no dashes, no dead URL
+    status = json.loads(simd("status", str(run_dir_from(r)), "--format", "json", check=0).stdout)
+    planned = json.loads(manifest)["plan"]["total_publishes"]
+    assert status["status"]["completed"] == status["status"]["sent"] == planned > 0
+    assert status["status_url"] is None
+    table = simd("status", str(run_dir_from(r)), check=0).stdout
+    assert f"{planned:,}" in table and "http://" not in table
     assert "[slo]" in simd("capacity", "--help", check=0).stdout
+
+
+def test_ci_outputs(tmp_path: Path, runs: Path) -> None:
+    """simd run --summary-export/--junit, check --format junit|json, report --format json:
+    what CI reads; the JUnit file parses with junitparser (a failed SLO is a failure with
+    observed vs threshold); the summary's numbers are the results' own; CSV ends lines in LF."""
+    import junitparser
+
+    summary, junit = tmp_path / "summary.json", tmp_path / "junit.xml"
+    r = simd("pub", "sim:", "-c", "10", "-r", "10", "-d", "2s", "--slo", "latency_p99=1us",
+             "--summary-export", str(summary), "--junit", str(junit), "--runs-dir", str(runs),
+             "--no-progress", "--no-report", check=1)  # fmt: skip
+    run = run_dir_from(r)
+    data = json.loads(summary.read_text())
+    completed = sql(run, "SELECT completed FROM run_summary")[0][0]
+    assert data["totals"]["completed"] == completed == 200 and data["passed"] is False
+    xml = junitparser.JUnitXml.fromfile(str(junit))
+    cases = {c.name: c for suite in xml for c in suite}
+    assert set(cases) == {"latency_p99", "error_rate (default)", "log_integrity"}
+    assert not cases["log_integrity"].result
+    (failure,) = cases["latency_p99"].result
+    assert isinstance(failure, junitparser.Failure) and "threshold" in failure.text
+    r = simd("check", str(run), "--format", "junit", check=1)
+    assert r.stdout == junit.read_text()
+    slos = json.loads(simd("check", str(run), "--format", "json", check=1).stdout)
+    assert {x["name"]: x["passed"] for x in slos}["latency_p99"] is False
+    assert json.loads(simd("report", str(run), "--format", "json", check=0).stdout) == data
+    csv = simd("query", str(run), "SELECT 1 AS a, 2 AS b", "--format", "csv", check=0).stdout
+    assert csv == "a,b\n1,2\n"

@@ -62,7 +62,8 @@ def status_cmd(
     ] = None,
     format: Annotated[str, typer.Option("--format", help="table | json")] = "table",
 ) -> None:
-    """Runs on the daemon, or one run's live status (also a run folder's, without a daemon)."""
+    """Runs on the daemon, or one run's status: live while it runs (also a run folder's,
+    without a daemon), its final numbers from the log once it ended."""
     from simd.ops.daemon import Client, folder_status
 
     if run is not None and (Path(run) / "run.json").is_file():
@@ -78,7 +79,7 @@ def status_cmd(
         return
     rows = data.get("runs", [data])
     t = Table()
-    for n in ("run", "state", "scenario", "sent", "errors", "elapsed", "status"):
+    for n in ("run", "state", "scenario", "sent", "completed", "errors", "elapsed", "status"):
         t.add_column(n)
     for r in rows:
         st = r.get("status") or {}
@@ -87,6 +88,7 @@ def status_cmd(
             str(r["state"]),
             str(r.get("scenario") or "-"),
             f"{st['sent']:,}" if st else "-",
+            f"{st['completed']:,}" if st and "completed" in st else "-",
             f"{st['errors']:,}" if st else "-",
             f"{st['elapsed_s']:.1f}s" if st else "-",
             str(r.get("status_url") or "-"),

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from simd.cli.app import app, guarded
-from simd.cli.run import WORKERS, check_run_id
+from simd.cli.run import JUNIT, PROGRESS_EVERY, SUMMARY, WORKERS, check_run_id, progress_setting
 
 URL = typer.Argument(help="target: mqtt://host:port (mqtts://, ws://, wss://) or embedded")
 COUNT = typer.Option("--count", "-c", min=1, help="devices (connections)")
@@ -44,8 +44,9 @@ def _go(
     workers: int | None,
     runs_dir: Path,
     run_id: str | None,
-    progress: bool,
+    progress: bool | float,
     report: bool,
+    exports: tuple[Path | None, Path | None] = (None, None),
 ) -> None:
     """Print the scenario, or validate and run it as `simd run` would."""
     from simd.cli.run import _finish
@@ -69,7 +70,7 @@ def _go(
         progress=progress,
         status_port=None,
     )
-    _finish(outcome, report)
+    _finish(outcome, report, *exports)
 
 
 @app.command()
@@ -112,7 +113,10 @@ def pub(
     runs_dir: Annotated[Path, RUNS_DIR] = Path("runs"),
     run_id: Annotated[str | None, RUN_ID] = None,
     progress: Annotated[bool, PROGRESS] = True,
+    progress_interval: Annotated[str, PROGRESS_EVERY] = "10s",
     report: Annotated[bool, REPORT] = True,
+    summary_export: Annotated[Path | None, SUMMARY] = None,
+    junit: Annotated[Path | None, JUNIT] = None,
 ) -> None:
     """Devices that publish (as `emqtt_bench pub`): -c devices, each a message every -I ms
     (or -r per second) on -t, at -q, of -s bytes (or the -m template)."""
@@ -124,7 +128,16 @@ def pub(
             qos=qos, size=size, message=message, version=mqtt_version, username=username,
             password_env=password_env, retain=retain)
     )  # fmt: skip
-    _go(data, print_scenario, workers, runs_dir, run_id, progress, report)
+    _go(
+        data,
+        print_scenario,
+        workers,
+        runs_dir,
+        run_id,
+        progress_setting(progress, progress_interval),
+        report,
+        (summary_export, junit),
+    )
 
 
 @app.command()
@@ -142,7 +155,10 @@ def sub(
     runs_dir: Annotated[Path, RUNS_DIR] = Path("runs"),
     run_id: Annotated[str | None, RUN_ID] = None,
     progress: Annotated[bool, PROGRESS] = True,
+    progress_interval: Annotated[str, PROGRESS_EVERY] = "10s",
     report: Annotated[bool, REPORT] = True,
+    summary_export: Annotated[Path | None, SUMMARY] = None,
+    junit: Annotated[Path | None, JUNIT] = None,
 ) -> None:
     """Subscribers on a filter (probes): a receive row per message delivered, and the
     end-to-end latency of messages that carry a simd trace (mqtt.trace of a simd run)."""
@@ -152,7 +168,16 @@ def sub(
         Sub(url=url, count=count, duration=duration, name=name, slo=slo or [], topic=topic,
             qos=qos, version=mqtt_version)
     )  # fmt: skip
-    _go(data, print_scenario, 1, runs_dir, run_id, progress, report)
+    _go(
+        data,
+        print_scenario,
+        1,
+        runs_dir,
+        run_id,
+        progress_setting(progress, progress_interval),
+        report,
+        (summary_export, junit),
+    )
 
 
 @app.command()
@@ -173,7 +198,10 @@ def conn(
     runs_dir: Annotated[Path, RUNS_DIR] = Path("runs"),
     run_id: Annotated[str | None, RUN_ID] = None,
     progress: Annotated[bool, PROGRESS] = True,
+    progress_interval: Annotated[str, PROGRESS_EVERY] = "10s",
     report: Annotated[bool, REPORT] = True,
+    summary_export: Annotated[Path | None, SUMMARY] = None,
+    junit: Annotated[Path | None, JUNIT] = None,
 ) -> None:
     """A connection storm (as `emqtt_bench conn`): -c connections opened at -R per second
     (all at once without it), each held for -d; nothing is published."""
@@ -184,7 +212,16 @@ def conn(
              connect_rate=connect_rate, version=mqtt_version, username=username,
              password_env=password_env, keepalive=keepalive)
     )  # fmt: skip
-    _go(data, print_scenario, workers, runs_dir, run_id, progress, report)
+    _go(
+        data,
+        print_scenario,
+        workers,
+        runs_dir,
+        run_id,
+        progress_setting(progress, progress_interval),
+        report,
+        (summary_export, junit),
+    )
 
 
 @app.command()
@@ -213,7 +250,10 @@ def http(
     runs_dir: Annotated[Path, RUNS_DIR] = Path("runs"),
     run_id: Annotated[str | None, RUN_ID] = None,
     progress: Annotated[bool, PROGRESS] = True,
+    progress_interval: Annotated[str, PROGRESS_EVERY] = "10s",
     report: Annotated[bool, REPORT] = True,
+    summary_export: Annotated[Path | None, SUMMARY] = None,
+    junit: Annotated[Path | None, JUNIT] = None,
 ) -> None:
     """HTTP requests at a rate (an open model: -c devices, each -r requests per second)."""
     from simd.model.oneliners import Http, http_scenario
@@ -223,4 +263,13 @@ def http(
              ramp=ramp, rate=rate, method=method, headers=header or [], body=body,
              expect_status=expect or [])
     )  # fmt: skip
-    _go(data, print_scenario, workers, runs_dir, run_id, progress, report)
+    _go(
+        data,
+        print_scenario,
+        workers,
+        runs_dir,
+        run_id,
+        progress_setting(progress, progress_interval),
+        report,
+        (summary_export, junit),
+    )

@@ -25,12 +25,24 @@ def report_cmd(
     write_html: Annotated[
         bool, typer.Option("--write-html/--no-html", help="write the HTML report")
     ] = True,
+    format: Annotated[
+        str, typer.Option("--format", help="terminal | json (a summary, as k6's)")
+    ] = "terminal",
 ) -> None:
     """Totals, throughput, latency percentiles, schedule lag, errors, per group and phase;
-    and a self-contained HTML page with the plots."""
+    and a self-contained HTML page with the plots. `--format json`: the run's summary as one
+    JSON document on stdout (no page unless --html names one)."""
     from simd.report.html import write_html as write_page
+    from simd.report.outputs import summary_json
     from simd.report.terminal import render_report
 
+    if format not in ("terminal", "json"):
+        raise UserError(f"--format {format!r}: use terminal or json")
+    if format == "json":
+        sys.stdout.write(summary_json(run))
+        if html is not None:
+            write_page(run, html)
+        return
     render_report(run, out)
     if write_html or html is not None:
         print(f"report: {write_page(run, html)}")
@@ -38,16 +50,27 @@ def report_cmd(
 
 @app.command("check")
 @guarded
-def check_cmd(run: Annotated[Path, typer.Argument(help="run folder")]) -> None:
-    """Check the scenario's SLOs; exit 1 naming each failed one and by how much."""
+def check_cmd(
+    run: Annotated[Path, typer.Argument(help="run folder")],
+    format: Annotated[str, typer.Option("--format", help="table | json | junit")] = "table",
+) -> None:
+    """Check the scenario's SLOs; exit 1 naming each failed one and by how much. `--format
+    junit`: JUnit XML (one testcase per SLO) for CI; `json`: one object per SLO."""
+    from simd.report.outputs import junit_xml, slo_json
     from simd.report.terminal import check
 
+    if format not in ("table", "json", "junit"):
+        raise UserError(f"--format {format!r}: use table, json or junit")
     results = check(run)
-    if not results:
+    if format == "junit":
+        sys.stdout.write(junit_xml(run, results))
+    elif format == "json":
+        print(json.dumps([slo_json(s) for s in results], indent=2))
+    elif not results:
         print("no SLOs in the scenario")
-        return
-    for s in results:
-        print(s.describe())
+    else:
+        for s in results:
+            print(s.describe())
     if any(not s.passed for s in results):
         raise typer.Exit(EXIT_SLO)
 
@@ -139,7 +162,7 @@ def query_cmd(
     if format == "json":
         print(json.dumps([dict(zip(names, r, strict=True)) for r in rows], default=str))
     elif format == "csv":
-        w = csv.writer(sys.stdout)
+        w = csv.writer(sys.stdout, lineterminator="\n")  # LF, as a Unix pipe expects
         w.writerow(names)
         w.writerows(rows)
     else:

@@ -24,9 +24,29 @@ from simd.cli.results import figure
 from simd.errors import EXIT_OK, EXIT_RUN, EXIT_SLO, ScenarioError, UserError
 
 WORKERS = typer.Option("--workers", "-w", min=0, help="worker processes (0: one per core)")
+SUMMARY = typer.Option(
+    "--summary-export", help="write the run's JSON summary here (as `simd report --format json`)"
+)
+JUNIT = typer.Option("--junit", help="write the SLOs as JUnit XML here (one testcase per SLO)")
+PROGRESS_EVERY = typer.Option(
+    "--progress-interval", help="without a terminal: a progress line this often (e.g. 30s)"
+)
 SET = typer.Option(
     "--set", help="KEY=VALUE: change any scenario key, e.g. fleet.sensors.rate=5 (repeat)"
 )
+
+
+def progress_setting(progress: bool, interval: str) -> bool | float:
+    """--progress/--no-progress and --progress-interval as the supervisor takes them."""
+    from simd.model.durations import parse_duration_ns
+
+    try:
+        seconds = parse_duration_ns(interval) / 1e9
+    except ValueError as exc:
+        raise UserError(f"--progress-interval {interval!r}: {exc}") from None
+    if seconds <= 0:
+        raise UserError(f"--progress-interval {interval!r}: must be > 0")
+    return seconds if progress else False
 
 
 def overrides(target: str | None, duration: str | None, seed: int | None) -> dict[str, Any]:
@@ -60,6 +80,7 @@ def run(
     runs_dir: Annotated[Path, typer.Option(help="where run folders go")] = Path("runs"),
     run_id: Annotated[str | None, typer.Option(help="the run folder's name")] = None,
     progress: Annotated[bool, typer.Option(help="live progress on stderr")] = True,
+    progress_interval: Annotated[str, PROGRESS_EVERY] = "10s",
     report: Annotated[
         bool, typer.Option(help="print the report at the end and write RUN/report.html")
     ] = True,
@@ -82,6 +103,8 @@ def run(
         str | None,
         typer.Option(help="t=0 shared by all shards: epoch seconds or ISO 8601 with a zone"),
     ] = None,
+    summary_export: Annotated[Path | None, SUMMARY] = None,
+    junit: Annotated[Path | None, JUNIT] = None,
 ) -> None:
     """Run a scenario: workers publish, every event is logged, then ingest, report and check.
 
@@ -103,7 +126,10 @@ def run(
         ):
             raise UserError("--resume RUN continues a run as it was: give no scenario or overrides")
         outcome = supervisor.resume(
-            resume, progress=progress, status_port=status_port, status_host=status_host
+            resume,
+            progress=progress_setting(progress, progress_interval),
+            status_port=status_port,
+            status_host=status_host,
         )
     else:
         if scenario is None:
@@ -124,7 +150,7 @@ def run(
             run_id=run_id,
             workers=workers,
             clock=clock,
-            progress=progress,
+            progress=progress_setting(progress, progress_interval),
             status_port=status_port,
             status_host=status_host,
             shard=the_shard,
@@ -133,7 +159,7 @@ def run(
     if outcome.manifest is not None and outcome.manifest.shard is not None:
         _finish_shard(outcome)
     else:
-        _finish(outcome, report)
+        _finish(outcome, report, summary_export, junit)
 
 
 def _finish_shard(outcome: Any) -> None:
@@ -154,9 +180,11 @@ def _finish_shard(outcome: Any) -> None:
     )
 
 
-def _finish(outcome: Any, report: bool) -> None:
-    """After a run: print its folder, ingest, report, and exit as its verdict says
-    (simd.report.verdict)."""
+def _finish(
+    outcome: Any, report: bool, summary_export: Path | None = None, junit: Path | None = None
+) -> None:
+    """After a run: print its folder, ingest, report (and the JSON summary and JUnit XML when
+    asked), and exit as its verdict says (simd.report.verdict)."""
     from simd.report.verdict import judge
     from simd.results.ingest import ingest
 
@@ -172,6 +200,7 @@ def _finish(outcome: Any, report: bool) -> None:
         warn_ingest(ingest(outcome.run_dir))
         if report:  # (--no-report: results.duckdb only; `simd report RUN` makes both later)
             _report_or_warn(outcome.run_dir)
+        _export(outcome.run_dir, summary_export, junit)
     except UserError as exc:
         if outcome.state == "completed":
             raise
@@ -187,6 +216,21 @@ def _finish(outcome: Any, report: bool) -> None:
     if verdict.reason is not None:
         fail(verdict.reason, verdict.exit_code)
     raise typer.Exit(verdict.exit_code)
+
+
+def _export(run_dir: Path, summary_export: Path | None, junit: Path | None) -> None:
+    """--summary-export and --junit: written from the results like the report; a file that
+    cannot be written is one line (exit 2), the run's results stay."""
+    from simd.report.outputs import junit_xml, summary_json
+
+    for path, make in ((summary_export, summary_json), (junit, junit_xml)):
+        if path is None:
+            continue
+        try:
+            path.write_text(make(run_dir))
+        except OSError as exc:
+            raise UserError(f"{path}: cannot write: {exc.strerror}") from None
+        sys.stderr.write(f"simd: wrote {path}\n")
 
 
 def _report_or_warn(run_dir: Path) -> None:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from simd.errors import ScenarioError, UserError
-from simd.model.manifest import read_manifest
+from simd.model.manifest import RunManifest, read_manifest
 from simd.runtime.local_http import refusal
 
 _RUN_ID = re.compile(r"^[\w.-]+$")
@@ -161,13 +161,49 @@ def folder_status(run_dir: Path, live: bool = True) -> dict[str, Any] | None:
         "scenario": m.scenario.get("name"),
         "status_url": m.status_url,
     }
-    if live and out["state"] == "running" and out["status_url"]:
+    if out["state"] != "running":
+        out["status_url"] = None  # it served only while the run was on
+        out["status"] = final_numbers(run_dir, m)
+    elif live and out["status_url"]:
         try:
             with urllib.request.urlopen(out["status_url"] + "/status", timeout=2) as resp:
                 out["status"] = json.loads(resp.read())
         except OSError:
             out["status"] = None
     return out
+
+
+def final_numbers(run_dir: Path, m: RunManifest) -> dict[str, Any] | None:
+    """A finished run's sent, completed and errors, from the log: its results when ingested,
+    else what its workers reported at their end (run.json); elapsed to its end or stop."""
+    elapsed = (m.stopped_at_ns if m.stopped_at_ns is not None else m.duration_ns) / 1e9
+    if (run_dir / "results.duckdb").is_file():
+        from simd.results.ingest import query
+
+        try:
+            _, rows = query(
+                run_dir,
+                "SELECT sum(count) FILTER (WHERE was_sent(status)), "
+                "sum(count) FILTER (WHERE is_completed(status)), "
+                "sum(count) FILTER (WHERE is_failed(status)) "
+                "FROM status_totals WHERE kind = kind_code('publish')",
+            )
+            sent, completed, errors = (int(v or 0) for v in rows[0])
+            return {"sent": sent, "completed": completed, "errors": errors,
+                    "elapsed_s": elapsed, "final": True, "from": "results"}  # fmt: skip
+        except UserError:
+            pass  # results of another layout, or being written: run.json has the numbers too
+    if not m.worker_results:
+        return None
+    done = m.worker_results.values()
+    return {
+        "sent": sum(int(w.get("sent", 0)) for w in done),
+        "completed": sum(int(w.get("completed", 0)) for w in done),
+        "errors": sum(int(w.get("errors", 0)) for w in done),
+        "elapsed_s": elapsed,
+        "final": True,
+        "from": "run.json",
+    }
 
 
 def _new_id() -> str:

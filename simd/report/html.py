@@ -71,6 +71,7 @@ def load(run: str | Path) -> dict[str, Any]:
             )[0],
             "summary": _rows(con, "SELECT * FROM run_summary")[0],
             "window_ns": con.execute("SELECT window_ns()").fetchone()[0],
+            "publishes": T.publishes_word(con),
         }
         for view in (*CHART_VIEWS, *OTHER_VIEWS):
             d[view] = _rows(con, f"SELECT * FROM {view}")
@@ -257,7 +258,7 @@ def _time_charts(d: dict[str, Any]) -> str:
     out = ["<h2>Throughput</h2>"]
     out.append(
         time_chart(
-            f"publishes per second ({w_s:g} s windows, by intended send time)",
+            f"{d['publishes']} per second ({w_s:g} s windows, by intended send time)",
             x_series,
             [
                 Line("planned", [row["planned_per_s"] for row in ser], dashed=True),
@@ -390,13 +391,14 @@ def _trend_value(metric: str, v: Any) -> str:
 
 
 def _errors_chart(d: dict[str, Any], x_series: list[float]) -> str:
-    """Failed publishes per second by status and error text (the five most common)."""
+    """Failed publishes (requests) per second by status and error text (the five most
+    common)."""
     totals: dict[str, int] = {}
     for e in d["series_errors"]:
         key = f"{e['status']}: {e['error']}" if e["error"] else e["status"]
         totals[key] = totals.get(key, 0) + int(e["count"])
     if not totals:
-        return "<p class='empty'>no failed publishes</p>"
+        return f"<p class='empty'>no failed {d['publishes']}</p>"
     top = sorted(totals, key=lambda k: -totals[k])[:5]
     index = {row["window"]: i for i, row in enumerate(d["series"])}
     per: dict[str, list[float | None]] = {k: [0.0] * len(x_series) for k in [*top, "other"]}
@@ -407,7 +409,7 @@ def _errors_chart(d: dict[str, Any], x_series: list[float]) -> str:
         if i is not None:
             per[key if key in top else "other"][i] += int(e["count"]) / w_s  # type: ignore[operator]
     lines = [Line(k[:48], v) for k, v in per.items() if k != "other" or any(v)]
-    return time_chart("failed publishes per second by kind", x_series, lines, "per s")
+    return time_chart(f"failed {d['publishes']} per second by kind", x_series, lines, "per s")
 
 
 def write_html(run: str | Path, path: str | Path | None = None) -> Path:

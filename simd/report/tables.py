@@ -84,6 +84,11 @@ def label(header: str, key: str) -> Col:
     return Col(header, key, text, left=True)
 
 
+def publishes_word(con: Any) -> str:
+    """What the run's publishes are called: requests for an HTTP target (views.sql)."""
+    return str(con.execute("SELECT publishes_word()").fetchone()[0] or "publishes")
+
+
 @dataclass(frozen=True)
 class TableSpec:
     """A table: `id` (the page's table id), `title` (the terminal's), `sql` (its rows, whose
@@ -99,6 +104,10 @@ class TableSpec:
     empty: str | None = None
     always: bool = False
     note: str = ""  # the page's line under it
+
+    def title_for(self, con: Any) -> str:
+        """Its title, with `{publishes}` as the run calls them (an HTTP run: requests)."""
+        return self.title.replace("{publishes}", publishes_word(con))
 
     def fetch(self, con: Any) -> list[dict[str, Any]] | None:
         """Its rows as dicts, or None when it does not apply to this run."""
@@ -119,7 +128,7 @@ STATUSES += ("unsent",)
 
 STATUS_COUNTS = TableSpec(
     "status_counts",
-    "publishes by group and phase",
+    "{publishes} by group and phase",
     "SELECT * FROM status_counts",
     (*GROUP_PHASE, *(Col(s, s, count) for s in STATUSES)),
     always=True,

@@ -136,7 +136,7 @@ def print_table(spec: TableSpec, con: Any, console: Console) -> None:
         return
     if not rows and not spec.always:
         return
-    t = Table(title=spec.title)
+    t = Table(title=spec.title_for(con))
     for c in spec.cols:
         t.add_column(c.header, justify="left" if c.left else "right")
     for r in rows:

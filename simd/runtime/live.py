@@ -64,6 +64,13 @@ class IntervalStatus(BaseModel):
     lag_p99_ms: float | None
 
 
+class GroupStatus(BaseModel):
+    name: str
+    sent: int
+    completed: int
+    errors: int
+
+
 class Alert(BaseModel):
     slo: str
     threshold: float
@@ -93,6 +100,7 @@ class Status(BaseModel):
     interval: IntervalStatus
     workers: list[WorkerStatus]
     alerts: list[Alert]
+    groups: list[GroupStatus] = []
 
 
 @dataclass
@@ -219,7 +227,8 @@ class LiveState:
     def status(self) -> Status:
         with self.lock:
             now = time.monotonic()
-            totals = self._totals().sum(axis=0)
+            per_group = self._totals()
+            totals = per_group.sum(axis=0)
             t = self.t_ns()
             # expected by now: whole windows, then the share of the current one
             k = min(int(t // self.window_ns), len(self.expected_cum) - 1)
@@ -264,6 +273,15 @@ class LiveState:
                 interval=self._interval(now),
                 workers=workers,
                 alerts=[a.model_copy() for a in self.alerts],
+                groups=[
+                    GroupStatus(
+                        name=name,
+                        sent=int(g.sum() - g[_NOT_SENT].sum()),
+                        completed=int(g[_COMPLETED].sum()),
+                        errors=int(g[_FAILED].sum()),
+                    )
+                    for name, g in zip(self.groups, per_group, strict=True)
+                ],
             )
 
     def collect(self) -> Iterator[Any]:

@@ -46,6 +46,7 @@ from simd.runtime.broker import EmbeddedBroker
 from simd.runtime.clock_sync import clock_at, clock_sync
 from simd.runtime.live import ALERT_WINDOW_S, LiveState, StatusServer
 from simd.runtime.messages import Done, Failed, Progress, Ready, Start, Stop, WorkerSpec
+from simd.runtime.progress import ProgressView
 from simd.transports import check_target, does_real_io, scheme_of
 
 READY_TIMEOUT_S = 120.0
@@ -101,45 +102,6 @@ class _Signals:
             signal.signal(sig, old)
 
 
-class ProgressLine:
-    """One status line on stderr: rewritten in place on a terminal, every few seconds otherwise."""
-
-    def __init__(self, total: int, duration_ns: int, enabled: bool) -> None:
-        self.total = total
-        self.duration = duration_ns
-        self.enabled = enabled
-        self.tty = sys.stderr.isatty()
-        self.last = 0.0
-        self.last_line = ""
-
-    def show(self, latest: dict[int, Progress], final: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if not final and now - self.last < (0.25 if self.tty else 5.0):
-            return
-        self.last = now
-        sent = sum(p.sent for p in latest.values())
-        done = sum(p.completed for p in latest.values())
-        errors = sum(p.errors for p in latest.values())
-        t = max(min((p.t_ns for p in latest.values()), default=0), 0)
-        lag = max((p.lag_p99_ns for p in latest.values()), default=0)
-        pct = 100.0 * sent / self.total if self.total else 100.0
-        left = max(self.duration - t, 0)
-        line = (
-            f"{t / 1e9:7.1f}s elapsed, {left / 1e9:7.1f}s left  sent {sent:,}/{self.total:,}"
-            f" ({pct:5.1f}%)  completed {done:,}  errors {errors:,}  lag p99 {lag / 1e6:6.2f} ms"
-        )
-        if line == self.last_line and not self.tty:
-            return
-        self.last_line = line
-        if self.tty:
-            sys.stderr.write("\r" + line + ("\n" if final else ""))
-        else:
-            sys.stderr.write(line + "\n")
-        sys.stderr.flush()
-
-
 def run(
     scenario: Scenario,
     *,
@@ -148,7 +110,7 @@ def run(
     run_id: str | None = None,
     workers: int | None = None,
     clock: str | None = None,
-    progress: bool = True,
+    progress: bool | float = True,
     status_port: int | None = None,
     status_host: str = "127.0.0.1",
     shard: Shard | None = None,
@@ -162,7 +124,8 @@ def run(
     status_port, negative: not served). `shard`: run only that shard's devices, into
     RUNS/ID/shard-I/, with t=0 at `start_at_ns` (wall-clock epoch ns, required then).
     `stop_when(live)`, asked about once a second, stops the run (as a signal would) when it
-    returns a reason."""
+    returns a reason. `progress`: live progress on stderr (simd.runtime.progress), or, as a
+    number, the seconds between its plain lines when stderr is not a terminal."""
     if shard is not None:
         if start_at_ns is None:
             raise UserError("--shard needs --start-at: every shard must share one t=0")
@@ -200,7 +163,7 @@ def run(
 def resume(
     run_dir: Path,
     *,
-    progress: bool = True,
+    progress: bool | float = True,
     status_port: int | None = None,
     status_host: str = "127.0.0.1",
 ) -> RunOutcome:
@@ -258,6 +221,7 @@ def check_clock(clock: str, target: str) -> None:
 
 
 ALERT_TICK_S = 1.0
+DEFAULT_PROGRESS_S = 10.0  # without a terminal: a progress line this often
 CRASH_LOOP = 3  # a worker that dies this many times in a row without progress is not restarted
 
 
@@ -353,7 +317,7 @@ def _run(
     run_id: str | None,
     workers: int | None,
     clock: str | None,
-    progress: bool,
+    progress: bool | float,
     broker: str | None = None,
     resume: RunManifest | None = None,
     status_port: int | None = 0,
@@ -407,7 +371,7 @@ class _Supervision:
         run_dir: Path,
         plan: Plan,
         clock_text: str,
-        progress: bool,
+        progress: bool | float,
         status_port: int | None,
         status_host: str = "127.0.0.1",
     ) -> None:
@@ -419,8 +383,6 @@ class _Supervision:
         self.outcome = RunOutcome(run_dir, "failed", plan, manifest)
         self.latest: dict[int, Progress] = {}
         shard = manifest.shard
-        planned = shard.planned_publishes if shard else plan.total_publishes
-        self.bar = ProgressLine(planned, scenario.duration_ns, progress)
         self.ctx = mp.get_context("spawn")
         cores = usable_cores()
         n_workers = manifest.workers
@@ -446,6 +408,8 @@ class _Supervision:
             for w, (lo, hi) in enumerate(manifest.slices)
         }
         self.live = _live_state(scenario, manifest, plan)
+        every = progress if not isinstance(progress, bool) else DEFAULT_PROGRESS_S
+        self.bar = ProgressView(self.live, scenario, bool(progress), float(every))
         self.live.on_alert = self._alert
         self.server: StatusServer | None = None
         if status_port is not None:
@@ -570,7 +534,7 @@ class _Supervision:
                 self.t0_thread = threading.Thread(target=self._mark_t0, daemon=True)
                 self.t0_thread.start()
             self._watch(sigs)
-            self.bar.show(self.latest, final=True)
+            self.bar.show(final=True)
             _join([s.proc for s in self.workers.values()], kill=False)
         return self._finish()
 
@@ -636,7 +600,7 @@ class _Supervision:
                         sys.stderr.write(f"\nsimd: stopping the run: {why}\n")
                         self._stop_all(why)
                         stop_sent = True
-            self.bar.show(self.latest)
+            self.bar.show()
             if all(s.conn is None for s in self.workers.values()):
                 return
 

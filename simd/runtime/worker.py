@@ -368,6 +368,7 @@ class SliceRunner:
         await self.transport.close(self.clock.now_ns())
         self.log.flush()
         self.writer.close()
+        self._progress()  # the final counts, so the live view ends on the log's numbers
         torn = [f"{t.reason} at byte {t.offset}" for t in self.writer.torn_truncated]
         completed, errors = self.live.outcomes()
         return Done(
