@@ -199,7 +199,7 @@ def test_batches_from_the_encoder_go_in_flight_with_their_tags() -> None:
     pids = s.allocate(2)
     packets = [c.encode(c.Publish("t", b"x", 1, packet_id=pid)) for pid in pids]
     data = b"".join(packets)
-    s.send_publishes(data, [0, len(packets[0]), len(data)], pids, [20, 21])
+    s.send_publishes(data, pids, [20, 21], [0, len(packets[0]), len(data)])
     assert s.take_outbound() == data
     assert s.in_flight == dict(zip(pids, [20, 21], strict=True))
     assert s.packets == dict(zip(pids, packets, strict=True))

@@ -58,7 +58,8 @@ class Publisher:
         self.timeouts = [g.mqtt.publish_timeout for g in fleet]
         self.timeout_of = np.array(self.timeouts, dtype=np.int64)
         self.wait_for_room = np.array([g.mqtt.window_full == "wait" for g in fleet])
-        self.progress = trio.Event()  # set (and replaced) whenever publishes were finished
+        self.progress = trio.Event()  # set (and replaced) when publishes finished and
+        self.waiting = 0  # ... someone waits for that: a full window, the drain
 
     # ------------------------------------------------------------- sending
 
@@ -75,8 +76,7 @@ class Publisher:
         deadline = self.clock.now_ns() + int(self.timeout_of[batch.group[waiting]].min())
         sub = batch.take(waiting)  # its own arrays: t_sent is set in place below
         while True:
-            with trio.move_on_at(self.clock.deadline(deadline)):
-                await self.progress.wait()  # an ack, a loss or a timeout made room
+            await self.wait_progress(self.clock.deadline(deadline))  # room made, or the end
             now = self.clock.now_ns()
             if now >= deadline:
                 self._log_dropped(sub, np.arange(len(sub)), self.code("in-flight window full"))
@@ -216,12 +216,8 @@ class Publisher:
             session = self.clients[ci].session
             assert session is not None
             first = off[a]
-            session.send_publishes(
-                data[first : off[b]],
-                [o - first for o in off[a : b + 1]],
-                pid_list[a:b],
-                keys[a:b],
-            )
+            offsets = [o - first for o in off[a : b + 1]] if session.persistent else None
+            session.send_publishes(data[first : off[b]], pid_list[a:b], keys[a:b], offsets)
             touched.add(ci)
         return waiting
 
@@ -248,9 +244,20 @@ class Publisher:
             self.notify()
 
     def notify(self) -> None:
-        """Wake whatever waits for window room or for the drain."""
-        self.progress.set()
-        self.progress = trio.Event()
+        """Wake whatever waits for window room or for the drain (nothing to do when nothing
+        waits: the common case, once per read)."""
+        if self.waiting:
+            self.progress.set()
+            self.progress = trio.Event()
+
+    async def wait_progress(self, deadline: float) -> None:
+        """Until publishes finish (an ack, a loss, a timeout) or the trio deadline."""
+        self.waiting += 1
+        try:
+            with trio.move_on_at(deadline):
+                await self.progress.wait()
+        finally:
+            self.waiting -= 1
 
     def expire(self, now: int) -> None:
         """Publishes without an ack within their group's publish_timeout: status timeout."""

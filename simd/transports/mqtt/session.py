@@ -214,19 +214,21 @@ class ClientSession:
     def send_publishes(
         self,
         data: bytes,
-        offsets: list[int] | None = None,
         pids: list[int] | None = None,
         tags: list[int] | None = None,
+        offsets: list[int] | None = None,
     ) -> None:
         """Queue PUBLISH packets built by the batch encoder: `data` holds them back to back.
-        For qos 1/2, packet i is data[offsets[i]:offsets[i + 1]] with id pids[i] (from
-        `allocate`) and tag tags[i]; a persistent session keeps each to re-send."""
+        For qos 1/2, packet i has id pids[i] (from `allocate`) and tag tags[i]; a persistent
+        session keeps each, data[offsets[i]:offsets[i + 1]], to re-send (offsets are needed
+        then only)."""
         if self.state is not State.CONNECTED:
             self._require("publish")
         if pids:
-            assert offsets is not None and tags is not None
+            assert tags is not None
             self.in_flight.update(zip(pids, tags, strict=True))
             if self.persistent:
+                assert offsets is not None
                 self.packets.update(
                     (pid, data[offsets[i] : offsets[i + 1]]) for i, pid in enumerate(pids)
                 )
@@ -314,7 +316,7 @@ class ClientSession:
         i = 0
         n = len(data)
         if not self.decoder.buffered:
-            in_flight = self.in_flight
+            in_flight, released, packets = self.in_flight, self.released, self.packets
             while i + 4 <= n and data[i + 1] == 2:
                 head = data[i]
                 if head not in (0x40, 0x70, 0x50):
@@ -323,9 +325,15 @@ class ClientSession:
                 i += 4
                 if head == 0x50:  # PUBREC: answer PUBREL (MQTT-4.3.3)
                     self.outbound += b"\x62\x02" + data[i - 2 : i]
-                    self.released.add(pid)
-                elif pid in in_flight:
-                    done.append(self._done(pid))  # type: ignore[arg-type]
+                    released.add(pid)
+                    continue
+                tag = in_flight.pop(pid, None)  # (inline _done: the hot path, one per ack)
+                if tag is not None:
+                    done.append(tag)
+                    if released:
+                        released.discard(pid)
+                    if packets:
+                        packets.pop(pid, None)
         events = self.receive(data[i:]) if i < n else []
         return done, events
 

@@ -348,11 +348,12 @@ class MqttTransport:
         out."""
         cmds = self.commands
         try:
-            with trio.move_on_at(self.clock.deadline(deadline_ns)):
-                while self.publisher.outstanding() or (
-                    cmds is not None and (cmds.outstanding or cmds.replies)
-                ):
-                    await self.publisher.progress.wait()
+            end = self.clock.deadline(deadline_ns)
+            while trio.current_time() < end and (
+                self.publisher.outstanding()
+                or (cmds is not None and (cmds.outstanding or cmds.replies))
+            ):
+                await self.publisher.wait_progress(end)
         finally:  # cancelled or not, every publish (and command) gets its row
             self.publisher.give_up("no ack before the run ended (drain timeout)")
             if cmds is not None:
