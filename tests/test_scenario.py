@@ -194,3 +194,38 @@ def test_arbitrary_text_files(text: str, tmp_path_factory: pytest.TempPathFactor
     p.write_text(text)
     with pytest.raises(ScenarioError):
         load_scenario(p)
+
+
+def _toml_examples() -> list[tuple[str, dict]]:
+    """Every shipped scenario and every TOML example in the README, as data."""
+    import re
+    import tomllib
+
+    from tests.conftest import REPO, SCENARIOS
+
+    found = [(p.name, tomllib.loads(p.read_text())) for p in sorted(SCENARIOS.glob("*.toml"))]
+    found += [(p.name, tomllib.loads(p.read_text())) for p in (REPO / "examples").rglob("*.toml")]
+    readme = (REPO / "README.md").read_text()
+    for i, block in enumerate(re.findall(r"```toml\n(.*?)```", readme, re.S)):
+        found.append((f"README toml block {i}", tomllib.loads(block)))
+    return found
+
+
+def test_the_schema_accepts_every_shipped_scenario_and_refuses_integer_durations() -> None:
+    """Editors validating with `simd schema` (JSON Schema 2020-12, with $schema and $id) accept
+    every scenario the repository ships and the README shows; a bare number as a duration, as
+    the models refuse it, is refused, and duration defaults are written as durations."""
+    import jsonschema
+
+    schema = json_schema()
+    assert schema["$schema"].endswith("2020-12/schema") and schema["$id"].startswith("urn:")
+    validator = jsonschema.Draft202012Validator(schema)
+    examples = _toml_examples()
+    assert len(examples) >= 10
+    for name, data in examples:
+        errors = [f"{'.'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(data)]
+        assert errors == [], name
+    bad = {"name": "x", "duration": 5, "fleet": [{"name": "g", "count": 1, "rate": 1.0}]}
+    assert not validator.is_valid(bad)
+    keepalive = schema["$defs"]["MqttOptions"]["properties"]["keepalive"]
+    assert keepalive["default"] == "1m" and keepalive["type"] == "string"

@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from simd.errors import ScenarioError, UserError
-from simd.model.durations import parse_duration_ns
+from simd.model.durations import format_duration_ns, parse_duration_ns
 from simd.model.edits import apply_sets
 from simd.model.targets import scheme_of
 from simd.model.topics import topic_filter_problem, topic_name_problem
@@ -69,7 +69,9 @@ def _duration(value: Any, info: ValidationInfo | None = None) -> int:
     return parse_duration_ns(value)
 
 
-DurationNs = Annotated[int, Field(json_schema_extra={"type": "string", "examples": ["30s"]})]
+DurationNs = Annotated[int, Field(json_schema_extra={"x-simd-duration": True})]
+# a duration as written: 500ms, 30s, 1h30m (simd.model.durations)
+DURATION_PATTERN = r"^ *([0-9]+(\.[0-9]+)? *(ns|us|ms|s|m|h|d) *)+$"
 
 
 def _opt_dur(v: Any, info: ValidationInfo | None = None) -> Any:
@@ -1208,5 +1210,35 @@ def resolve_path(name: str, base: Path) -> Path:
 
 
 def json_schema() -> dict[str, Any]:
-    """The JSON Schema of a scenario file, derived from the models."""
-    return Scenario.model_json_schema(mode="validation")
+    """The JSON Schema of a scenario file, derived from the models: durations are strings
+    with their pattern and their defaults as written (`60s`, not 60000000000)."""
+    from simd._version import __version__
+
+    schema = Scenario.model_json_schema(mode="validation")
+    _durations_as_written(schema)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"urn:simd:scenario-schema:{__version__}",
+        **schema,
+    }
+
+
+def _durations_as_written(node: Any) -> None:
+    """Every field marked as a duration: a pattern-checked string, its default spelt."""
+    if isinstance(node, list):
+        for item in node:
+            _durations_as_written(item)
+        return
+    if not isinstance(node, dict):
+        return
+    for v in node.values():
+        _durations_as_written(v)
+    marked = node.pop("x-simd-duration", None)
+    members = [m for m in node.get("anyOf", []) if isinstance(m, dict)]
+    if marked or any(m.get("x-simd-duration") for m in members):
+        for target in [node] if marked else members:
+            if target.get("type") != "null":
+                target.pop("x-simd-duration", None)
+                target.update(type="string", pattern=DURATION_PATTERN, examples=["30s"])
+        if isinstance(node.get("default"), int) and not isinstance(node["default"], bool):
+            node["default"] = format_duration_ns(node["default"])

@@ -178,6 +178,8 @@ def final_numbers(run_dir: Path, m: RunManifest) -> dict[str, Any] | None:
     else what its workers reported at their end (run.json); elapsed to its end or stop."""
     elapsed = (m.stopped_at_ns if m.stopped_at_ns is not None else m.duration_ns) / 1e9
     if (run_dir / "results.duckdb").is_file():
+        import duckdb
+
         from simd.results.ingest import query
 
         try:
@@ -191,7 +193,7 @@ def final_numbers(run_dir: Path, m: RunManifest) -> dict[str, Any] | None:
             sent, completed, errors = (int(v or 0) for v in rows[0])
             return {"sent": sent, "completed": completed, "errors": errors,
                     "elapsed_s": elapsed, "final": True, "from": "results"}  # fmt: skip
-        except UserError:
+        except (UserError, duckdb.Error, OSError):
             pass  # results of another layout, or being written: run.json has the numbers too
     if not m.worker_results:
         return None
