@@ -214,7 +214,8 @@ def _toml_examples() -> list[tuple[str, dict]]:
 def test_the_schema_accepts_every_shipped_scenario_and_refuses_integer_durations() -> None:
     """Editors validating with `simd schema` (JSON Schema 2020-12, with $schema and $id) accept
     every scenario the repository ships and the README shows; a bare number as a duration, as
-    the models refuse it, is refused, and duration defaults are written as durations."""
+    the models refuse it, is refused, duration defaults are written as durations, and every
+    property has a description."""
     import jsonschema
 
     schema = json_schema()
@@ -229,3 +230,10 @@ def test_the_schema_accepts_every_shipped_scenario_and_refuses_integer_durations
     assert not validator.is_valid(bad)
     keepalive = schema["$defs"]["MqttOptions"]["properties"]["keepalive"]
     assert keepalive["default"] == "1m" and keepalive["type"] == "string"
+    undescribed = [
+        f"{model}.{key}"
+        for model, d in [*schema["$defs"].items(), ("Scenario", schema)]
+        for key, prop in d.get("properties", {}).items()
+        if not prop.get("description")
+    ]
+    assert undescribed == []  # each from its field's docstring in simd.model.scenario

@@ -34,8 +34,13 @@ from simd.model.topics import topic_filter_problem, topic_name_problem
 
 class _Model(BaseModel):
     # no inf or nan anywhere: a rate of inf plans nothing and 1e308 plans forever
+    # a field's docstring is its description in the JSON Schema (`simd schema`)
     model_config = ConfigDict(
-        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        allow_inf_nan=False,
+        use_attribute_docstrings=True,
     )
 
 
@@ -89,9 +94,13 @@ def _durations(*names: str, optional: bool = False) -> Any:
 
 class UniformField(_Model):
     kind: Literal["uniform"] = "uniform"
+    """a number drawn uniformly per message"""
     min: float = 0.0
+    """the smallest value"""
     max: float = 1.0
+    """the largest value"""
     decimals: int = Field(2, ge=0, le=9)
+    """digits after the point"""
 
     @model_validator(mode="after")
     def _ordered(self) -> UniformField:
@@ -104,11 +113,17 @@ class WalkField(_Model):
     """A bounded random walk per device: +-step each message, folded back into [min, max]."""
 
     kind: Literal["walk"] = "walk"
+    """a random walk per device (a sensor drifting)"""
     start: float = 0.0
+    """the first value"""
     step: float = Field(0.1, gt=0)
+    """the largest change between two messages"""
     min: float = -1e9
+    """the walk stays at or above this"""
     max: float = 1e9
+    """the walk stays at or below this"""
     decimals: int = Field(2, ge=0, le=9)
+    """digits after the point"""
 
     @model_validator(mode="after")
     def _ordered(self) -> WalkField:
@@ -119,7 +134,9 @@ class WalkField(_Model):
 
 class ChoiceField(_Model):
     kind: Literal["choice"] = "choice"
+    """a value picked from `values` per message"""
     values: list[str | int | float | bool] = Field(min_length=1)
+    """the values to pick from, uniformly"""
 
 
 PayloadField = Annotated[UniformField | WalkField | ChoiceField, Field(discriminator="kind")]
@@ -132,8 +149,11 @@ class TemplatePayload(_Model):
     ms of the intended send time, group) or a named field from `fields`."""
 
     kind: Literal["template"] = "template"
+    """a text (JSON) with {name} placeholders"""
     template: str
+    """the payload text; {device_id}, {index}, {seq}, {timestamp}, {group} or a key of fields"""
     fields: dict[str, PayloadField] = Field(default_factory=dict)
+    """named generated values the template uses"""
 
     @model_validator(mode="after")
     def _placeholders_known(self) -> TemplatePayload:
@@ -150,13 +170,18 @@ class JsonLinesPayload(_Model):
     """One payload per line of a JSON-lines file, taken in order (per device, cycling)."""
 
     kind: Literal["jsonl"] = "jsonl"
+    """payloads from a JSON-lines file"""
     file: str
+    """the file (relative to the scenario's folder)"""
     order: Literal["sequential", "random"] = "sequential"
+    """sequential (per device, cycling) or random"""
 
 
 class RandomBytesPayload(_Model):
     kind: Literal["random"] = "random"
+    """random bytes"""
     size: int = Field(ge=0, le=256 * 1024 * 1024)
+    """bytes per payload"""
 
 
 class PluginPayload(_Model):
@@ -164,8 +189,11 @@ class PluginPayload(_Model):
     (simd.plan.payloads.PayloadGenerator)."""
 
     kind: Literal["plugin"] = "plugin"
+    """payloads from user code"""
     plugin: str = Field(pattern=r"^[\w.]+:\w+$")
+    """module:Class, imported from the scenario's folder"""
     options: dict[str, Any] = Field(default_factory=dict)
+    """given to the plugin's constructor"""
 
 
 class ReplayPayload(_Model):
@@ -173,6 +201,7 @@ class ReplayPayload(_Model):
     simd.plan.replay)."""
 
     kind: Literal["replay"] = "replay"
+    """the recorded payload (replay groups only)"""
 
 
 Payload = Annotated[
@@ -215,9 +244,13 @@ class MqttOptions(_Model):
     """
 
     version: Literal["3.1.1", "5"] = "3.1.1"
+    """MQTT protocol version"""
     client_id: str = "{device_id}"
+    """client id template ({device_id}, {index}, {group})"""
     keepalive: DurationNs = 60_000_000_000
+    """MQTT keepalive; simd pings when idle for half of it"""
     clean_start: bool = True
+    """false: a persistent session (in-flight publishes are re-sent after a reconnect)"""
     session_expiry: DurationNs | None = Field(
         None,
         description="MQTT 5: how long the broker keeps a device's session after its connection "
@@ -225,13 +258,21 @@ class MqttOptions(_Model):
         "an MQTT 5 session ends with its connection, MQTT-3.1.2-23)",
     )
     username: str | None = None
+    """user name template ({device_id}, {index}, {group})"""
     password: str | None = None
+    """the password as text (prefer password_env: kept out of every result)"""
     password_env: str | None = None
+    """environment variable holding the password"""
     token_file: str | None = None
+    """a file with one token per device (by index), used as user name or password"""
     token_as: Literal["username", "password"] = "username"
+    """where a token_file's token goes"""
     publish_timeout: DurationNs = 10_000_000_000
+    """qos 1/2: no ack within this is a timeout row"""
     connect_timeout: DurationNs = 10_000_000_000
+    """a handshake that takes longer fails"""
     inflight: int = Field(1000, ge=1, le=65535)
+    """qos 1/2 publishes in flight per connection at most"""
     window_full: Literal["wait", "drop"] = Field(
         "wait",
         description="a publish whose connection's in-flight window is full: wait for room "
@@ -240,9 +281,13 @@ class MqttOptions(_Model):
     )
     connect_rate: float | None = Field(None, gt=0, description="connections/s for the group")
     user_properties: dict[str, str] = Field(default_factory=dict)
+    """MQTT 5 user properties on every publish"""
     message_expiry: DurationNs | None = None
+    """MQTT 5 Message Expiry Interval"""
     reconnect_min: DurationNs = 500_000_000
+    """backoff before the first reconnect (doubling, jittered)"""
     reconnect_max: DurationNs = 30_000_000_000
+    """the longest backoff between reconnects"""
     trace: bool | Literal["property", "payload"] = Field(
         False,
         description="mark each publish with '<device> <seq> <intended ns>' so probes can tell "
@@ -300,10 +345,15 @@ class TlsOptions(_Model):
     """For mqtts:// targets. Certificates are verified unless verify = false."""
 
     ca_file: str | None = None
+    """CA certificates to verify the target with (PEM)"""
     cert_file: str | None = None
+    """client certificate (PEM)"""
     key_file: str | None = None
+    """the client certificate's key (PEM)"""
     verify: bool = True
+    """verify the target's certificate and host name"""
     server_name: str | None = None
+    """the name to check the certificate against (SNI), if not the URL's host"""
 
 
 # ---------------------------------------------------------------- http
@@ -324,14 +374,22 @@ class HttpRequest(_Model):
     """
 
     name: str = Field(pattern=r"^[\w.-]+$")
+    """the request's name in results (per-request tables)"""
     method: HttpMethod | None = Field(None, description="default: the group's http.method")
     path: str = "/"
+    """path and query, with placeholders ({device_id}, {index}, {seq}, ...)"""
     headers: dict[str, str] = Field(default_factory=dict)
+    """headers of this request (${ENV} expanded)"""
     body: Payload | None = None
+    """the request body (a payload)"""
     weight: float = Field(1.0, gt=0)
+    """its share of the mix"""
     expect_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(default_factory=list)
+    """statuses that pass (default 2xx)"""
     expect_body: str | None = None
+    """a regular expression the body must match"""
     max_time: DurationNs | None = None
+    """a slower response fails its check"""
 
     _dur = _durations("max_time", optional=True)
 
@@ -357,12 +415,16 @@ class HttpOptions(_Model):
     """
 
     method: HttpMethod = "GET"
+    """the default method"""
     headers: dict[str, str] = Field(
         default_factory=dict, description="sent with every request; values may use ${ENV_VAR}"
     )
     timeout: DurationNs = 5_000_000_000
+    """a response not complete within this is a timeout"""
     connect_timeout: DurationNs = 10_000_000_000
+    """a connection that takes longer fails"""
     model: Literal["open", "closed"] = "open"
+    """open: requests at the scheduled rate; closed: users that send when the last response came"""
     requests_per_user: int | None = Field(None, ge=1, description="closed model")
     think_time: DurationNs = Field(0, description="closed model: pause after each response")
 
@@ -374,9 +436,13 @@ class PluginOptions(_Model):
     registered in entry point group `simd.transports`)."""
 
     publish_timeout: DurationNs = 10_000_000_000
+    """a publish not done within this is a timeout (the connection is reopened)"""
     connect_timeout: DurationNs = 10_000_000_000
+    """a connect that takes longer fails"""
     reconnect_min: DurationNs = 500_000_000
+    """backoff before the first reconnect"""
     reconnect_max: DurationNs = 30_000_000_000
+    """the longest backoff between reconnects"""
     options: dict[str, str | int | float | bool] = Field(
         default_factory=dict,
         description="given to the plugin with the target URL's query parameters (these win); "
@@ -390,7 +456,9 @@ class OfflineWindow(_Model):
     """[start, end) of run time."""
 
     start: DurationNs
+    """run time the probe disconnects"""
     end: DurationNs
+    """run time it connects again"""
 
     _durs = _durations("start", "end")
 
@@ -408,10 +476,16 @@ class Probe(_Model):
     holding the intended time in epoch milliseconds (`timestamp_field`, e.g. "ts")."""
 
     name: str = Field(pattern=r"^[\w.-]+$")
+    """the probe's name in results"""
     topic: str = "#"
+    """the filter it subscribes to"""
     qos: Literal[0, 1, 2] = 1
+    """its subscription's qos"""
     version: Literal["3.1.1", "5"] = "5"
+    """its MQTT version"""
     timestamp_field: str | None = None
+    """a JSON payload field with the epoch ms a message was meant to be sent (untraced
+    publishers)"""
     clean: bool = Field(
         True,
         description="false: a persistent session (kept an hour), so the broker queues qos 1/2 "
@@ -431,11 +505,17 @@ class Message(_Model):
     """One entry of a weighted message mix. Unset keys inherit the group's."""
 
     name: str = Field(pattern=r"^[\w.-]+$")
+    """the message's name in results"""
     weight: float = Field(1.0, gt=0)
+    """its share of the mix"""
     topic: str | None = None
+    """topic template (default: the group's)"""
     qos: Literal[0, 1, 2] | None = None
+    """qos (default: the group's)"""
     retain: bool | None = None
+    """retain flag (default: the group's)"""
     payload: Payload | None = None
+    """payload (default: the group's)"""
 
 
 class ReplaySource(_Model):
@@ -499,7 +579,9 @@ class ReplyOptions(_Model):
     (the device's own processing), at qos 0, with the command's trace line as the payload."""
 
     topic: str = "devices/{device_id}/replies"
+    """topic template of the replies"""
     service_time: DurationNs = 10_000_000
+    """how long the device takes before it answers"""
 
     _durs = _durations("service_time")
 
@@ -512,16 +594,22 @@ class CommandOptions(_Model):
     when no reply came within `timeout` (or by the end of the run)."""
 
     to: str
+    """the group whose devices are commanded"""
     topic: str = "devices/{target_id}/commands"
+    """command topic template ({target_id}: the commanded device)"""
     replies: str = "devices/+/replies"
+    """the filter the commander subscribes to for replies"""
     timeout: DurationNs = 5_000_000_000
+    """a command without a reply within this is a timeout"""
 
     _durs = _durations("timeout")
 
 
 class FleetGroup(_Model):
     name: str = Field(pattern=r"^[\w.-]+$")
+    """the group's name in results"""
     replay: ReplaySource | None = None
+    """play a recording instead of a rate (timing, topics, payloads)"""
     count: int | None = Field(
         None,
         gt=0,
@@ -530,6 +618,7 @@ class FleetGroup(_Model):
         description="devices (with replay: derived, recorded devices x fanout)",
     )
     id: str = "{group}-{index:05d}"
+    """device id template ({group}, {index:05d})"""
     rate: float | None = Field(
         None, gt=0, le=MAX_RATE, description="messages per second per device"
     )
@@ -550,17 +639,25 @@ class FleetGroup(_Model):
         10_000_000, description="zipf: time between the messages of one burst"
     )
     topic: str = "devices/{device_id}/telemetry"
+    """topic template ({device_id}, {index}, {group}, {seq}, {message})"""
     qos: Literal[0, 1, 2] = 0
+    """publish qos"""
     retain: bool = False
+    """publish with the retain flag"""
     payload: Payload = Field(
         default_factory=lambda: TemplatePayload(
             template='{"device":"{device_id}","seq":{seq},"ts":{timestamp}}'
         )
     )
+    """what each message carries"""
     messages: list[Message] = Field(default_factory=list)
+    """a weighted mix of messages instead of one"""
     mqtt: MqttOptions = Field(default_factory=MqttOptions)
+    """MQTT client options"""
     http: HttpOptions = Field(default_factory=HttpOptions)
+    """HTTP options (http:// targets)"""
     plugin: PluginOptions = Field(default_factory=PluginOptions)
+    """options for a plugin target"""
     requests: list[HttpRequest] = Field(
         default_factory=list, description="http: the weighted request mix"
     )
@@ -574,6 +671,7 @@ class FleetGroup(_Model):
         "(templates: {device_id}, {index}, {group}); what arrives is logged as receive rows",
     )
     subscribe_qos: Literal[0, 1] = 1
+    """qos of a listening device's subscriptions"""
     reply: ReplyOptions | None = Field(
         None, description="mqtt: answer each command received (see commands) after a service time"
     )
@@ -775,17 +873,29 @@ class Phase(_Model):
     """
 
     name: str = Field(pattern=r"^[\w.-]+$")
+    """the phase's name in results"""
     duration: DurationNs
+    """how long it lasts"""
     shape: Literal["constant", "ramp", "step", "burst", "sine"] = "constant"
+    """how the rate level moves through it"""
     level: float = Field(1.0, ge=0)
+    """rate multiplier (constant, burst base, sine middle)"""
     start: float = Field(0.0, ge=0)
+    """ramp: the level at its start"""
     end: float = Field(1.0, ge=0)
+    """ramp: the level at its end"""
     levels: list[Annotated[float, Field(ge=0)]] = Field(default_factory=list)
+    """step: the levels, each for an equal share"""
     peak: float = Field(2.0, ge=0)
+    """burst: the level during the burst"""
     burst_at: DurationNs = 0
+    """burst: when it starts, into the phase"""
     burst_length: DurationNs = 0
+    """burst: how long it lasts"""
     amplitude: float = Field(0.5, ge=0)
+    """sine: the swing around level"""
     period: DurationNs = 60_000_000_000
+    """sine: one full wave"""
 
     _durs = _durations("duration", "burst_at", "burst_length", "period")
 
@@ -824,7 +934,9 @@ class Phase(_Model):
 
 class Outage(_Model):
     start: DurationNs
+    """run time the modelled target stops answering"""
     end: DurationNs
+    """run time it answers again"""
 
     _durs = _durations("start", "end")
 
@@ -839,12 +951,18 @@ class SimOptions(_Model):
     """The `sim` transport's model of a system under test (see simd.transports.sim)."""
 
     latency_p50: DurationNs = 2_000_000
+    """modelled median latency"""
     latency_p99: DurationNs = 20_000_000
+    """modelled p99 latency (lognormal)"""
     capacity: float | None = Field(None, gt=0, description="messages/s the system serves")
     queue_limit: DurationNs = 1_000_000_000
+    """queueing beyond this is refused (an error)"""
     error_rate: float = Field(0.0, ge=0, le=1)
+    """share of publishes that fail at random"""
     timeout: DurationNs = 10_000_000_000
+    """a modelled answer later than this is a timeout"""
     outages: list[Outage] = Field(default_factory=list)
+    """windows in which the modelled target answers nothing"""
 
     _durs = _durations("latency_p50", "latency_p99", "queue_limit", "timeout")
 
@@ -866,12 +984,18 @@ class Slo(_Model):
     error_rate <= DEFAULT_ERROR_RATE is checked as the default; log_integrity always is."""
 
     latency_p50: DurationNs | None = None
+    """latency p50 (from intended send time) at most"""
     latency_p90: DurationNs | None = None
+    """latency p90 at most"""
     latency_p99: DurationNs | None = None
+    """latency p99 at most"""
     latency_p999: DurationNs | None = None
+    """latency p99.9 at most"""
     error_rate: float | None = Field(None, ge=0, le=1)
+    """failed / logged publishes at most (default 0.05)"""
     throughput_ratio: float | None = Field(None, ge=0, le=1, description="completed / planned")
     schedule_lag_p99: DurationNs | None = None
+    """schedule lag p99 (actual minus intended send time) at most"""
     latency_p99_growth_per_h: float | None = Field(
         None, description="slope of p99 latency over the run, per hour, relative to its mean"
     )
@@ -904,10 +1028,15 @@ ClockSpec = Annotated[str, Field(pattern=r"^(real|virtual|scaled:\d+(\.\d+)?)$")
 class RunOptions(_Model):
     workers: int = Field(0, ge=0, le=1024, description="0 = one per usable core")
     clock: ClockSpec = "real"
+    """real, scaled:N (N times faster) or virtual (null:/sim: only)"""
     flush_interval: DurationNs = 100_000_000
+    """the log reaches disk at least this often"""
     drain_timeout: DurationNs = 5_000_000_000
+    """after the schedule, how long to wait for outstanding acks"""
     fsync: Literal["never", "segment", "frame"] = "segment"
+    """when the log is fsynced: never, per segment, per frame"""
     segment_bytes: int = Field(256 * 1024 * 1024, ge=64 * 1024)
+    """a log segment is closed and a new one begun past this size"""
     max_restarts: int = Field(
         100, ge=0, description="times a worker that dies is restarted from its log, per worker"
     )
@@ -946,16 +1075,28 @@ class RunOptions(_Model):
 
 class Scenario(_Model):
     name: str = Field(pattern=r"^[\w.-]+$")
+    """the scenario's name (in run ids and reports)"""
     seed: int = Field(0, ge=0, lt=2**63)
+    """the seed of every random choice: same seed, same schedule"""
     duration: DurationNs | None = None
+    """how long the run lasts (default: the phases' sum)"""
     target: str = "sim:"
+    """where publishes go: mqtt://, mqtts://, ws://, wss://, http(s)://, null:, sim:,
+    embedded, plugin:module:Class"""
     fleet: list[FleetGroup] = Field(min_length=1)
+    """the device groups"""
     phase: list[Phase] = Field(default_factory=list)
+    """stretches of the run with their rate shape"""
     probe: list[Probe] = Field(default_factory=list)
+    """subscribers logging what the target delivers"""
     sim: SimOptions = Field(default_factory=SimOptions)
+    """the sim: target's model"""
     tls: TlsOptions = Field(default_factory=TlsOptions)
+    """TLS options (mqtts://, wss://, https://)"""
     slo: Slo = Field(default_factory=Slo)
+    """service levels the run is judged by"""
     run: RunOptions = Field(default_factory=RunOptions)
+    """how the run itself runs"""
 
     _durs = _durations("duration", optional=True)
 
