@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 import urllib.request
@@ -12,7 +13,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from simd.runtime.live import Status
-from tests.conftest import kill_run, raw_get, sql, start_run, wait_until, write_scenario
+from tests.conftest import REPO, kill_run, raw_get, sql, start_run, wait_until, write_scenario
 
 LIVE = """
 name = "live"
@@ -72,7 +73,8 @@ def status(url: str) -> Status:
 def test_status_metrics_and_alerts_while_running(tmp_path: Path, runs: Path) -> None:
     """/status validates against its model and grows; /metrics parses with prometheus-client's
     parser and has per-group counters and latency histograms; a p99 SLO tighter than the
-    target's latency is reported as a breach on stderr and in /status while the run goes."""
+    target's latency is reported as a breach on stderr and in /status while the run goes;
+    every metric the Grafana dashboard (deploy/grafana/simd.json) queries is served."""
     proc = start_run(_scenario(tmp_path, "6s"), runs, "live", "--no-report")
     url = _status_url(runs / "live")
     first = wait_until(lambda: (s := status(url)).sent > 0 and s)
@@ -103,6 +105,12 @@ def test_status_metrics_and_alerts_while_running(tmp_path: Path, runs: Path) -> 
     assert all(s.value > 0 for s in hist)
     assert fams["simd_slo_breached"].samples[0].value == 1.0
     assert {s.labels["worker"] for s in fams["simd_worker_up"].samples} == {"0", "1"}
+    # the Grafana dashboard queries only what a live run serves
+    dashboard = json.loads((REPO / "deploy" / "grafana" / "simd.json").read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    queried = {m for e in exprs for m in re.findall(r"\bsimd_[a-z0-9_]+", e)}
+    served = {sample.name for f in fams.values() for sample in f.samples}
+    assert len(queried) >= 9 and queried <= served, queried - served
 
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, err  # the p99 SLO fails at the end too
