@@ -461,9 +461,13 @@ SELECT worker, count(*) AS samples,
        min(h) * 3600 AS first_s, max(h) * 3600 AS last_s,
        avg(rss) AS rss_mean_bytes, max(rss) AS rss_max_bytes,
        regr_slope(rss, h) AS rss_slope_bytes_per_h,
-       regr_slope(rss, h) / nullif(avg(rss), 0) AS rss_growth_per_h,
-       slope_ci95(regr_count(rss, h), regr_sxx(rss, h), regr_syy(rss, h), regr_sxy(rss, h))
-           / nullif(avg(rss), 0) AS rss_growth_ci95_per_h,
+       -- growth per hour only over 10 minutes of samples or more: a 20 s run's start-up
+       -- is not a rate (it read "+1012 %/h"); the raw slope stays
+       CASE WHEN max(h) - min(h) >= 1 / 6 THEN regr_slope(rss, h) / nullif(avg(rss), 0) END
+           AS rss_growth_per_h,
+       CASE WHEN max(h) - min(h) >= 1 / 6 THEN
+           slope_ci95(regr_count(rss, h), regr_sxx(rss, h), regr_syy(rss, h), regr_sxy(rss, h))
+           / nullif(avg(rss), 0) END AS rss_growth_ci95_per_h,
        avg(cpu) AS cpu_mean, max(cpu) AS cpu_max,
        avg(fds) AS fds_mean, max(fds) AS fds_max,
        regr_slope(fds, h) AS fds_slope_per_h

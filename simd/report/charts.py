@@ -110,13 +110,18 @@ def time_chart(
     log_y: bool = False,
     x_fmt: Callable[[float], str] | None = None,
     marks: Sequence[tuple[float, str]] = (),
+    phases: Sequence[tuple[float, str]] = (),
+    limits: Sequence[tuple[float, str]] = (),
 ) -> str:
     """Lines over run time (x in seconds since t=0; or any x, labelled by `x_fmt`); y in
-    `unit`, linear or log10; `marks`: labelled vertical lines at x (a knee, an event)."""
+    `unit`, linear or log10; `marks`: labelled vertical lines at x (a knee, an event);
+    `phases`: where each phase begins (x, name), drawn quietly; `limits`: horizontal lines at
+    y (an SLO's threshold, labelled), inside the y range."""
     fmt_x = x_fmt or _fmt_time
     values = [v for ln in lines for v in ln.y if v is not None and math.isfinite(v)]
     if not x_s or not values:
         return f'<p class="empty">{escape(title)}: no data</p>'
+    values += [y for y, _ in limits if math.isfinite(y) and (y > 0 or not log_y)]
     x0, x1 = min(x_s), max(x_s)
     x1 = x1 if x1 > x0 else x0 + 1
     pw, ph = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
@@ -166,6 +171,24 @@ def time_chart(
             f"{fmt_x(t)}</text>"
         )
         t += xstep
+    for at, label in phases:
+        if x0 < at < x1:
+            x = sx(at)
+            body.append(
+                f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{TOP + ph}" stroke="#7f8c8d" '
+                f'stroke-width="1" stroke-dasharray="6 4" class="phase"/>'
+                f'<text x="{x + 3:.1f}" y="{TOP + ph - 4}" class="ax">{escape(label)}</text>'
+            )
+    for level, label in limits:
+        if not math.isfinite(level) or (log_y and level <= 0):
+            continue
+        y = sy(level)
+        body.append(
+            f'<line x1="{LEFT}" x2="{LEFT + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#c0392b" '
+            f'stroke-width="1.2" stroke-dasharray="2 3" class="limit"/>'
+            f'<text x="{LEFT + pw - 4}" y="{y - 4:.1f}" class="ax" text-anchor="end">'
+            f"{escape(label)}</text>"
+        )
     for at, label in marks:
         x = sx(at)
         body.append(

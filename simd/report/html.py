@@ -72,6 +72,17 @@ def load(run: str | Path) -> dict[str, Any]:
             "summary": _rows(con, "SELECT * FROM run_summary")[0],
             "window_ns": con.execute("SELECT window_ns()").fetchone()[0],
             "publishes": T.publishes_word(con),
+            "phase_starts": [
+                (r[0] / 1e9, r[1])
+                for r in con.execute(
+                    "SELECT start_ns, phase FROM phases WHERE start_ns > 0 ORDER BY start_ns"
+                ).fetchall()
+            ],
+            "limits": dict(
+                con.execute(
+                    "SELECT name, threshold FROM slo WHERE unit = 'ns' AND origin = 'scenario'"
+                ).fetchall()
+            ),
         }
         for view in (*CHART_VIEWS, *OTHER_VIEWS):
             d[view] = _rows(con, f"SELECT * FROM {view}")
@@ -255,6 +266,18 @@ def _time_charts(d: dict[str, Any]) -> str:
     ser, lat = d["series"], d["series_latency"]
     x_series = [row["start_ns"] / 1e9 for row in ser]
     x_lat = [row["start_ns"] / 1e9 for row in lat]
+    phases = d["phase_starts"]  # each phase's start, marked on every time chart
+    limits = d["limits"]  # the SLOs' thresholds (ns), drawn on the charts they judge
+    latency_limits = [
+        (limits[k] / 1e6, f"SLO {k} {limits[k] / 1e6:g} ms")
+        for k in ("latency_p50", "latency_p90", "latency_p99", "latency_p999")
+        if k in limits
+    ]
+    lag_limits = [
+        (limits[k] / 1e6, f"SLO {k} {limits[k] / 1e6:g} ms")
+        for k in ("schedule_lag_p99",)
+        if k in limits
+    ]
     out = ["<h2>Throughput</h2>"]
     out.append(
         time_chart(
@@ -267,6 +290,7 @@ def _time_charts(d: dict[str, Any]) -> str:
                 Line("failed", [row["failed_per_s"] for row in ser]),
             ],
             "per s",
+            phases=phases,
         )
     )
     out.append("<h2>Latency over time</h2>")
@@ -276,7 +300,8 @@ def _time_charts(d: dict[str, Any]) -> str:
     ):
         lines = [Line(p, _ms_values(lat, f"{p}{suffix}_ns")) for p in ("p50", "p95", "p99")]
         lines.append(Line("max", _ms_values(lat, f"max{suffix}_ns"), dashed=True))
-        out.append(time_chart(title, x_lat, lines, "ms", log_y=True))
+        limit = latency_limits if not suffix else []  # SLOs judge latency from intended
+        out.append(time_chart(title, x_lat, lines, "ms", log_y=True, phases=phases, limits=limit))
     dist = d["latency_distribution"]
     out.append("<h2>Latency distribution</h2>")
     out.append(
@@ -301,6 +326,8 @@ def _time_charts(d: dict[str, Any]) -> str:
                 Line("max", _ms_values(lat, "lag_max_ns"), dashed=True),
             ],
             "ms",
+            phases=phases,
+            limits=lag_limits,
         )
     )
     out.append("<h2>Errors over time</h2>")
@@ -409,7 +436,10 @@ def _errors_chart(d: dict[str, Any], x_series: list[float]) -> str:
         if i is not None:
             per[key if key in top else "other"][i] += int(e["count"]) / w_s  # type: ignore[operator]
     lines = [Line(k[:48], v) for k, v in per.items() if k != "other" or any(v)]
-    return time_chart(f"failed {d['publishes']} per second by kind", x_series, lines, "per s")
+    return time_chart(
+        f"failed {d['publishes']} per second by kind", x_series, lines, "per s",
+        phases=d["phase_starts"],
+    )  # fmt: skip
 
 
 def write_html(run: str | Path, path: str | Path | None = None) -> Path:
