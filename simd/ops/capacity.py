@@ -277,18 +277,39 @@ def page(search: Search) -> str:
     def ms(v: float | None) -> float | None:
         return None if v is None else v / 1e6
 
+    knee = [(search.knee_per_s, "knee")] if search.knee_per_s else []
+    per_s = lambda v: f"{v:,.0f}/s"  # noqa: E731
     chart = time_chart(
-        "latency and schedule lag p99 by offered rate",
+        "latency p99 by offered rate (ms, log scale)",
         x,
         [
             Line("latency p99 from intended", [ms(s.latency_p99_ns) for s in steps]),
             Line("latency p99 from sent", [ms(s.latency_p99_sent_ns) for s in steps], True),
-            Line("schedule lag p99", [ms(s.lag_p99_ns) for s in steps], True),
         ],
         "ms",
         log_y=True,
-        x_fmt=lambda v: f"{v:,.0f}/s",
-        marks=[(search.knee_per_s, "knee")] if search.knee_per_s else [],
+        x_fmt=per_s,
+        marks=knee,
+    )
+    # lag on a linear axis: a step that kept its schedule is drawn at 0, not at a log floor
+    chart += time_chart(
+        "schedule lag p99 by offered rate (ms)",
+        x,
+        [Line("schedule lag p99", [ms(s.lag_p99_ns) or 0.0 for s in steps])],
+        "ms",
+        x_fmt=per_s,
+        marks=knee,
+    )
+    chart += time_chart(
+        "achieved vs offered rate (per s)",
+        x,
+        [
+            Line("offered", x, True),
+            Line("achieved (completed)", [s.achieved_per_s for s in steps]),
+        ],
+        "per s",
+        x_fmt=per_s,
+        marks=knee,
     )
     rows = "".join(
         f"<tr><td>{escape(name)}</td><td>{escape(s.name)}</td><td>{s.offered_per_s:,.0f}</td>"
