@@ -49,7 +49,7 @@ def _go(
     exports: tuple[Path | None, Path | None] = (None, None),
 ) -> None:
     """Print the scenario, or validate and run it as `simd run` would."""
-    from simd.cli.run import _finish
+    from simd.cli.run import finish_run
     from simd.model.scenario import parse_scenario
     from simd.model.toml_text import dumps
     from simd.runtime import supervisor
@@ -70,7 +70,7 @@ def _go(
         progress=progress,
         status_port=None,
     )
-    _finish(outcome, report, *exports)
+    finish_run(outcome, report, *exports)
 
 
 @app.command()

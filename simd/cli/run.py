@@ -159,7 +159,7 @@ def run(
     if outcome.manifest is not None and outcome.manifest.shard is not None:
         _finish_shard(outcome)
     else:
-        _finish(outcome, report, summary_export, junit)
+        finish_run(outcome, report, summary_export, junit)
 
 
 def _finish_shard(outcome: Any) -> None:
@@ -180,7 +180,7 @@ def _finish_shard(outcome: Any) -> None:
     )
 
 
-def _finish(
+def finish_run(
     outcome: Any, report: bool, summary_export: Path | None = None, junit: Path | None = None
 ) -> None:
     """After a run: print its folder, ingest, report (and the JSON summary and JUnit XML when
@@ -372,7 +372,7 @@ def replay(
         progress=progress,
         status_port=status_port,
     )
-    _finish(outcome, report)
+    finish_run(outcome, report)
 
 
 def _topic_mapping(items: list[str]) -> dict[str, str]:

@@ -42,12 +42,6 @@ pre{background:#f7f7f7;padding:8px;overflow:auto;font-size:12px;max-height:480px
 """
 
 
-def _rows(con: Any, sql: str) -> list[dict[str, Any]]:
-    cur = con.execute(sql)
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-
-
 # the tables of the page, in its order (report/tables.py declares them)
 PAGE_TABLES = (T.STATUS_COUNTS, T.LATENCY, T.SCHEDULE_LAG, T.TOPICS, T.END_TO_END, T.DELIVERY)
 PAGE_TABLES += (T.COMMANDS, T.REPLAY, T.JOURNEYS, T.ERRORS, T.BURSTS, T.RESOURCES)
@@ -64,12 +58,12 @@ def load(run: str | Path) -> dict[str, Any]:
     con = connect(run_dir, read_only=True)
     try:
         d: dict[str, Any] = {
-            "run": _rows(
+            "run": T.rows(
                 con,
                 "SELECT run_id, scenario, scenario_hash, seed, target, clock, workers, "
                 "t0_epoch_ns, duration_ns, state, planned_publishes, stopped_at_ns FROM runs",
             )[0],
-            "summary": _rows(con, "SELECT * FROM run_summary")[0],
+            "summary": T.rows(con, "SELECT * FROM run_summary")[0],
             "window_ns": con.execute("SELECT window_ns()").fetchone()[0],
             "publishes": T.publishes_word(con),
             "phase_starts": [
@@ -85,11 +79,11 @@ def load(run: str | Path) -> dict[str, Any]:
             ),
         }
         for view in (*CHART_VIEWS, *OTHER_VIEWS):
-            d[view] = _rows(con, f"SELECT * FROM {view}")
+            d[view] = T.rows(con, f"SELECT * FROM {view}")
         d["tables"] = {spec.id: spec.fetch(con) for spec in PAGE_TABLES}
         d["shards"] = list(shard_lines(con))
         d["integrity"] = integrity_line(con)
-        d["log_damage"] = _rows(con, "SELECT * FROM log_damage ORDER BY segment, offset_start")
+        d["log_damage"] = T.rows(con, "SELECT * FROM log_damage ORDER BY segment, offset_start")
         manifest = con.execute("SELECT manifest FROM runs").fetchone()[0]
     finally:
         con.close()

@@ -17,16 +17,11 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from simd.report.tables import rows
 from simd.report.terminal import SloResult, check
 from simd.results.ingest import connect, run_dir_of
 
 SUMMARY_FORMAT = 1
-
-
-def _rows(con: Any, sql: str) -> list[dict[str, Any]]:
-    cur = con.execute(sql)
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
 def _ms(ns: Any) -> float | None:
@@ -38,13 +33,13 @@ def summary(run: str | Path) -> dict[str, Any]:
     run_dir = run_dir_of(run)
     con = connect(run_dir, read_only=True)
     try:
-        meta = _rows(con, "SELECT run_id, scenario, state, duration_ns, stopped_at_ns, "
+        meta = rows(con, "SELECT run_id, scenario, state, duration_ns, stopped_at_ns, "
                           "workers, target FROM runs")[0]  # fmt: skip
-        totals = _rows(con, "SELECT * FROM run_summary")[0]
-        latency = _rows(con, "SELECT * FROM latency_percentiles")
-        lag = _rows(con, "SELECT * FROM schedule_lag")
-        by_group = _rows(con, "SELECT * FROM status_counts")
-        errors = _rows(con, "SELECT kind, status, error, count FROM errors_by_kind "
+        totals = rows(con, "SELECT * FROM run_summary")[0]
+        latency = rows(con, "SELECT * FROM latency_percentiles")
+        lag = rows(con, "SELECT * FROM schedule_lag")
+        by_group = rows(con, "SELECT * FROM status_counts")
+        errors = rows(con, "SELECT kind, status, error, count FROM errors_by_kind "
                             "ORDER BY count DESC LIMIT 20")  # fmt: skip
     finally:
         con.close()

@@ -84,6 +84,13 @@ def label(header: str, key: str) -> Col:
     return Col(header, key, text, left=True)
 
 
+def rows(con: Any, sql: str) -> list[dict[str, Any]]:
+    """A query's rows as dicts by column name."""
+    cur = con.execute(sql)
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
 def publishes_word(con: Any) -> str:
     """What the run's publishes are called: requests for an HTTP target (views.sql)."""
     return str(con.execute("SELECT publishes_word()").fetchone()[0] or "publishes")
@@ -113,9 +120,7 @@ class TableSpec:
         """Its rows as dicts, or None when it does not apply to this run."""
         if self.when is not None and not con.execute(self.when).fetchone()[0]:
             return None
-        cur = con.execute(self.sql)
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        return rows(con, self.sql)
 
     def cells(self, row: dict[str, Any]) -> list[tuple[Any, str, bool]]:
         """Each cell of a row: (raw value, text, left-aligned)."""

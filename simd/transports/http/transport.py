@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import numpy as np
 import trio
 
 from simd.errors import UserError
@@ -34,6 +33,7 @@ from simd.log.events import (
     DISCONNECT,
     DROPPED,
     FAILED,
+    NULL_NS,
     OK,
     PUBLISH,
     TIMEOUT,
@@ -60,7 +60,7 @@ from simd.transports.http.codec import (
     request_head,
 )
 
-_NULL = int(np.iinfo(np.int64).min)
+_NULL = int(NULL_NS)  # no time (simd.log.events)
 FLUSH_S = 0.02  # finished rows reach the event buffer at least this often
 SWEEP_S = 0.01  # how often requests are checked against their timeout
 EAGER_CONNECTS = 64  # connections opened at once before t=0

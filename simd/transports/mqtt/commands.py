@@ -35,6 +35,7 @@ from simd.log.events import (
     COMMAND,
     COMMAND_MESSAGE,
     FAILED,
+    NULL_NS,
     OK,
     RECEIVE,
     REPLY,
@@ -49,7 +50,7 @@ from simd.transports._base import PublishBatch, Row, RowStage
 from simd.transports.mqtt.session import topic_bytes
 
 TRACE_LINE = b"#simd "  # '#simd <device> <seq> <intended ns>\n' before a traced payload
-_NULL = int(np.iinfo(np.int64).min)
+_NULL = int(NULL_NS)  # no time (simd.log.events)
 
 
 def parse_trace(payload: bytes) -> tuple[int, int, int, bytes] | None:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 import trio
 
 from simd.clock import RunClock
-from simd.log.events import CONNECT, DISCONNECT, FAILED, OK, RECEIVE
+from simd.log.events import CONNECT, DISCONNECT, FAILED, NULL_NS, OK, RECEIVE
 from simd.model.scenario import Probe, Scenario
 from simd.transports._base import Row, RowStage
 from simd.transports._net import Target, reason_of
@@ -32,7 +32,7 @@ from simd.transports.mqtt.session import ClientSession, Event, Received
 PROBE_KEEPALIVE_S = 60
 PROBE_CONNECT_TIMEOUT_S = 10.0
 PROBE_SESSION_EXPIRY_S = 3600  # a persistent (clean = false) v5 probe's session lifetime
-_NULL = -(2**63)
+_NULL = int(NULL_NS)  # no time (simd.log.events)
 
 
 class Probes:

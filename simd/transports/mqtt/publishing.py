@@ -16,7 +16,7 @@ import numpy as np
 import trio
 
 from simd.clock import RunClock
-from simd.log.events import DROPPED, FAILED, PUBLISH, SENT, TIMEOUT, EventBuffer
+from simd.log.events import DROPPED, FAILED, NULL_NS, PUBLISH, SENT, TIMEOUT, EventBuffer
 from simd.log.ragged import Ragged
 from simd.model.scenario import Scenario
 from simd.transports._base import PublishBatch, RowStage
@@ -28,7 +28,7 @@ from simd.transports.mqtt.inflight import InFlight
 from simd.transports.mqtt.reasons import reason_text
 from simd.transports.mqtt.session import Completed
 
-_NULL = int(np.iinfo(np.int64).min)
+_NULL = int(NULL_NS)  # no time (simd.log.events)
 
 
 class Publisher:

@@ -221,8 +221,7 @@ class MqttTransport:
             await link.goodbye()
             return
         client.link = link
-        client.up = True
-        self.publisher.up[client.index] = True
+        self._set_up(client, True)
         client.attempts = 0
         self._conn_row(client, CONNECT, OK, t0, self.clock.now_ns(), 0)
         self._on_read(client, [], rest)
@@ -230,6 +229,11 @@ class MqttTransport:
         if client.subs:  # a listening device, a commander: its own filters
             client.session.subscribe(client.subs)
         link.flush()
+
+    def _set_up(self, client: Client, up: bool) -> None:
+        """Whether a device can publish now: on the client and in the publisher's vector."""
+        client.up = up
+        self.publisher.up[client.index] = up
 
     def _conn_row(
         self, client: Client, kind: int, status: int, t_sent: int, t_done: int, error: int
@@ -280,8 +284,7 @@ class MqttTransport:
         if client.link is not link:
             return  # already handled (a keepalive expiry, then the read that failed with it)
         client.link = None
-        client.up = False
-        self.publisher.up[client.index] = False
+        self._set_up(client, False)
         why = f"connection lost: {reason}"
         if client.session is not None:
             self.publisher.fail(client.session.lost(), why)
@@ -329,8 +332,7 @@ class MqttTransport:
                 continue
             if now_t - link.last_in > 1.5 * keep:
                 # MQTT-3.1.2-24 (the server's side of it): no traffic, presume dead
-                client.up = False
-                self.publisher.up[client.index] = False
+                self._set_up(client, False)
                 assert self.nursery is not None
                 self.nursery.start_soon(self._lost, client, link, "keepalive expired")
             elif now_t - link.last_out > keep / 2:
@@ -393,8 +395,7 @@ class MqttTransport:
         not (error), and its index goes into `logged`. Cancelled by close's bound before that,
         close logs it."""
         client.link = None
-        client.up = False
-        self.publisher.up[client.index] = False
+        self._set_up(client, False)
         try:
             link.session.disconnect()
             await link.send()  # after a write in progress: one sender at a time on a stream

@@ -24,6 +24,7 @@ from simd.log.events import (
     DISCONNECT,
     DROPPED,
     FAILED,
+    NULL_NS,
     OK,
     PUBLISH,
     SENT,
@@ -51,7 +52,7 @@ CONNECT_CONCURRENCY = 256  # connects in flight at once per worker
 CLOSE_BOUND_S = 2.0  # close: how long all clients' close() together may take
 FLUSH_S = 0.05  # staged rows reach the log at least this often
 ERROR_TEXT_MAX = 160  # a plugin's exception text, cut (the error table holds distinct texts)
-_NULL = int(np.iinfo(np.int64).min)
+_NULL = int(NULL_NS)  # no time (simd.log.events)
 
 
 @dataclass
