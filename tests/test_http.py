@@ -397,7 +397,7 @@ def test_every_request_refused_is_exit_3_naming_why(tmp_path: Path, runs: Path) 
         proc = _run(path, runs, server.url, check=3)
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("simd: error:")]
     assert len(lines) == 1 and "Traceback" not in proc.stderr
-    assert "no publish completed (10 logged; most: 10 error: list: status 401" in lines[0]
+    assert "no request completed (10 logged; most: 10 error: list: status 401" in lines[0]
 
 
 def test_url_credentials_become_basic_auth(tmp_path: Path, runs: Path) -> None:

@@ -216,24 +216,51 @@ def test_toml_text_reads_back_as_written(data: dict) -> None:
 
 
 def test_conventions(tmp_path: Path, runs: Path) -> None:
-    """--version prints it; -w 0 means one worker per core (it was refused); a finished run's
-    status gives its final numbers; the capacity help shows its [slo] (rich markup ate it)."""
+    """--version prints it; -w 0 means one worker per core (it was refused); the short flags
+    (-T, -d, -w, -o, -F); a finished run's status gives its final numbers; the capacity help
+    shows its [slo] (rich markup ate it)."""
     r = simd("--version", check=0)
     assert r.stdout.startswith("simd ")
     r = simd("run", str(SCENARIOS / "quickstart.toml"), "-T", "null:", "-d", "1s", "-w", "0",
-             "--runs-dir", str(runs), "--no-progress", "--no-report", check=0)  # fmt: skip
+             "-o", str(runs), "--no-progress", "--no-report", check=0)  # fmt: skip
+    assert run_dir_from(r).parent == runs
     manifest = (run_dir_from(r) / "run.json").read_text()
     import os
 
     assert json.loads(manifest)["workers"] == len(os.sched_getaffinity(0))
     # a finished run's status: its final numbers from the log, no dashes, no dead URL
-    status = json.loads(simd("status", str(run_dir_from(r)), "--format", "json", check=0).stdout)
+    status = json.loads(simd("status", str(run_dir_from(r)), "-F", "json", check=0).stdout)
     planned = json.loads(manifest)["plan"]["total_publishes"]
     assert status["status"]["completed"] == status["status"]["sent"] == planned > 0
     assert status["status_url"] is None
     table = simd("status", str(run_dir_from(r)), check=0).stdout
     assert f"{planned:,}" in table and "http://" not in table
     assert "[slo]" in simd("capacity", "--help", check=0).stdout
+
+
+def test_no_command_gives_one_flag_two_meanings() -> None:
+    """Every command's flags, long and short, are its own once (the shared ones are declared in
+    simd.cli.options); the common short flags mean the same wherever they exist."""
+    import typer.main
+
+    from simd.cli import app
+
+    meaning = {"-w": "--workers", "-T": "--target", "-d": "--duration", "-F": "--format"}
+    groups = [typer.main.get_command(app)]
+    while groups:
+        group = groups.pop()
+        for name, cmd in group.commands.items():  # type: ignore[attr-defined]
+            if hasattr(cmd, "commands"):
+                groups.append(cmd)
+                continue
+            flags = [o for p in cmd.params for o in (*p.opts, *p.secondary_opts)]
+            assert len(flags) == len(set(flags)), (name, flags)
+            for p in cmd.params:
+                for short, long in meaning.items():
+                    if short in p.opts:
+                        assert long in p.opts, (name, p.opts)
+                if "-o" in p.opts:
+                    assert {"--runs-dir", "--out"} & set(p.opts), (name, p.opts)
 
 
 def test_ci_outputs(tmp_path: Path, runs: Path) -> None:

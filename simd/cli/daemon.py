@@ -11,13 +11,14 @@ import typer
 from rich.table import Table
 
 from simd.cli.app import app, guarded, out
+from simd.cli.options import RUNS_DIR, format_option
 from simd.errors import UserError
 
 
 @app.command("daemon")
 @guarded
 def daemon_cmd(
-    runs_dir: Annotated[Path, typer.Option(help="where run folders go")] = Path("runs"),
+    runs_dir: Annotated[Path, RUNS_DIR] = Path("runs"),
     host: Annotated[str, typer.Option(help="address to listen on (loopback by default)")] = (
         "127.0.0.1"
     ),
@@ -60,7 +61,7 @@ def status_cmd(
     run: Annotated[
         str | None, typer.Argument(help="a run id (on the daemon) or a run folder")
     ] = None,
-    format: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+    format: Annotated[str, format_option("table | json")] = "table",
 ) -> None:
     """Runs on the daemon, or one run's status: live while it runs (also a run folder's,
     without a daemon), its final numbers from the log once it ended."""

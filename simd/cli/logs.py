@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from simd.cli.app import app, guarded, out
+from simd.cli.options import out_option
 from simd.errors import EXIT_SLO, UserError
 
 
@@ -93,9 +94,10 @@ def record(
     topic: Annotated[
         list[str], typer.Option("--topic", "-t", help="a topic filter to subscribe to (repeat)")
     ],
-    out: Annotated[Path, typer.Option(help="the recording to write, e.g. recordings/x.simrec")],
+    out: Annotated[Path, out_option("the recording to write, e.g. recordings/x.simrec")],
     duration: Annotated[
-        str | None, typer.Option(help="stop after this long (default: until Ctrl-C)")
+        str | None,
+        typer.Option("--duration", "-d", help="stop after this long (default: until Ctrl-C)"),
     ] = None,
     qos: Annotated[int, typer.Option(min=0, max=2, help="subscription qos")] = 1,
     mqtt_version: Annotated[str, typer.Option(help="5 | 3.1.1")] = "5",
@@ -156,7 +158,7 @@ def record(
 @guarded
 def import_cmd(
     capture: Annotated[Path, typer.Argument(help="a JSON-lines capture (one message per line)")],
-    out: Annotated[Path, typer.Option(help="the recording to write")],
+    out: Annotated[Path, out_option("the recording to write")],
 ) -> None:
     """Convert a JSON-lines capture made by another tool into a recording."""
     from simd.log.recording import import_jsonl, write_recording

@@ -14,7 +14,17 @@ from typing import Annotated, Any
 import typer
 
 from simd.cli.app import app, guarded
-from simd.cli.run import JUNIT, PROGRESS_EVERY, SUMMARY, WORKERS, check_run_id, progress_setting
+from simd.cli.options import (
+    JUNIT,
+    PROGRESS,
+    PROGRESS_EVERY,
+    REPORT,
+    RUN_ID,
+    RUNS_DIR,
+    SUMMARY,
+    WORKERS,
+)
+from simd.cli.run import check_run_id, progress_setting
 
 URL = typer.Argument(help="target: mqtt://host:port (mqtts://, ws://, wss://) or embedded")
 COUNT = typer.Option("--count", "-c", min=1, help="devices (connections)")
@@ -27,12 +37,6 @@ VERSION = typer.Option("--mqtt-version", "-V", help="MQTT version: 5 or 3.1.1 (4
 USER = typer.Option("--username", "-u", help="MQTT user name")
 PASSWORD_ENV = typer.Option(
     "--password-env", "-P", help="environment variable holding the MQTT password"
-)
-RUNS_DIR = typer.Option("--runs-dir", help="where run folders go")
-RUN_ID = typer.Option("--run-id", help="the run folder's name")
-PROGRESS = typer.Option("--progress/--no-progress", help="live progress on stderr")
-REPORT = typer.Option(
-    "--report/--no-report", help="print the report at the end and write RUN/report.html"
 )
 SEED = typer.Option("--seed", help="the run's seed")
 RAMP = typer.Option("--ramp", help="rise from 0 to the rate over this long first")

@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from simd.cli.app import app, guarded, out
+from simd.cli.options import format_option
 from simd.errors import EXIT_SLO, UserError
 
 
@@ -25,9 +26,7 @@ def report_cmd(
     write_html: Annotated[
         bool, typer.Option("--write-html/--no-html", help="write the HTML report")
     ] = True,
-    format: Annotated[
-        str, typer.Option("--format", help="terminal | json (a summary, as k6's)")
-    ] = "terminal",
+    format: Annotated[str, format_option("terminal | json (a summary, as k6's)")] = "terminal",
 ) -> None:
     """Totals, throughput, latency percentiles, schedule lag, errors, per group and phase;
     and a self-contained HTML page with the plots. `--format json`: the run's summary as one
@@ -52,7 +51,7 @@ def report_cmd(
 @guarded
 def check_cmd(
     run: Annotated[Path, typer.Argument(help="run folder")],
-    format: Annotated[str, typer.Option("--format", help="table | json | junit")] = "table",
+    format: Annotated[str, format_option("table | json | junit")] = "table",
 ) -> None:
     """Check the scenario's SLOs; exit 1 naming each failed one and by how much. `--format
     junit`: JUnit XML (one testcase per SLO) for CI; `json`: one object per SLO."""
@@ -83,7 +82,7 @@ def compare_cmd(
     threshold: Annotated[
         str, typer.Option(help="change that counts, e.g. 10% or 0.1 (relative to the base)")
     ] = "10%",
-    format: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+    format: Annotated[str, format_option("table | json")] = "table",
 ) -> None:
     """Two runs side by side: throughput, percentiles, error rate, SLOs, the change in % and a
     verdict per metric; exit 1 when anything regressed beyond the threshold."""
@@ -151,7 +150,7 @@ def figure(v: float | None, unit: str) -> str:
 def query_cmd(
     run: Annotated[Path, typer.Argument(help="run folder")],
     sql: Annotated[str, typer.Argument(help="SQL over the run's tables and views")],
-    format: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
+    format: Annotated[str, format_option("table | csv | json")] = "table",
 ) -> None:
     """Run SQL on RUN/results.duckdb."""
     from simd.results.ingest import query

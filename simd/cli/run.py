@@ -20,20 +20,24 @@ from simd.cli.app import (
     out,
 )
 from simd.cli.logs import warn_ingest
+from simd.cli.options import (
+    CLOCK,
+    DURATION,
+    JUNIT,
+    PROGRESS,
+    PROGRESS_EVERY,
+    REPORT,
+    RUN_ID,
+    RUNS_DIR,
+    SEED,
+    SET,
+    SUMMARY,
+    TARGET,
+    WORKERS,
+    format_option,
+)
 from simd.cli.results import figure
 from simd.errors import EXIT_OK, EXIT_RUN, EXIT_SLO, ScenarioError, UserError
-
-WORKERS = typer.Option("--workers", "-w", min=0, help="worker processes (0: one per core)")
-SUMMARY = typer.Option(
-    "--summary-export", help="write the run's JSON summary here (as `simd report --format json`)"
-)
-JUNIT = typer.Option("--junit", help="write the SLOs as JUnit XML here (one testcase per SLO)")
-PROGRESS_EVERY = typer.Option(
-    "--progress-interval", help="without a terminal: a progress line this often (e.g. 30s)"
-)
-SET = typer.Option(
-    "--set", help="KEY=VALUE: change any scenario key, e.g. fleet.sensors.rate=5 (repeat)"
-)
 
 
 def progress_setting(progress: bool, interval: str) -> bool | float:
@@ -68,22 +72,16 @@ def run(
         typer.Argument(help="scenario TOML file, - for standard input (not with --resume)"),
     ] = None,
     workers: Annotated[int | None, WORKERS] = None,
-    clock: Annotated[str | None, typer.Option(help="real | scaled:N | virtual")] = None,
-    target: Annotated[
-        str | None, typer.Option("--target", "-T", help="override the scenario's target URL")
-    ] = None,
-    duration: Annotated[
-        str | None, typer.Option("--duration", "-d", help="override the duration, e.g. 30s")
-    ] = None,
-    seed: Annotated[int | None, typer.Option(help="override the seed")] = None,
+    clock: Annotated[str | None, CLOCK] = None,
+    target: Annotated[str | None, TARGET] = None,
+    duration: Annotated[str | None, DURATION] = None,
+    seed: Annotated[int | None, SEED] = None,
     set_: Annotated[list[str] | None, SET] = None,
-    runs_dir: Annotated[Path, typer.Option(help="where run folders go")] = Path("runs"),
-    run_id: Annotated[str | None, typer.Option(help="the run folder's name")] = None,
-    progress: Annotated[bool, typer.Option(help="live progress on stderr")] = True,
+    runs_dir: Annotated[Path, RUNS_DIR] = Path("runs"),
+    run_id: Annotated[str | None, RUN_ID] = None,
+    progress: Annotated[bool, PROGRESS] = True,
     progress_interval: Annotated[str, PROGRESS_EVERY] = "10s",
-    report: Annotated[
-        bool, typer.Option(help="print the report at the end and write RUN/report.html")
-    ] = True,
+    report: Annotated[bool, REPORT] = True,
     status_port: Annotated[
         int | None,
         typer.Option(help="/status and /metrics on --status-host:PORT (0 a free port, -1 none)"),
@@ -269,9 +267,9 @@ def check_run_id(run_id: str | None) -> None:
 @guarded
 def plan(
     scenario: Annotated[Path, typer.Argument(help="scenario TOML file, or - for standard input")],
-    format: Annotated[str, typer.Option("--format", help="table | json")] = "table",
-    duration: Annotated[str | None, typer.Option(help="override the duration")] = None,
-    seed: Annotated[int | None, typer.Option(help="override the seed")] = None,
+    format: Annotated[str, format_option("table | json")] = "table",
+    duration: Annotated[str | None, DURATION] = None,
+    seed: Annotated[int | None, SEED] = None,
     shard: Annotated[
         str | None, typer.Option(help="I/N: only that shard's slice of the fleet")
     ] = None,
@@ -291,7 +289,8 @@ def plan(
         print(json.dumps(p.to_json(), indent=2))
         return
     t = Table(title=f"plan: {p.scenario}  ({p.duration_ns / 1e9:g}s, {p.devices:,} devices)")
-    for col in ("group", "phase", "publishes", "peak rate/s", "connections"):
+    noun = "requests" if sc.target.startswith("http") else "publishes"
+    for col in ("group", "phase", noun, "peak rate/s", "connections"):
         t.add_column(col, justify="left" if col in ("group", "phase") else "right")
     for g in p.groups:
         for ph in p.phases:
@@ -307,7 +306,10 @@ def plan(
 def replay(
     recording: Annotated[Path, typer.Argument(help="a .simrec recording or a .jsonl capture")],
     target: Annotated[
-        str, typer.Option(help="where to publish: mqtt://host:port, embedded, sim:, null:")
+        str,
+        typer.Option(
+            "--target", "-T", help="where to publish: mqtt://host:port, embedded, sim:, null:"
+        ),
     ] = "embedded",
     speed: Annotated[float, typer.Option(help="2 plays twice as fast")] = 1.0,
     loop: Annotated[
@@ -327,16 +329,15 @@ def replay(
     lead_in: Annotated[str, typer.Option(help="when the first message plays")] = "1s",
     mqtt_version: Annotated[str, typer.Option(help="5 | 3.1.1")] = "3.1.1",
     duration: Annotated[
-        str | None, typer.Option(help="run this long (default: to the last message)")
+        str | None,
+        typer.Option("--duration", "-d", help="run this long (default: to the last message)"),
     ] = None,
     workers: Annotated[int | None, WORKERS] = None,
-    clock: Annotated[str | None, typer.Option(help="real | scaled:N | virtual")] = None,
-    runs_dir: Annotated[Path, typer.Option(help="where run folders go")] = Path("runs"),
-    run_id: Annotated[str | None, typer.Option(help="the run folder's name")] = None,
-    progress: Annotated[bool, typer.Option(help="live progress on stderr")] = True,
-    report: Annotated[
-        bool, typer.Option(help="print the report at the end and write RUN/report.html")
-    ] = True,
+    clock: Annotated[str | None, CLOCK] = None,
+    runs_dir: Annotated[Path, RUNS_DIR] = Path("runs"),
+    run_id: Annotated[str | None, RUN_ID] = None,
+    progress: Annotated[bool, PROGRESS] = True,
+    report: Annotated[bool, REPORT] = True,
     status_port: Annotated[
         int | None, typer.Option(help="/status and /metrics port (0 a free one, -1 none)")
     ] = None,
@@ -431,12 +432,12 @@ def capacity(
     refine: Annotated[
         int, typer.Option(min=0, max=50, help="fine steps between the last held and the knee")
     ] = 4,
-    target: Annotated[str | None, typer.Option(help="override the scenario's target URL")] = None,
+    target: Annotated[str | None, TARGET] = None,
     workers: Annotated[int | None, WORKERS] = None,
-    clock: Annotated[str | None, typer.Option(help="real | scaled:N | virtual")] = None,
-    runs_dir: Annotated[Path, typer.Option(help="where run folders go")] = Path("runs"),
+    clock: Annotated[str | None, CLOCK] = None,
+    runs_dir: Annotated[Path, RUNS_DIR] = Path("runs"),
     run_id: Annotated[str | None, typer.Option(help="the search's folder name")] = None,
-    progress: Annotated[bool, typer.Option(help="live progress on stderr")] = True,
+    progress: Annotated[bool, PROGRESS] = True,
     set_: Annotated[list[str] | None, SET] = None,
 ) -> None:
     """Find the highest rate that holds the scenario's SLOs: load steps up to the knee, then

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from simd.cli.app import app, guarded
+from simd.cli.options import TARGET, out_option
 from simd.cli.run import check_run_id, overrides
 from simd.errors import RunError, UserError
 
@@ -76,8 +77,8 @@ def k8s_render(
     storage_size: Annotated[str, typer.Option(help="logs volume size")] = "10Gi",
     cpu: Annotated[int, typer.Option(min=1, help="cores per shard pod (= its workers)")] = 2,
     memory: Annotated[str, typer.Option(help="memory per shard pod")] = "2Gi",
-    target: Annotated[str | None, typer.Option(help="override the scenario's target URL")] = None,
-    out: Annotated[Path | None, typer.Option(help="write here (default: stdout)")] = None,
+    target: Annotated[str | None, TARGET] = None,
+    out: Annotated[Path | None, out_option("write here (default: stdout)")] = None,
 ) -> None:
     """Kubernetes manifests for a sharded run: ConfigMap (scenario, start), logs volume, an
     Indexed Job of shards and the ingest Job that merges them (see deploy/README.md)."""

@@ -329,10 +329,11 @@ def _time_charts(d: dict[str, Any]) -> str:
     return "".join(out)
 
 
-# (heading, the tables under it) for the declared tables after the charts
+# (heading, the tables under it) for the declared tables after the charts; "A|B": an MQTT
+# run's heading, then an HTTP run's
 TABLE_SECTIONS: tuple[tuple[str, tuple[TableSpec, ...]], ...] = (
     ("By group and phase", (T.STATUS_COUNTS, T.LATENCY, T.SCHEDULE_LAG)),
-    ("By topic", (T.TOPICS,)),
+    ("By topic|By request", (T.TOPICS,)),
     ("End to end (probes)", (T.END_TO_END,)),
     ("Delivery (probes)", (T.DELIVERY,)),
     ("Commands: round trip from the intended send time", (T.COMMANDS,)),
@@ -344,8 +345,10 @@ TABLE_SECTIONS: tuple[tuple[str, tuple[TableSpec, ...]], ...] = (
 
 def _tables(d: dict[str, Any]) -> str:
     out = []
-    for heading, specs in TABLE_SECTIONS:
-        parts = [spec_table(spec, d["tables"][spec.id]) for spec in specs]
+    http = d["publishes"] == "requests"
+    for headings, specs in TABLE_SECTIONS:
+        heading = headings.split("|")[-1 if http else 0]
+        parts = [spec_table(spec.worded(http), d["tables"][spec.id]) for spec in specs]
         if T.REPLAY in specs:
             parts += _replay_gaps(d["tables"]["replay_fidelity"] or [])
         if any(parts):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 Format = Callable[[Any], str]
@@ -71,12 +71,14 @@ def mib(v: Any) -> str:
 
 @dataclass(frozen=True)
 class Col:
-    """One column: its header, the query column it shows, its format; `left` for text."""
+    """One column: its header, the query column it shows, its format; `left` for text; `http`
+    its header in an HTTP run's report when that differs ("" leaves the column out)."""
 
     header: str
     key: str
     fmt: Format = text
     left: bool = False
+    http: str | None = None
 
 
 def label(header: str, key: str) -> Col:
@@ -111,6 +113,26 @@ class TableSpec:
     empty: str | None = None
     always: bool = False
     note: str = ""  # the page's line under it
+    http_title: str | None = None  # an HTTP run's title, when it differs
+    http_note: str | None = None
+
+    def worded(self, http: bool) -> TableSpec:
+        """The table as a run of its kind reads it: an HTTP run's headers and title."""
+        if not http:
+            return self
+        cols = tuple(
+            c if c.http is None else replace(c, header=c.http) for c in self.cols if c.http != ""
+        )
+        return replace(
+            self,
+            cols=cols,
+            title=self.http_title or self.title,
+            note=self.note if self.http_note is None else self.http_note,
+        )
+
+    def for_run(self, con: Any) -> TableSpec:
+        """`worded` for the run `con` holds."""
+        return self.worded(publishes_word(con) == "requests")
 
     def title_for(self, con: Any) -> str:
         """Its title, with `{publishes}` as the run calls them (an HTTP run: requests)."""
@@ -177,14 +199,21 @@ TOPICS = TableSpec(
     "SELECT * FROM topic_stats",
     (
         label("group", "group_name"),
-        label("message", "message"),
-        label("topic", "topic"),
-        Col("qos", "qos"),
-        *(Col(k, k, count) for k in ("publishes", "completed", "failed", "bytes")),
+        Col("message", "message", text, left=True, http="request"),
+        Col("topic", "topic", text, left=True, http="path"),
+        Col("qos", "qos", http=""),
+        Col("publishes", "publishes", count, http="requests"),
+        *(Col(k, k, count) for k in ("completed", "failed", "bytes")),
         *(Col(k, f"{k}_ns", ms) for k in ("p50", "p99", "max")),
     ),
     always=True,
     note="per-topic p50/p99 from 1.6 %-wide buckets (within 0.8 %); max is exact",
+    http_title="by request: latency (ms) from the intended send time",
+    http_note="per-request p50/p99 from 1.6 %-wide buckets (within 0.8 %); max is exact",
+)
+# an HTTP run's terminal report has the per-request table (an MQTT run's topics are on its page)
+REQUESTS = replace(
+    TOPICS.worded(http=True), when="SELECT publishes_word() = 'requests'", always=False
 )
 END_TO_END = TableSpec(
     "end_to_end",
@@ -305,5 +334,6 @@ DISTRIBUTION = TableSpec(
 
 # the terminal report's tables after its summary lines, in order (the page adds charts,
 # topics, the distribution, bursts and resources)
-TERMINAL = (STATUS_COUNTS, LATENCY, SCHEDULE_LAG, END_TO_END, DELIVERY, COMMANDS, REPLAY)
+TERMINAL = (STATUS_COUNTS, LATENCY, SCHEDULE_LAG, REQUESTS, END_TO_END, DELIVERY, COMMANDS)
+TERMINAL += (REPLAY,)
 TERMINAL += (JOURNEYS, ERRORS)

@@ -128,6 +128,7 @@ def shard_lines(con: duckdb.DuckDBPyConnection) -> tuple[list[str], list[str]]:
 def print_table(spec: TableSpec, con: Any, console: Console) -> None:
     """A declared table (report/tables.py) as a terminal table; its `empty` line without
     rows, nothing when it does not apply to the run."""
+    spec = spec.for_run(con)
     rows = spec.fetch(con)
     if rows is None:
         return

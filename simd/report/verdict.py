@@ -64,8 +64,8 @@ def never_connected(run_dir: Path) -> str | None:
 def nothing_completed(run_dir: Path) -> str | None:
     """Publishes were logged and not one completed (every one refused, timed out, errored):
     the most frequent reason."""
-    _, rows = query(run_dir, "SELECT logged, completed FROM run_summary")
-    logged, completed = rows[0]
+    _, rows = query(run_dir, "SELECT logged, completed, publishes_word() FROM run_summary")
+    logged, completed, word = rows[0]
     if not logged or completed:
         return None
     _, top = query(
@@ -74,4 +74,5 @@ def nothing_completed(run_dir: Path) -> str | None:
         "ORDER BY count DESC LIMIT 1",
     )
     why = f"{top[0][2]:,} {top[0][0]}" + (f": {top[0][1]}" if top[0][1] else "") if top else "?"
-    return f"no publish completed ({logged:,} logged; most: {why})"
+    noun = "request" if word == "requests" else "publish"
+    return f"no {noun} completed ({logged:,} logged; most: {why})"

@@ -71,6 +71,17 @@ class GroupStatus(BaseModel):
     errors: int
 
 
+class MessageStatus(BaseModel):
+    """One message of a group (an HTTP run's request name)."""
+
+    group: str
+    name: str
+    sent: int
+    completed: int
+    errors: int
+    latency_mean_ms: float | None  # of its completed ones, from their intended send time
+
+
 class Alert(BaseModel):
     slo: str
     threshold: float
@@ -101,6 +112,7 @@ class Status(BaseModel):
     workers: list[WorkerStatus]
     alerts: list[Alert]
     groups: list[GroupStatus] = []
+    messages: list[MessageStatus] = []
 
 
 @dataclass
@@ -125,6 +137,7 @@ class LiveState:
     window_ns: int
     slo: dict[str, tuple[float, str]]  # name -> (threshold, unit) of the live-judged SLOs
     shard: str = ""  # "I/N" when this process runs one shard of the run
+    messages: list[list[str]] = field(default_factory=list)  # names per group, if any
     workers: dict[int, _Worker] = field(default_factory=dict)
     state: str = "starting"
     alerts: list[Alert] = field(default_factory=list)
@@ -153,12 +166,47 @@ class LiveState:
             if restart:
                 wk.restarts += 1
 
-    def _totals(self) -> np.ndarray:
-        """[group][status] summed over workers."""
-        out = np.zeros((len(self.groups), len(STATUSES)), dtype=np.int64)
+    def _by_message(self) -> np.ndarray | None:
+        """[group][message][status] summed over workers (None before any progress)."""
+        out = None
         for wk in self.workers.values():
-            if wk.last is not None and wk.last.status:
-                out += np.array(wk.last.status, dtype=np.int64)
+            if wk.last is not None and wk.last.by_message:
+                a = np.array(wk.last.by_message, dtype=np.int64)
+                out = a if out is None else out + a
+        return out
+
+    def _totals(self, by_message: np.ndarray | None = None) -> np.ndarray:
+        """[group][status] summed over workers."""
+        bm = self._by_message() if by_message is None else by_message
+        if bm is None:
+            return np.zeros((len(self.groups), len(STATUSES)), dtype=np.int64)
+        return bm.sum(axis=1)
+
+    def _messages(self, bm: np.ndarray | None) -> list[MessageStatus]:
+        """A row per named message of each group (nothing for a run without names)."""
+        out: list[MessageStatus] = []
+        lat = None
+        for wk in self.workers.values():
+            if wk.last is not None and wk.last.message_latency_sum_ns:
+                a = np.array(wk.last.message_latency_sum_ns, dtype=np.float64)
+                lat = a if lat is None else lat + a
+        for gi, names in enumerate(self.messages):
+            for mi, name in enumerate(names):
+                st = bm[gi, mi] if bm is not None and mi < bm.shape[1] else None
+                done = int(st[_COMPLETED].sum()) if st is not None else 0
+                mean = None
+                if done and lat is not None and mi < lat.shape[1]:
+                    mean = float(lat[gi, mi]) / done / 1e6
+                out.append(
+                    MessageStatus(
+                        group=self.groups[gi],
+                        name=name,
+                        sent=int(st.sum() - st[_NOT_SENT].sum()) if st is not None else 0,
+                        completed=done,
+                        errors=int(st[_FAILED].sum()) if st is not None else 0,
+                        latency_mean_ms=mean,
+                    )
+                )
         return out
 
     def t_ns(self) -> int:
@@ -227,7 +275,8 @@ class LiveState:
     def status(self) -> Status:
         with self.lock:
             now = time.monotonic()
-            per_group = self._totals()
+            bm = self._by_message()
+            per_group = self._totals(bm)
             totals = per_group.sum(axis=0)
             t = self.t_ns()
             # expected by now: whole windows, then the share of the current one
@@ -282,6 +331,7 @@ class LiveState:
                     )
                     for name, g in zip(self.groups, per_group, strict=True)
                 ],
+                messages=self._messages(bm),
             )
 
     def collect(self) -> Iterator[Any]:
@@ -294,7 +344,7 @@ class LiveState:
             for wk in self.workers.values():
                 if wk.last is not None and wk.last.latency_buckets:
                     buckets += np.array(wk.last.latency_buckets, dtype=np.int64)
-                    sums += np.array(wk.last.latency_sum_ns)
+                    sums += np.array(wk.last.message_latency_sum_ns).sum(axis=1)
         info = GaugeMetricFamily(
             "simd_run_info",
             "the run being served",

@@ -1,7 +1,8 @@
-"""What a worker tells its supervisor while it runs: cumulative counts per group and status, a
-cumulative latency histogram per group (Prometheus buckets), and the last interval's latency
-percentiles. Fed frame by frame from the rows the worker logs (never per message), so a worker
-that restarts rebuilds the same counters by feeding its own log back in (simd.runtime.resume).
+"""What a worker tells its supervisor while it runs: cumulative counts per group, message (an
+HTTP run's request name) and status, a cumulative latency histogram per group (Prometheus
+buckets), and the last interval's latency percentiles. Fed frame by frame from the rows the
+worker logs (never per message), so a worker that restarts rebuilds the same counters by
+feeding its own log back in (simd.runtime.resume).
 """
 
 from __future__ import annotations
@@ -29,14 +30,16 @@ INTERVAL_SAMPLE = 200_000  # latencies kept per interval for its percentiles (a 
 class LiveStats:
     """Counters over the rows of one slice [lo, hi) of the fleet."""
 
-    def __init__(self, group_of: np.ndarray, lo: int, n_groups: int) -> None:
+    def __init__(self, group_of: np.ndarray, lo: int, n_groups: int, n_messages: int = 1) -> None:
         self.group_of = group_of.astype(np.int64)  # group index per device of the slice
         self.lo = lo
         self.hi = lo + len(group_of)
         self.n_groups = n_groups
-        self.status = np.zeros((n_groups, _NS), dtype=np.int64)
+        self.n_messages = max(1, n_messages)  # the most messages any group has
+        # [group][message][status] publish rows
+        self.by_message = np.zeros((n_groups, self.n_messages, _NS), dtype=np.int64)
         self.buckets = np.zeros((n_groups, _NB), dtype=np.int64)  # not cumulative across le
-        self.latency_sum_ns = np.zeros(n_groups, dtype=np.float64)
+        self.message_latency_sum_ns = np.zeros((n_groups, self.n_messages), dtype=np.float64)
         self._interval: list[np.ndarray] = []
         self._interval_n = 0
 
@@ -48,23 +51,33 @@ class LiveStats:
             return
         g = self.group_of[dev[pub] - self.lo]
         st = cols["status"][:n][pub].astype(np.int64)
-        self.status += np.bincount(g * _NS + st, minlength=self.n_groups * _NS).reshape(
-            self.n_groups, _NS
-        )
+        m = np.minimum(cols["message"][:n][pub].astype(np.int64), self.n_messages - 1)
+        size = self.by_message.size
+        self.by_message += np.bincount(
+            (g * self.n_messages + m) * _NS + st, minlength=size
+        ).reshape(self.by_message.shape)
         t_done = cols["t_done"][:n][pub]
         done = ((st == ACKED) | (st == SENT)) & (t_done != NULL_NS)
         if not done.any():
             return
         lat = t_done[done] - cols["t_intended"][:n][pub][done]
         gd = g[done]
+        gm = gd * self.n_messages + m[done]
         b = np.searchsorted(_BOUNDS_NS, lat, side="left")  # first bound >= latency
         self.buckets += np.bincount(gd * _NB + b, minlength=self.n_groups * _NB).reshape(
             self.n_groups, _NB
         )
-        self.latency_sum_ns += np.bincount(gd, weights=lat, minlength=self.n_groups)
+        self.message_latency_sum_ns += np.bincount(
+            gm, weights=lat, minlength=self.message_latency_sum_ns.size
+        ).reshape(self.message_latency_sum_ns.shape)
         if self._interval_n < INTERVAL_SAMPLE:
             self._interval.append(lat[: INTERVAL_SAMPLE - self._interval_n])
             self._interval_n += len(self._interval[-1])
+
+    @property
+    def status(self) -> np.ndarray:
+        """[group][status] publish rows."""
+        return self.by_message.sum(axis=1)
 
     def outcomes(self) -> tuple[int, int]:
         """(completed, failed) publish rows so far, over every group."""

@@ -54,9 +54,9 @@ class Progress:
     lag_p99_ns: int
     rows: int
     # for /status and /metrics (simd.runtime.live): cumulative per group, from the logged rows
-    status: list[list[int]] = field(default_factory=list)  # [group][status] publish rows
+    by_message: list[list[list[int]]] = field(default_factory=list)  # [group][message][status]
     latency_buckets: list[list[int]] = field(default_factory=list)  # [group][bucket]
-    latency_sum_ns: list[float] = field(default_factory=list)  # [group]
+    message_latency_sum_ns: list[list[float]] = field(default_factory=list)  # [group][message]
     interval_completed: int = 0  # the last interval's completed publishes ...
     interval_p50_ns: int = 0  # ... and their latency from intended send time
     interval_p99_ns: int = 0

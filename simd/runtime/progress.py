@@ -2,8 +2,9 @@
 
 On a terminal: a panel redrawn in place (rich) — a bar per phase with its time left, planned,
 sent and completed per second and latency p50/p99 and schedule lag p99 over the last few
-seconds, the counts by final status, and a row per group. Elsewhere (a CI log): one plain line
-every `interval_s` (`--progress-interval`, default 10 s) and a last one at the end.
+seconds, the counts by final status, and a row per group (an HTTP run: per request name, with
+its mean latency). Elsewhere (a CI log): one plain line every `interval_s`
+(`--progress-interval`, default 10 s) and a last one at the end.
 
 The last line holds whole-run counts only (sent, completed, by status): they are the counts
 the report reads from the log. Latency and lag of a last interval are not the run's, so they
@@ -147,7 +148,21 @@ class ProgressView:
         )
         by = "  ".join(f"{k} {v:,}" for k, v in st.by_status.items() if v) or "nothing yet"
         rows.append(Text(f"by status: {by}"))
-        if st.groups:
+        if self.http and st.messages:
+            t = Table(box=None, pad_edge=False)
+            for col in ("group", "request", "sent", "completed", "errors", "mean"):
+                t.add_column(col, justify="left" if col in ("group", "request") else "right")
+            for m in st.messages:
+                t.add_row(
+                    m.group,
+                    m.name,
+                    f"{m.sent:,}",
+                    f"{m.completed:,}",
+                    f"{m.errors:,}",
+                    _ms(m.latency_mean_ms),
+                )
+            rows.append(t)
+        elif st.groups:
             t = Table(box=None, pad_edge=False)
             for col in ("group", "sent", "completed", "errors"):
                 t.add_column(col, justify="left" if col == "group" else "right")

@@ -733,6 +733,7 @@ def _live_state(scenario: Scenario, manifest: RunManifest, plan: Plan) -> LiveSt
         duration_ns=scenario.duration_ns,
         planned_total=shard.planned_publishes if shard else plan.total_publishes,
         groups=[g.name for g in scenario.fleet],
+        messages=[[m.name for m in g.resolved_messages()] for g in scenario.fleet],
         expected_cum=np.cumsum(expected_series(scenario, window, devices=devices)),
         window_ns=window,
         slo=slo,

@@ -77,7 +77,8 @@ class SliceRunner:
             a, b = max(spec.lo, lay.offset), min(spec.hi, lay.offset + lay.count)
             if a < b:
                 group_of[a - spec.lo : b - spec.lo] = lay.index
-        self.live = LiveStats(group_of, spec.lo, len(self.layouts))
+        n_messages = max(len(g.resolved_messages()) for g in scenario.fleet)
+        self.live = LiveStats(group_of, spec.lo, len(self.layouts), n_messages)
         self.log = EventBuffer(self._sink)
         self.log.errors.learn(self.writer.errors_known)
         self.schedule = SliceSchedule(scenario, spec.lo, spec.hi)
@@ -324,9 +325,9 @@ class SliceRunner:
                 errors=errors,
                 lag_p99_ns=lag,
                 rows=self.log.rows_written + self.log.n,
-                status=self.live.status.tolist(),
+                by_message=self.live.by_message.tolist(),
                 latency_buckets=self.live.buckets.tolist(),
-                latency_sum_ns=self.live.latency_sum_ns.tolist(),
+                message_latency_sum_ns=self.live.message_latency_sum_ns.tolist(),
                 interval_completed=n_int,
                 interval_p50_ns=p50,
                 interval_p99_ns=p99,
