@@ -135,11 +135,13 @@ def _worker_pid(url: str, w: int, restarts: int) -> int:
 def test_fifty_kill_9_and_every_planned_publish_once(tmp_path: Path, runs: Path) -> None:
     """Workers killed with SIGKILL 50 times come back from their own logs: ingest finds every
     planned (device, seq) exactly once with a final status, the lost ones marked missed."""
-    proc = start_run(_scenario(tmp_path, "40s"), runs, "kills", "--no-report")
+    proc = start_run(_scenario(tmp_path, "60s"), runs, "kills", "--no-report")
     run_dir = runs / "kills"
     url = _status_url(run_dir)
     killed = [0, 0]  # per worker
-    deadline = time.monotonic() + 36  # 50 kills took 25.5 s here (a restart is ~0.5 s)
+    # 50 kills took 28.6-30.2 s here on a quiet machine (a restart is ~0.6 s) and 36 s or more
+    # with the suite's other process busy: the run lasts 60 s so that all happen in it
+    deadline = time.monotonic() + 55
     while sum(killed) < 50:
         assert time.monotonic() < deadline, f"only {sum(killed)} kills in time"
         w = sum(killed) % 2
@@ -157,7 +159,7 @@ def test_fifty_kill_9_and_every_planned_publish_once(tmp_path: Path, runs: Path)
         "('acked', 'sent', 'timeout', 'error', 'dropped', 'missed')) FROM events "
         "WHERE kind = 'publish'",
     )[0]
-    assert total == distinct == final == planned == 40 * (100 * 5 + 20 * 2)
+    assert total == distinct == final == planned == 60 * (100 * 5 + 20 * 2)
     missed = sql(run_dir, "SELECT count(*) FROM events WHERE status = 'missed'")[0][0]
     assert 0 < missed < planned * 3 // 4  # down about a second per kill
     # every device's seqs are exactly 0..n-1
