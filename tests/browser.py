@@ -1,13 +1,16 @@
 """Open a page in headless Chromium over the DevTools protocol and report what it did.
 
 Records every network request, uncaught exception, console error and log error while the page
-loads, then evaluates a few expressions in it. Chromium is started with its background
+loads and while it is watched, then evaluates a few expressions in it (a file, or a URL served
+on loopback; optionally after a condition holds, then again at later moments, and a
+screenshot). Chromium is started with its background
 networking off (its own update and sync traffic would otherwise show up as requests) and a
 fresh profile; the page's own requests are the only ones left to see.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -15,6 +18,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,8 +58,20 @@ class PageRun:
     values: dict[str, object] = field(default_factory=dict)
 
 
-async def open_page(path: Path, expressions: dict[str, str], timeout: float = 60) -> PageRun:
-    """Load file `path`, wait for its load event, evaluate `expressions` (name -> JS)."""
+Evaluate = Callable[[str], Awaitable[object]]
+
+
+async def open_page(
+    path: Path | str,
+    expressions: dict[str, str],
+    timeout: float = 60,
+    until: str | None = None,
+    then: Callable[[Evaluate], Awaitable[None]] | None = None,
+    screenshot: Path | None = None,
+) -> PageRun:
+    """Load file `path` (or a URL), wait for its load event (and for the JS `until` to be
+    true), evaluate `expressions` (name -> JS), then run `then(evaluate)` for more readings
+    while the page goes on; `screenshot`: a PNG of it at the end."""
     exe = chromium()
     profile = tempfile.mkdtemp(prefix="simd-chromium-")
     proc = subprocess.Popen(
@@ -73,7 +89,7 @@ async def open_page(path: Path, expressions: dict[str, str], timeout: float = 60
             targets = await trio.to_thread.run_sync(_get_json, f"http://127.0.0.1:{port}/json/list")
             page = next(t for t in targets if t.get("type") == "page")
             async with open_websocket_url(page["webSocketDebuggerUrl"]) as ws:
-                await _session(ws, path, expressions, out)
+                await _session(ws, path, expressions, out, until, then, screenshot)
     finally:
         proc.kill()
         proc.wait()
@@ -93,7 +109,15 @@ def _get_json(url: str) -> list[dict[str, object]]:
             time.sleep(0.1)
 
 
-async def _session(ws: object, path: Path, expressions: dict[str, str], out: PageRun) -> None:
+async def _session(
+    ws: object,
+    path: Path | str,
+    expressions: dict[str, str],
+    out: PageRun,
+    until: str | None,
+    then: Callable[[Evaluate], Awaitable[None]] | None,
+    screenshot: Path | None,
+) -> None:
     ids = iter(range(1, 1_000_000))
     replies: dict[int, dict[str, object]] = {}
     loaded = False
@@ -125,12 +149,28 @@ async def _session(ws: object, path: Path, expressions: dict[str, str], out: Pag
 
     for domain in ("Network", "Runtime", "Log", "Page"):
         await call(f"{domain}.enable")
-    await call("Page.navigate", url=path.resolve().as_uri())
+
+    async def evaluate(expr: str) -> object:
+        r = await call("Runtime.evaluate", expression=expr, returnByValue=True)
+        return r["result"]["result"].get("value")  # type: ignore[index]
+
+    url = path if isinstance(path, str) else path.resolve().as_uri()
+    await call("Emulation.setDeviceMetricsOverride", width=1400, height=1800,
+               deviceScaleFactor=1, mobile=False)  # fmt: skip
+    await call("Page.navigate", url=url)
     while not loaded:
         await pump()
+    while until is not None and not await evaluate(until):
+        with trio.move_on_after(0.2):
+            while True:
+                await pump()
     with trio.move_on_after(0.5):  # late errors, if any
         while True:
             await pump()
     for name, expr in expressions.items():
-        r = await call("Runtime.evaluate", expression=expr, returnByValue=True)
-        out.values[name] = r["result"]["result"].get("value")  # type: ignore[index]
+        out.values[name] = await evaluate(expr)
+    if then is not None:
+        await then(evaluate)
+    if screenshot is not None:
+        shot = await call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+        screenshot.write_bytes(base64.b64decode(shot["result"]["data"]))  # type: ignore[index]

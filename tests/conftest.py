@@ -81,6 +81,18 @@ def wait_until(pred: Callable[[], T], timeout: float = 30.0, every: float = 0.05
         time.sleep(every)
 
 
+def status_url(run_dir: Path, timeout: float = 30) -> str:
+    """The live status server's URL once the run has written it into run.json."""
+
+    def url() -> str | None:
+        try:
+            return json.loads((run_dir / "run.json").read_text()).get("status_url")
+        except (OSError, ValueError):
+            return None
+
+    return wait_until(url, timeout=timeout)
+
+
 def run_state(run_dir: Path) -> str | None:
     """The state run.json records (None while it is not there or being rewritten)."""
     try:

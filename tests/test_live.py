@@ -13,7 +13,16 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from simd.runtime.live import Status
-from tests.conftest import REPO, kill_run, raw_get, sql, start_run, wait_until, write_scenario
+from tests.conftest import (
+    REPO,
+    kill_run,
+    raw_get,
+    sql,
+    start_run,
+    status_url,
+    wait_until,
+    write_scenario,
+)
 
 LIVE = """
 name = "live"
@@ -48,19 +57,6 @@ def _scenario(tmp: Path, duration: str) -> Path:
     return write_scenario(tmp, LIVE.replace("{duration}", duration))
 
 
-def _status_url(run_dir: Path, timeout: float = 30) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            url = json.loads((run_dir / "run.json").read_text()).get("status_url")
-        except (OSError, ValueError):
-            url = None
-        if url:
-            return url
-        time.sleep(0.05)
-    raise AssertionError("no status_url in run.json")
-
-
 def _get(url: str) -> bytes:
     with urllib.request.urlopen(url, timeout=10) as r:  # loopback only
         return r.read()
@@ -76,7 +72,7 @@ def test_status_metrics_and_alerts_while_running(tmp_path: Path, runs: Path) -> 
     target's latency is reported as a breach on stderr and in /status while the run goes;
     every metric the Grafana dashboard (deploy/grafana/simd.json) queries is served."""
     proc = start_run(_scenario(tmp_path, "6s"), runs, "live", "--no-report")
-    url = _status_url(runs / "live")
+    url = status_url(runs / "live")
     first = wait_until(lambda: (s := status(url)).sent > 0 and s)
     time.sleep(2.5)
     later = status(url)
@@ -87,6 +83,17 @@ def test_status_metrics_and_alerts_while_running(tmp_path: Path, runs: Path) -> 
     assert all(w.state == "running" and w.pid and w.rss_bytes > 0 for w in later.workers)
     assert later.interval.latency_p99_ms is not None and later.interval.latency_p99_ms > 10
     assert [a.slo for a in later.alerts if a.active] == ["latency_p99"]
+    # the dashboard's feed: every point so far, then only the new ones
+    feed = json.loads(_get(url + "/api/dashboard"))
+    assert feed["start"] == 0 and feed["fields"][0] == "t_s" and len(feed["points"]) >= 1
+    pts = [dict(zip(feed["fields"], p, strict=True)) for p in feed["points"]]
+    assert any(p["sent_per_s"] > 0 for p in pts) and any((p["p99_ms"] or 0) > 10 for p in pts)
+    assert [p["t_s"] for p in pts] == sorted(p["t_s"] for p in pts)
+    assert feed["status"]["phases"][0]["name"] == "main"
+    assert feed["status"]["phases"][0]["end_s"] == 6.0
+    n, epoch = len(feed["points"]), feed["epoch"]
+    more = json.loads(_get(url + f"/api/dashboard?start={n}&epoch={epoch}"))
+    assert more["start"] == n and all(p[0] >= pts[-1]["t_s"] for p in more["points"])
 
     host = url.split("://", 1)[1]
     assert raw_get(url, "/status", {"Host": host}) == 200
@@ -137,7 +144,7 @@ def test_fifty_kill_9_and_every_planned_publish_once(tmp_path: Path, runs: Path)
     planned (device, seq) exactly once with a final status, the lost ones marked missed."""
     proc = start_run(_scenario(tmp_path, "60s"), runs, "kills", "--no-report")
     run_dir = runs / "kills"
-    url = _status_url(run_dir)
+    url = status_url(run_dir)
     killed = [0, 0]  # per worker
     # 50 kills took 28.6-30.2 s here on a quiet machine (a restart is ~0.6 s) and 36 s or more
     # with the suite's other process busy: the run lasts 60 s so that all happen in it
@@ -181,7 +188,7 @@ def test_resume_after_the_whole_run_was_killed(tmp_path: Path, runs: Path) -> No
     body = LIVE.replace("{duration}", "8s").replace('latency_p99 = "10ms"', "")
     proc = start_run(write_scenario(tmp_path, body), runs, "reboot", "--no-report")
     run_dir = runs / "reboot"
-    url = _status_url(run_dir)
+    url = status_url(run_dir)
     wait_until(lambda: status(url).sent > 500)
     kill_run(proc)
     time.sleep(1.5)
@@ -209,7 +216,7 @@ def test_stop_while_a_worker_restarts(tmp_path: Path, runs: Path) -> None:
     then stops with the rest; the run ends stopped and no device has a gap in its rows."""
     proc = start_run(_scenario(tmp_path, "30s"), runs, "stop", "--no-report")
     run_dir = runs / "stop"
-    url = _status_url(run_dir)
+    url = status_url(run_dir)
     os.kill(_worker_pid(url, 0, 0), signal.SIGKILL)
     time.sleep(0.3)
     proc.send_signal(signal.SIGTERM)

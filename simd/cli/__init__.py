@@ -17,6 +17,7 @@ __all__ = ["app", "daemon", "logs", "main", "quick", "results", "run", "tools"]
 
 # `simd --help` lists commands in this order (typer keeps the order they were registered in)
 HELP_ORDER = ["run", "pub", "sub", "conn", "http", "plan", "replay", "capacity", "inspect",
-              "record", "import", "ingest", "report", "check", "compare", "query", "broker",
+              "record", "import", "ingest", "report", "serve", "check", "compare", "query",
+              "broker",
               "schema", "daemon", "submit", "status", "stop"]  # fmt: skip
 app.registered_commands.sort(key=lambda c: HELP_ORDER.index(c.name or c.callback.__name__))

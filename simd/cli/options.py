@@ -29,6 +29,9 @@ SUMMARY = typer.Option(
     "--summary-export", help="write the run's JSON summary here (as `simd report --format json`)"
 )
 JUNIT = typer.Option("--junit", help="write the SLOs as JUnit XML here (one testcase per SLO)")
+LINGER = typer.Option(
+    "--linger", help="keep the dashboard and /status up this long after the report (Ctrl-C ends)"
+)
 SET = typer.Option(
     "--set", help="KEY=VALUE: change any scenario key, e.g. fleet.sensors.rate=5 (repeat)"
 )

@@ -47,6 +47,35 @@ def report_cmd(
         print(f"report: {write_page(run, html)}")
 
 
+@app.command("serve")
+@guarded
+def serve_cmd(
+    runs: Annotated[list[Path], typer.Argument(help="run folders (ingested), one or more")],
+    port: Annotated[int, typer.Option(help="port (0: a free one)")] = 0,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+) -> None:
+    """The live dashboard's page for finished runs, from their results.duckdb: every run's
+    charts and tables, and two side by side; until Ctrl-C."""
+    import signal
+    import threading
+
+    from simd.report.dashboard.serve import DashboardServer
+
+    try:
+        server = DashboardServer(runs, port, host)
+    except OSError as exc:
+        raise UserError(f"--port {port}: cannot listen on {host} ({exc.strerror})") from None
+    print(f"{server.url}/", flush=True)
+    sys.stderr.write(f"simd: serving {len(runs)} run(s) on {server.url}/ (Ctrl-C ends)\n")
+    done = threading.Event()
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, lambda *_: done.set())
+    try:
+        done.wait()
+    finally:
+        server.close()
+
+
 @app.command("check")
 @guarded
 def check_cmd(

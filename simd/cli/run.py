@@ -24,6 +24,7 @@ from simd.cli.options import (
     CLOCK,
     DURATION,
     JUNIT,
+    LINGER,
     PROGRESS,
     PROGRESS_EVERY,
     REPORT,
@@ -40,14 +41,22 @@ from simd.cli.results import figure
 from simd.errors import EXIT_OK, EXIT_RUN, EXIT_SLO, ScenarioError, UserError
 
 
-def progress_setting(progress: bool, interval: str) -> bool | float:
-    """--progress/--no-progress and --progress-interval as the supervisor takes them."""
+def duration_s(flag: str, text: str) -> float:
+    """A duration option's seconds (>= 0), or a one-line error naming the flag."""
     from simd.model.durations import parse_duration_ns
 
     try:
-        seconds = parse_duration_ns(interval) / 1e9
+        seconds = parse_duration_ns(text) / 1e9
     except ValueError as exc:
-        raise UserError(f"--progress-interval {interval!r}: {exc}") from None
+        raise UserError(f"{flag} {text!r}: {exc}") from None
+    if seconds < 0:
+        raise UserError(f"{flag} {text!r}: must be >= 0")
+    return seconds
+
+
+def progress_setting(progress: bool, interval: str) -> bool | float:
+    """--progress/--no-progress and --progress-interval as the supervisor takes them."""
+    seconds = duration_s("--progress-interval", interval)
     if seconds <= 0:
         raise UserError(f"--progress-interval {interval!r}: must be > 0")
     return seconds if progress else False
@@ -103,6 +112,7 @@ def run(
     ] = None,
     summary_export: Annotated[Path | None, SUMMARY] = None,
     junit: Annotated[Path | None, JUNIT] = None,
+    linger: Annotated[str, LINGER] = "0s",
 ) -> None:
     """Run a scenario: workers publish, every event is logged, then ingest, report and check.
 
@@ -113,6 +123,7 @@ def run(
     from simd.plan.shard import default_run_id, parse_shard, parse_start_at
     from simd.runtime import supervisor
 
+    linger_s = duration_s("--linger", linger)
     if resume is not None:
         if (
             scenario is not None
@@ -128,6 +139,7 @@ def run(
             progress=progress_setting(progress, progress_interval),
             status_port=status_port,
             status_host=status_host,
+            keep_serving=True,
         )
     else:
         if scenario is None:
@@ -153,11 +165,14 @@ def run(
             status_host=status_host,
             shard=the_shard,
             start_at_ns=start_ns,
+            keep_serving=True,
         )
     if outcome.manifest is not None and outcome.manifest.shard is not None:
+        if outcome.server is not None:
+            outcome.server.close()
         _finish_shard(outcome)
     else:
-        finish_run(outcome, report, summary_export, junit)
+        finish_run(outcome, report, summary_export, junit, linger_s)
 
 
 def _finish_shard(outcome: Any) -> None:
@@ -179,10 +194,47 @@ def _finish_shard(outcome: Any) -> None:
 
 
 def finish_run(
-    outcome: Any, report: bool, summary_export: Path | None = None, junit: Path | None = None
+    outcome: Any,
+    report: bool,
+    summary_export: Path | None = None,
+    junit: Path | None = None,
+    linger_s: float = 0.0,
 ) -> None:
     """After a run: print its folder, ingest, report (and the JSON summary and JUnit XML when
-    asked), and exit as its verdict says (simd.report.verdict)."""
+    asked), and exit as its verdict says (simd.report.verdict); with `linger_s` the dashboard
+    stays up that long after all that (or until Ctrl-C)."""
+    import signal
+    import threading
+
+    server = outcome.server
+    done = threading.Event()  # Ctrl-C while it lingers (or before): stop lingering
+    old = {}
+    if server is not None and linger_s > 0:  # Ctrl-C during the report ends the lingering
+        old = {s: signal.signal(s, lambda *_: done.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        _finish(outcome, report, summary_export, junit)
+    finally:
+        if server is not None:
+            linger(server, linger_s, done)
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def linger(server: Any, seconds: float, done: Any) -> None:
+    """Keep the status server and dashboard up for `seconds` or until `done` is set; close it."""
+    try:
+        if seconds > 0 and not done.is_set():
+            sys.stderr.write(
+                f"simd: the dashboard stays up on {server.url}/ for {seconds:g} s (--linger; "
+                "Ctrl-C ends it)\n"
+            )
+            sys.stderr.flush()
+            done.wait(seconds)
+    finally:
+        server.close()
+
+
+def _finish(outcome: Any, report: bool, summary_export: Path | None, junit: Path | None) -> None:
     from simd.report.verdict import judge
     from simd.results.ingest import ingest
 

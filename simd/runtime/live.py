@@ -15,7 +15,6 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import numpy as np
@@ -29,11 +28,14 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from simd.log.events import COMPLETED_STATUSES, FAILED_STATUSES, NOT_SENT_STATUSES, STATUSES
-from simd.runtime.live_stats import LATENCY_BOUNDS_S
-from simd.runtime.local_http import refusal
+from simd.runtime.live_stats import INTERVAL_QUANTILES, LATENCY_BOUNDS_S
+from simd.runtime.local_http import LocalHandler, LocalServer
 from simd.runtime.messages import Progress
+from simd.runtime.timeline import FIELDS, Timeline
 
+TOP_ERRORS = 20  # error texts /status lists, the most frequent first
 ALERT_WINDOW_S = 5.0  # live SLOs are judged over the last few seconds, not the whole run
+_P99 = INTERVAL_QUANTILES.index("p99")
 _FAILED = list(FAILED_STATUSES)
 _COMPLETED = list(COMPLETED_STATUSES)
 _NOT_SENT = list(NOT_SENT_STATUSES)
@@ -62,6 +64,11 @@ class IntervalStatus(BaseModel):
     latency_p50_ms: float | None  # max over workers of each worker's last interval
     latency_p99_ms: float | None
     lag_p99_ms: float | None
+    latency_p95_ms: float | None = None
+    latency_max_ms: float | None = None
+    sent_p50_ms: float | None = None  # latency from the actual send time
+    sent_p99_ms: float | None = None
+    sent_max_ms: float | None = None
 
 
 class GroupStatus(BaseModel):
@@ -80,6 +87,22 @@ class MessageStatus(BaseModel):
     completed: int
     errors: int
     latency_mean_ms: float | None  # of its completed ones, from their intended send time
+
+
+class PhaseStatus(BaseModel):
+    """One phase: its span of run time and the publishes logged in it so far."""
+
+    name: str
+    start_s: float
+    end_s: float
+    sent: int
+    completed: int
+    errors: int
+
+
+class ErrorCount(BaseModel):
+    text: str
+    count: int  # failed publish rows with that error text so far
 
 
 class Alert(BaseModel):
@@ -113,6 +136,8 @@ class Status(BaseModel):
     alerts: list[Alert]
     groups: list[GroupStatus] = []
     messages: list[MessageStatus] = []
+    phases: list[PhaseStatus] = []
+    top_errors: list[ErrorCount] = []
 
 
 @dataclass
@@ -138,6 +163,13 @@ class LiveState:
     slo: dict[str, tuple[float, str]]  # name -> (threshold, unit) of the live-judged SLOs
     shard: str = ""  # "I/N" when this process runs one shard of the run
     messages: list[list[str]] = field(default_factory=list)  # names per group, if any
+    target: str = ""
+    phases: list[tuple[str, float, float]] = field(default_factory=list)  # (name, start, end s)
+    timeline: Timeline = field(default_factory=Timeline)
+    # what progress messages brought since the last tick: interval quantiles, lag p99 (ns)
+    _since_tick: list[list[int]] = field(default_factory=list)
+    _lag_since_tick: int | None = None
+    _last_tick: tuple[float, np.ndarray, int] | None = None  # (monotonic, totals, planned)
     workers: dict[int, _Worker] = field(default_factory=dict)
     state: str = "starting"
     alerts: list[Alert] = field(default_factory=list)
@@ -152,6 +184,9 @@ class LiveState:
         with self.lock:
             wk = self.worker(p.worker)
             wk.last, wk.seen = p, time.monotonic()
+            if p.interval_completed and p.interval_ns and len(self._since_tick) < 10_000:
+                self._since_tick.append(p.interval_ns)
+            self._lag_since_tick = max(self._lag_since_tick or 0, p.lag_p99_ns)
             if wk.state in ("starting", "restarting"):
                 wk.state = "running"
             if p.pid:
@@ -217,7 +252,9 @@ class LiveState:
         """Once a second or so: remember the totals, judge the live SLOs."""
         with self.lock:
             now = time.monotonic()
-            self.history.append((now, self._totals().sum(axis=0)))
+            totals = self._totals().sum(axis=0)
+            self.history.append((now, totals))
+            self._add_point(now, totals)
             iv = self._interval(now)
             observed = {
                 "latency_p99": None if iv.latency_p99_ms is None else iv.latency_p99_ms * 1e6,
@@ -250,6 +287,36 @@ class LiveState:
                     if self.on_alert:
                         self.on_alert(active, False)
 
+    def _add_point(self, now: float, totals: np.ndarray) -> None:
+        """The timeline's point for this tick: rates since the last one, the worst interval
+        quantiles and lag the workers reported since, workers up, the largest worker RSS."""
+        t = self.t_ns()
+        planned = self._planned_by(t)
+        last, self._last_tick = self._last_tick, (now, totals, planned)
+        if last is None or t <= 0 or now <= last[0]:
+            return
+        secs = now - last[0]
+        d = (totals - last[1]) / secs
+        v: dict[str, float | None] = {
+            "t_s": t / 1e9,
+            "planned_per_s": (planned - last[2]) / secs,
+            "sent_per_s": float(d.sum() - d[_NOT_SENT].sum()),
+            "completed_per_s": float(d[_COMPLETED].sum()),
+            "failed_per_s": float(d[_FAILED].sum()),
+        }
+        for s in ("timeout", "error", "dropped", "missed", "unsent"):
+            v[f"{s}_per_s"] = float(d[STATUSES.index(s)])
+        if self._since_tick:
+            for i, k in enumerate(INTERVAL_QUANTILES):
+                v[f"{k}_ms"] = max(q[i] for q in self._since_tick) / 1e6
+        if self._lag_since_tick is not None:
+            v["lag_p99_ms"] = self._lag_since_tick / 1e6
+        self._since_tick, self._lag_since_tick = [], None
+        lasts = [wk.last for wk in self.workers.values() if wk.last is not None]
+        v["rss_mib"] = max((p.rss_bytes for p in lasts), default=0) / 2**20
+        v["workers_up"] = float(sum(wk.state == "running" for wk in self.workers.values()))
+        self.timeline.add(v)
+
     def _interval(self, now: float) -> IntervalStatus:
         hist = [h for h in self.history if now - h[0] <= ALERT_WINDOW_S + 0.5]
         if len(hist) >= 2:
@@ -261,15 +328,24 @@ class LiveState:
         done = int(d[_COMPLETED].sum())
         failed = int(d[_FAILED].sum())
         lasts = [wk.last for wk in self.workers.values() if wk.last is not None]
-        with_lat = [p for p in lasts if p.interval_completed]
+        with_lat = [p.interval_ns for p in lasts if p.interval_completed and p.interval_ns]
+        q = {
+            k: max(v[i] for v in with_lat) / 1e6 if with_lat else None
+            for i, k in enumerate(INTERVAL_QUANTILES)
+        }
         return IntervalStatus(
             seconds=round(secs, 3),
             sent_per_s=(logged - int(d[_NOT_SENT].sum())) / secs if secs else 0.0,
             completed_per_s=done / secs if secs else 0.0,
             error_rate=failed / logged if logged else 0.0,
-            latency_p50_ms=max(p.interval_p50_ns for p in with_lat) / 1e6 if with_lat else None,
-            latency_p99_ms=max(p.interval_p99_ns for p in with_lat) / 1e6 if with_lat else None,
+            latency_p50_ms=q["p50"],
+            latency_p99_ms=q["p99"],
             lag_p99_ms=max(p.lag_p99_ns for p in lasts) / 1e6 if lasts else None,
+            latency_p95_ms=q["p95"],
+            latency_max_ms=q["max"],
+            sent_p50_ms=q["sent_p50"],
+            sent_p99_ms=q["sent_p99"],
+            sent_max_ms=q["sent_max"],
         )
 
     def status(self) -> Status:
@@ -279,11 +355,7 @@ class LiveState:
             per_group = self._totals(bm)
             totals = per_group.sum(axis=0)
             t = self.t_ns()
-            # expected by now: whole windows, then the share of the current one
-            k = min(int(t // self.window_ns), len(self.expected_cum) - 1)
-            before = float(self.expected_cum[k - 1]) if k > 0 else 0.0
-            frac = min(1.0, (t - k * self.window_ns) / self.window_ns)
-            planned = int(before + frac * (float(self.expected_cum[k]) - before)) if t > 0 else 0
+            planned = self._planned_by(t)
             workers = []
             for w in sorted(self.workers):
                 wk = self.workers[w]
@@ -299,7 +371,7 @@ class LiveState:
                         completed=p.completed if p else 0,
                         errors=p.errors if p else 0,
                         lag_p99_ms=(p.lag_p99_ns / 1e6) if p else 0.0,
-                        latency_p99_ms=(p.interval_p99_ns / 1e6) if p else 0.0,
+                        latency_p99_ms=(p.interval_ns[_P99] / 1e6) if p and p.interval_ns else 0.0,
                         rss_bytes=p.rss_bytes if p else 0,
                         seconds_since_progress=None if wk.seen is None else now - wk.seen,
                     )
@@ -332,7 +404,65 @@ class LiveState:
                     for name, g in zip(self.groups, per_group, strict=True)
                 ],
                 messages=self._messages(bm),
+                phases=self._phases(),
+                top_errors=self._top_errors(),
             )
+
+    def _planned_by(self, t: int) -> int:
+        """Publishes the plan expects by run time t: whole windows, then the share of the
+        current one."""
+        if t <= 0:
+            return 0
+        k = min(int(t // self.window_ns), len(self.expected_cum) - 1)
+        before = float(self.expected_cum[k - 1]) if k > 0 else 0.0
+        frac = min(1.0, (t - k * self.window_ns) / self.window_ns)
+        return min(int(before + frac * (float(self.expected_cum[k]) - before)), self.planned_total)
+
+    def _phases(self) -> list[PhaseStatus]:
+        by = None
+        for wk in self.workers.values():
+            if wk.last is not None and wk.last.by_phase:
+                a = np.array(wk.last.by_phase, dtype=np.int64)
+                by = a if by is None else by + a
+        out = []
+        for i, (name, a, b) in enumerate(self.phases):
+            st = by[i] if by is not None and i < len(by) else np.zeros(len(STATUSES), np.int64)
+            out.append(
+                PhaseStatus(
+                    name=name,
+                    start_s=a,
+                    end_s=b,
+                    sent=int(st.sum() - st[_NOT_SENT].sum()),
+                    completed=int(st[_COMPLETED].sum()),
+                    errors=int(st[_FAILED].sum()),
+                )
+            )
+        return out
+
+    def _top_errors(self) -> list[ErrorCount]:
+        counts: dict[str, int] = {}
+        for wk in self.workers.values():
+            if wk.last is not None:
+                for text, n in wk.last.error_texts.items():
+                    counts[text] = counts.get(text, 0) + n
+        top = sorted(counts.items(), key=lambda kv: -kv[1])[:TOP_ERRORS]
+        return [ErrorCount(text=t, count=n) for t, n in top]
+
+    def dashboard(self, start: int = 0, epoch: int = 0) -> dict[str, Any]:
+        """GET /api/dashboard: the status, the phases' spans and the timeline's points from
+        `start` on (all of them for a client of another epoch)."""
+        st = self.status()
+        with self.lock:
+            first, points = self.timeline.since(start, epoch)
+            return {
+                "status": st.model_dump(),
+                "target": self.target,
+                "slo": {k: {"threshold": t, "unit": u} for k, (t, u) in self.slo.items()},
+                "fields": list(FIELDS),
+                "epoch": self.timeline.epoch,
+                "start": first,
+                "points": points,
+            }
 
     def collect(self) -> Iterator[Any]:
         """Prometheus metric families (prometheus_client's collector protocol)."""
@@ -407,57 +537,57 @@ class LiveState:
         yield breach
 
 
+def _ints(query: str) -> dict[str, int]:
+    """A query string's integer parameters (others, and non-integers, left out)."""
+    out = {}
+    for part in query.split("&"):
+        k, _, v = part.partition("=")
+        digits = v.removeprefix("-")
+        if digits.isascii() and digits.isdigit() and len(v) < 19:
+            out[k] = int(v)
+    return out
+
+
 def _le(b: float) -> str:
     return f"{b:g}" if not math.isinf(b) else "+Inf"
 
 
-class StatusServer:
-    """Serves a LiveState on host:port (loopback unless told; port 0: a free one) until closed."""
+class StatusServer(LocalServer):
+    """Serves a LiveState on host:port (loopback unless told; port 0: a free one) until closed:
+    /status, /metrics, the dashboard page (/) and its feed (/api/dashboard)."""
 
     def __init__(self, live: LiveState, port: int = 0, host: str = "127.0.0.1") -> None:
+        from simd.report.dashboard import CSP, assets
+
+        pages = assets()
         self.live = live
         registry = CollectorRegistry(auto_describe=False)
         registry.register(live)  # type: ignore[arg-type]
         live_ref = live
 
-        class Handler(BaseHTTPRequestHandler):
-            def _reply(self, code: int, ctype: str, body: bytes) -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+        class Handler(LocalHandler):
+            csp = CSP
 
             def do_GET(self) -> None:
-                why = refusal(self.headers)
-                if why is not None:
-                    self._reply(403, "application/json", json.dumps({"error": why}).encode())
+                if self.refused():
                     return
-                path = self.path.split("?")[0]
-                if path == "/status":
+                path, _, query = self.path.partition("?")
+                if path == "/api/dashboard":
+                    q = _ints(query)
+                    data = live_ref.dashboard(q.get("start", 0), q.get("epoch", 0))
+                    body = json.dumps(data, allow_nan=False).encode()
+                    ctype = "application/json"
+                elif path == "/status":
                     body = live_ref.status().model_dump_json().encode()
                     ctype = "application/json"
                 elif path == "/metrics":
                     body = generate_latest(registry)
                     ctype = CONTENT_TYPE_LATEST
-                elif path == "/":
-                    body = json.dumps({"endpoints": ["/status", "/metrics"]}).encode()
-                    ctype = "application/json"
+                elif path in pages:
+                    ctype, body = pages[path]
                 else:
                     self.send_error(404)
                     return
-                self._reply(200, ctype, body)
+                self.reply(200, ctype, body)
 
-            def log_message(self, *args: Any) -> None:  # quiet: the run's stderr is for people
-                return
-
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self.url = f"http://{host}:{self.port}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler, port, host)

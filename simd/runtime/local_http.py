@@ -16,8 +16,12 @@ Origin, so they pass.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
+import threading
 from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import urlsplit
 
 ALLOW_HOSTS_ENV = "SIMD_ALLOW_HOSTS"
@@ -71,3 +75,48 @@ def refusal(headers: Message) -> str | None:
 
 def _default_port(scheme: str) -> str:
     return "443" if scheme == "https" else "80"
+
+
+class LocalHandler(BaseHTTPRequestHandler):
+    """A request handler of simd's own pages and APIs: `refused()` answers 403 what `refusal`
+    refuses; `reply` sends a body with the headers every answer carries (`csp`, no sniffing,
+    no referrer, no caching). Quiet: a run's stderr is for people."""
+
+    csp = "default-src 'none'; frame-ancestors 'none'"
+
+    def reply(self, code: int, ctype: str, body: bytes) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Security-Policy", self.csp)
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Referrer-Policy", "no-referrer")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def refused(self) -> bool:
+        why = refusal(self.headers)
+        if why is not None:
+            self.reply(403, "application/json", json.dumps({"error": why}).encode())
+        return why is not None
+
+    def log_message(self, *args: Any) -> None:
+        return
+
+
+class LocalServer:
+    """A ThreadingHTTPServer for `handler` on host:port (port 0: a free one) in a daemon
+    thread, until closed."""
+
+    def __init__(self, handler: type[LocalHandler], port: int, host: str) -> None:
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://{host}:{self.port}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -57,9 +57,11 @@ class Progress:
     by_message: list[list[list[int]]] = field(default_factory=list)  # [group][message][status]
     latency_buckets: list[list[int]] = field(default_factory=list)  # [group][bucket]
     message_latency_sum_ns: list[list[float]] = field(default_factory=list)  # [group][message]
+    by_phase: list[list[int]] = field(default_factory=list)  # [phase][status] publish rows
+    error_texts: dict[str, int] = field(default_factory=dict)  # failed publish rows by error
     interval_completed: int = 0  # the last interval's completed publishes ...
-    interval_p50_ns: int = 0  # ... and their latency from intended send time
-    interval_p99_ns: int = 0
+    interval_ns: list[int] = field(default_factory=list)  # ... their latency quantiles
+    # (simd.runtime.live_stats.INTERVAL_QUANTILES)
     rss_bytes: int = 0
     pid: int = 0
 

@@ -80,6 +80,8 @@ class RunOutcome:
     done: dict[int, Done] = field(default_factory=dict)
     failures: dict[int, str] = field(default_factory=dict)
     aborted_by: str | None = None  # "a second SIGINT": the user stopped it at once
+    # run(keep_serving=True): the status server and dashboard, still up; the caller closes it
+    server: StatusServer | None = None
 
 
 class _Signals:
@@ -116,6 +118,7 @@ def run(
     shard: Shard | None = None,
     start_at_ns: int | None = None,
     stop_when: Callable[[LiveState], str | None] | None = None,
+    keep_serving: bool = False,
 ) -> RunOutcome:
     """Run a scenario to its end (or until a signal); return how it ended. Logs are the result.
 
@@ -125,7 +128,9 @@ def run(
     RUNS/ID/shard-I/, with t=0 at `start_at_ns` (wall-clock epoch ns, required then).
     `stop_when(live)`, asked about once a second, stops the run (as a signal would) when it
     returns a reason. `progress`: live progress on stderr (simd.runtime.progress), or, as a
-    number, the seconds between its plain lines when stderr is not a terminal."""
+    number, the seconds between its plain lines when stderr is not a terminal. `keep_serving`:
+    the status server and its dashboard stay up after the run (the outcome's `server`, for the
+    caller to close: `simd run --linger`)."""
     if shard is not None:
         if start_at_ns is None:
             raise UserError("--shard needs --start-at: every shard must share one t=0")
@@ -155,6 +160,7 @@ def run(
         shard=shard,
         start_at_ns=start_at_ns,
         stop_when=stop_when,
+        keep_serving=keep_serving,
     )
     check_clock(clock or scenario.run.clock, scenario.target)
     return _with_target(scenario, go)
@@ -166,6 +172,7 @@ def resume(
     progress: bool | float = True,
     status_port: int | None = None,
     status_host: str = "127.0.0.1",
+    keep_serving: bool = False,
 ) -> RunOutcome:
     """Continue a run whose supervisor died (a reboot, kill -9): every worker resumes from its
     own log on the run's own timeline; publishes due while the run was down are logged missed."""
@@ -190,6 +197,7 @@ def resume(
         status_port=_port(scenario, status_port),
         status_host=status_host,
         resume_dir=run_dir,
+        keep_serving=keep_serving,
     )
     return _with_target(scenario, go)
 
@@ -326,6 +334,7 @@ def _run(
     start_at_ns: int | None = None,
     resume_dir: Path | None = None,
     stop_when: Callable[[LiveState], str | None] | None = None,
+    keep_serving: bool = False,
 ) -> RunOutcome:
     clock_text = clock or scenario.run.clock
     check_plugins([m for g in scenario.fleet for m in g.resolved_messages()], scenario_path.parent)
@@ -357,6 +366,7 @@ def _run(
         scenario, manifest, run_dir, plan, clock_text, progress, status_port, status_host
     )
     supervision.stop_when = stop_when
+    supervision.keep_serving = keep_serving
     return supervision.run()
 
 
@@ -420,12 +430,16 @@ class _Supervision:
                     f"--status-port {status_port}: cannot listen on {status_host} ({exc.strerror})"
                 ) from None
             manifest.status_url = self.server.url
-            sys.stderr.write(f"simd: live status on {self.server.url}/status and /metrics\n")
+            sys.stderr.write(
+                f"simd: live status on {self.server.url}/status and /metrics, the dashboard "
+                f"on {self.server.url}/\n"
+            )
         self.t0: int | None = None
         self.clock_at_t0: dict[str, int] | None = None  # set at t=0 by _mark_t0
         self.t0_thread: threading.Thread | None = None
         self.stop_when: Callable[[LiveState], str | None] | None = None
         self.stop_reason: str | None = None  # set once the run is being stopped
+        self.keep_serving = False  # leave the server up, in the outcome, for the caller
 
     def _alert(self, a: Any, began: bool) -> None:
         def fmt(v: float) -> str:
@@ -481,10 +495,14 @@ class _Supervision:
         return True
 
     def run(self) -> RunOutcome:
+        served = False
         try:
-            return self._run()
+            outcome = self._run()
+            if self.keep_serving and self.server is not None:
+                outcome.server, served = self.server, True
+            return outcome
         finally:
-            if self.server is not None:
+            if self.server is not None and not served:
                 self.server.close()
 
     def _run(self) -> RunOutcome:
@@ -718,6 +736,7 @@ class _Supervision:
 
 def _live_state(scenario: Scenario, manifest: RunManifest, plan: Plan) -> LiveState:
     from simd.plan.schedule import expected_series, series_window_ns
+    from simd.plan.shape import compile_shape
 
     window = series_window_ns(scenario.duration_ns)
     slo = {}
@@ -727,6 +746,8 @@ def _live_state(scenario: Scenario, manifest: RunManifest, plan: Plan) -> LiveSt
             slo[name] = (float(v), "ns" if name in DURATION_SLOS else "ratio")
     shard = manifest.shard  # a shard serves its own share of the run
     devices = shard.devices if shard else None
+    shape = compile_shape(scenario)
+    spans = [shape.phase_span(i) for i in range(len(shape.phase_names))]
     return LiveState(
         run_id=manifest.run_id,
         scenario=scenario.name,
@@ -738,6 +759,8 @@ def _live_state(scenario: Scenario, manifest: RunManifest, plan: Plan) -> LiveSt
         window_ns=window,
         slo=slo,
         shard=f"{shard.index}/{shard.count}" if shard else "",
+        target=manifest.target_url,
+        phases=[(n, a / 1e9, b / 1e9) for n, (a, b) in zip(shape.phase_names, spans, strict=True)],
     )
 
 

@@ -43,6 +43,7 @@ TARGET_CHUNK_EVENTS = 32768  # events per schedule chunk: big enough to vectoris
 MAX_BATCH = 8192  # publishes handed to a transport per wake-up
 VIRTUAL_WINDOW_NS = 5_000_000_000  # virtual clock: a wake-up sends what is due in the next 5 s
 PROGRESS_EVERY_S = 0.5
+TOP_ERRORS = 20  # error texts a progress message carries, the most frequent first
 _DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 DRAIN_GRACE_S = 1.0
 
@@ -78,10 +79,11 @@ class SliceRunner:
             if a < b:
                 group_of[a - spec.lo : b - spec.lo] = lay.index
         n_messages = max(len(g.resolved_messages()) for g in scenario.fleet)
-        self.live = LiveStats(group_of, spec.lo, len(self.layouts), n_messages)
+        self.schedule = SliceSchedule(scenario, spec.lo, spec.hi)
+        n_phases = len(self.schedule.shape.phase_names)
+        self.live = LiveStats(group_of, spec.lo, len(self.layouts), n_messages, n_phases)
         self.log = EventBuffer(self._sink)
         self.log.errors.learn(self.writer.errors_known)
-        self.schedule = SliceSchedule(scenario, spec.lo, spec.hi)
         # a restarted worker: what its log already holds (and the live counters it implies)
         self.resumed: LogState | None = None
         if resume:
@@ -315,7 +317,7 @@ class SliceRunner:
             lag = int(np.percentile(np.concatenate(self.lags), 99))
             self.lags = []
         completed, errors = self.live.outcomes()
-        n_int, p50, p99 = self.live.take_interval()
+        n_int, quantiles = self.live.take_interval()
         self.conn.send(
             Progress(
                 worker=self.spec.worker,
@@ -328,13 +330,23 @@ class SliceRunner:
                 by_message=self.live.by_message.tolist(),
                 latency_buckets=self.live.buckets.tolist(),
                 message_latency_sum_ns=self.live.message_latency_sum_ns.tolist(),
+                by_phase=self.live.by_phase.tolist(),
+                error_texts=self._error_texts(),
                 interval_completed=n_int,
-                interval_p50_ns=p50,
-                interval_p99_ns=p99,
+                interval_ns=quantiles,
                 rss_bytes=rss_bytes(),
                 pid=os.getpid(),
             )
         )
+
+    def _error_texts(self) -> dict[str, int]:
+        """The live failed-row counts by error text (the most frequent ones)."""
+        codes = self.live.error_codes
+        if not codes:
+            return {}
+        text_of = {c: t for t, c in self.log.errors.codes.items()}
+        top = sorted(codes.items(), key=lambda kv: -kv[1])[:TOP_ERRORS]
+        return {text_of.get(c, "(no error text)" if c == 0 else f"error {c}"): n for c, n in top}
 
     async def run(self) -> Done:
         async with trio.open_nursery() as nursery:
