@@ -151,8 +151,13 @@ async def _session(
         await call(f"{domain}.enable")
 
     async def evaluate(expr: str) -> object:
-        r = await call("Runtime.evaluate", expression=expr, returnByValue=True)
-        return r["result"]["result"].get("value")  # type: ignore[index]
+        """The value of `expr` (a promise: awaited); None while the page is between two
+        documents (a form's submit, a reload)."""
+        r = await call("Runtime.evaluate", expression=expr, returnByValue=True, awaitPromise=True)
+        result = r.get("result") or {}
+        if not isinstance(result, dict) or "exceptionDetails" in result:
+            return None
+        return (result.get("result") or {}).get("value")
 
     url = path if isinstance(path, str) else path.resolve().as_uri()
     await call("Emulation.setDeviceMetricsOverride", width=1400, height=1800,

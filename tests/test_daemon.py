@@ -32,7 +32,15 @@ rate = 10.0
 
 
 @pytest.fixture
-def daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path]]:
+def daemon(daemon_login: tuple[str, Path, str]) -> tuple[str, Path]:
+    return daemon_login[0], daemon_login[1]
+
+
+@pytest.fixture
+def daemon_login(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, Path, str]]:
+    """A daemon on a free port: (its URL, its SIMD_HOME, the login URL it printed)."""
     home = tmp_path / "home"
     monkeypatch.setenv("SIMD_HOME", str(home))
     proc = subprocess.Popen(
@@ -48,8 +56,10 @@ def daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[st
         assert time.monotonic() < deadline
         time.sleep(0.05)
     url = json.loads((home / "daemon.json").read_text())["url"]
+    lines = [proc.stderr.readline() for _ in range(2)]  # type: ignore[union-attr]
+    login = lines[1].split("its page: ", 1)[1].split()[0]
     try:
-        yield url, home
+        yield url, home, login
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
@@ -146,3 +156,81 @@ def test_daemon_refuses_foreign_host_and_origin(daemon: tuple[str, Path]) -> Non
     assert raw_get(url, "/health", {"Host": "evil.example:80"}) == 403
     assert raw_get(url, "/runs", {"Host": host, "Origin": "http://evil.example", **auth}) == 403
     assert raw_get(url, "/runs", {"Host": host, "Origin": f"http://{host}", **auth}) == 200
+
+
+def _no_redirect(url: str, data: bytes | None = None, cookie: str | None = None) -> tuple:
+    """(status, headers) of one request, redirects not followed."""
+
+    class Stay(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: object, **kw: object) -> None:
+            return None
+
+    req = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET")
+    if cookie:
+        req.add_header("Cookie", cookie)
+    try:
+        with urllib.request.build_opener(Stay).open(req, timeout=10) as r:
+            return r.status, r.headers
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers
+
+
+@pytest.mark.trio
+async def test_the_daemon_page_logs_in_once_starts_and_stops_a_run(
+    tmp_path: Path, daemon_login: tuple[str, Path, str]
+) -> None:
+    """Without the login: refused. With the one-time login URL (used up on first use): a
+    session cookie (HttpOnly, SameSite=Strict); the start form starts a run, the run's live
+    dashboard answers, its stop button stops it (state stopped, the log reads back); a form
+    posted without the session's CSRF token is refused."""
+    import trio
+
+    from tests.browser import open_page
+    from tests.conftest import sql
+
+    url, home, login = daemon_login
+    assert (await trio.to_thread.run_sync(_no_redirect, url + "/ui/"))[0] == 401
+    scenario = write_scenario(tmp_path, SCENARIO.replace("{duration}", "120s"))
+    seen: dict[str, object] = {}
+
+    async def use(evaluate: object) -> None:
+        ev = evaluate  # type: ignore[assignment]
+
+        async def until(expr: str, timeout: float = 60) -> None:
+            with trio.fail_after(timeout):
+                while not await ev(expr):  # type: ignore[operator]
+                    await trio.sleep(0.2)
+
+        await ev(  # type: ignore[operator]
+            f"document.getElementById('scenario').value = {json.dumps(str(scenario))};"
+            "document.getElementById('run_id').value = 'web1';"
+            "document.getElementById('start').submit(); true"
+        )
+        await until("!!document.getElementById('stop-web1')")
+        feed = "fetch('/ui/runs/web1/api/dashboard').then(r => r.ok ? r.json() : null)"
+        await until(f"{feed}.then(d => d && d.status.sent > 0)")
+        seen["feed_run"] = await ev(f"{feed}.then(d => d.status.run_id)")  # type: ignore[operator]
+        await ev("document.getElementById('stop-web1').click(); true")  # type: ignore[operator]
+        cell = "document.querySelector('#run-web1 .state-cell')"
+        await until(f"{cell} && {cell}.textContent === 'stopped'", timeout=90)
+
+    run = await open_page(login, {}, timeout=150, until="!!document.getElementById('start')",
+                          then=use)  # fmt: skip
+    assert run.errors == [], run.errors
+    assert [u for u in run.requests if not u.startswith(url)] == []
+    assert seen["feed_run"] == "web1"
+    run_dir = tmp_path / "runs" / "web1"
+    assert sql(run_dir, "SELECT state FROM runs")[0][0] == "stopped"
+    assert sql(run_dir, "SELECT count(*) FROM events WHERE kind = 'publish'")[0][0] > 0
+    # the login URL was used up; `simd login` gives a new one, whose cookie is strict
+    assert (await trio.to_thread.run_sync(_no_redirect, login))[0] == 403
+    env = {**os.environ, "SIMD_HOME": str(home)}
+    fresh = simd("login", env=env).stdout.strip()
+    code, headers = await trio.to_thread.run_sync(_no_redirect, fresh)
+    cookie = headers["Set-Cookie"]
+    assert code == 303 and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    session = cookie.split(";", 1)[0]
+    assert (await trio.to_thread.run_sync(_no_redirect, url + "/ui/", None, session))[0] == 200
+    no_csrf = b"scenario=" + str(scenario).encode() + b"&run_id=web2"
+    code, _ = await trio.to_thread.run_sync(_no_redirect, url + "/ui/runs", no_csrf, session)
+    assert code == 403 and not (tmp_path / "runs" / "web2").exists()

@@ -19,5 +19,5 @@ __all__ = ["app", "daemon", "logs", "main", "quick", "results", "run", "tools"]
 HELP_ORDER = ["run", "pub", "sub", "conn", "http", "plan", "replay", "capacity", "inspect",
               "record", "import", "ingest", "report", "serve", "check", "compare", "query",
               "broker",
-              "schema", "daemon", "submit", "status", "stop"]  # fmt: skip
+              "schema", "daemon", "login", "submit", "status", "stop"]  # fmt: skip
 app.registered_commands.sort(key=lambda c: HELP_ORDER.index(c.name or c.callback.__name__))

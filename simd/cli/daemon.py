@@ -33,10 +33,24 @@ def daemon_cmd(
     Its token is written to SIMD_HOME/daemon.token (0600; SIMD_HOME defaults to ~/.simd)."""
     from simd.ops.daemon import serve
 
-    def ready(url: str, token_file: Path) -> None:
-        sys.stderr.write(f"simd: daemon on {url} (token in {token_file}); Ctrl-C stops it\n")
+    def ready(url: str, token_file: Path, login_url: str) -> None:
+        sys.stderr.write(
+            f"simd: daemon on {url} (token in {token_file}); Ctrl-C stops it\n"
+            f"simd: its page: {login_url} (a one-time login; `simd login` prints a new one)\n"
+        )
+        sys.stderr.flush()
 
     serve(runs_dir, host, port, allow_remote, tls_cert, tls_key, ready=ready)
+
+
+@app.command("login")
+@guarded
+def login_cmd() -> None:
+    """A new one-time login URL for the daemon's web page (its runs, a start form, stop
+    buttons, each run's live dashboard)."""
+    from simd.ops.daemon import Client
+
+    print(Client().call("POST", "/login-url", {})["url"])
 
 
 @app.command("submit")

@@ -59,7 +59,7 @@ def serve_cmd(
     import signal
     import threading
 
-    from simd.report.dashboard.serve import DashboardServer
+    from simd.ops.serve import DashboardServer
 
     try:
         server = DashboardServer(runs, port, host)

@@ -12,6 +12,10 @@ non-loopback address needs --allow-remote and a TLS certificate and key.
     POST /runs                    {"scenario": path | "toml": text, "run_id"?, "args"?: [...]}
     GET  /runs/{id}               run.json's summary, and the live /status while it runs
     POST /runs/{id}/stop          SIGTERM: the run drains, flushes and ends "stopped"
+    POST /login-url               {"url": a new one-time login URL for the web page}
+
+The web page (/ui/, simd.ops.daemon_page) is reached through the one-time login URL printed
+at start; it uses a session cookie and CSRF tokens, not the API token.
 """
 
 from __future__ import annotations
@@ -30,13 +34,15 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from simd.errors import ScenarioError, UserError
 from simd.model.manifest import RunManifest, read_manifest
-from simd.runtime.local_http import refusal
+from simd.ops import daemon_page as page
+from simd.runtime.local_http import LocalHandler, refusal
 
 _RUN_ID = re.compile(r"^[\w.-]+$")
 
@@ -81,7 +87,7 @@ class Daemon:
         from simd.plan.inputs import load_scenario
 
         run_id = body.get("run_id") or _new_id()
-        if not _RUN_ID.match(str(run_id)):
+        if not _is_run_id(str(run_id)):
             raise UserError(f"run_id {run_id!r}: letters, digits, '.', '-', '_' only")
         run_dir = self.runs_dir / run_id
         if run_dir.exists():
@@ -208,6 +214,10 @@ def final_numbers(run_dir: Path, m: RunManifest) -> dict[str, Any] | None:
     }
 
 
+def _is_run_id(text: str) -> bool:
+    return bool(_RUN_ID.match(text)) and text not in (".", "..")
+
+
 def _new_id() -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
 
@@ -233,7 +243,9 @@ def serve(
     daemon = Daemon(runs_dir.resolve())
     token = secrets.token_urlsafe(32)
     home = simd_home()
-    handler = _handler(daemon, token)
+    sessions = page.Sessions()
+    secure = tls_cert is not None and tls_key is not None
+    handler = _handler(daemon, token, sessions, secure)
     httpd = ThreadingHTTPServer((host, port), handler)
     httpd.daemon_threads = True
     scheme = "http"
@@ -262,7 +274,7 @@ def serve(
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     if ready is not None:
-        ready(url, home / "daemon.token")
+        ready(url, home / "daemon.token", f"{url}/login?token={sessions.new_login()}")
     try:
         httpd.serve_forever()
     finally:
@@ -271,10 +283,17 @@ def serve(
         (home / "daemon.json").unlink(missing_ok=True)
 
 
-def _handler(daemon: Daemon, token: str) -> type[BaseHTTPRequestHandler]:
-    expected = f"Bearer {token}".encode()
+def _handler(
+    daemon: Daemon, token: str, sessions: page.Sessions, secure: bool
+) -> type[LocalHandler]:
+    from simd.runtime.dashboard import CSP, assets
 
-    class Handler(BaseHTTPRequestHandler):
+    expected = f"Bearer {token}".encode()
+    files = assets()
+
+    class Handler(LocalHandler):
+        csp = CSP
+
         def _send(self, code: int, obj: Any) -> None:
             body = json.dumps(obj).encode()
             self.send_response(code)
@@ -294,8 +313,96 @@ def _handler(daemon: Daemon, token: str) -> type[BaseHTTPRequestHandler]:
             self._send(401, {"error": "missing or wrong token (see daemon.token)"})
             return False
 
+        def _redirect(self, location: str, cookie: str | None = None) -> None:
+            self.send_response(303)
+            self.send_header("Location", location)
+            self.send_header("Content-Length", "0")
+            self.send_header("Cache-Control", "no-store")
+            if cookie:
+                self.send_header("Set-Cookie", cookie)
+            self.end_headers()
+
+        def _csrf(self) -> str | None:
+            """The session's CSRF token; None (and a login page) when not logged in."""
+            csrf = sessions.csrf_of(self.headers.get("Cookie"))
+            if csrf is None:
+                self.reply(401, page.HTML, page.login_page(
+                    "Not logged in: open the login URL the daemon printed at start "
+                    "(`simd login` prints a new one)."))  # fmt: skip
+            return csrf
+
+        def _page_get(self, parts: list[str], query: str) -> None:
+            if parts == ["login"]:
+                sid = sessions.log_in(parse_qs(query).get("token", [""])[0])
+                if sid is None:
+                    self.reply(403, page.HTML, page.login_page(
+                        "This login URL is wrong or was used already; `simd login` prints "
+                        "a new one."))  # fmt: skip
+                else:
+                    self._redirect("/ui/", page.session_cookie(sid, secure))
+                return
+            if len(parts) >= 2 and parts[1] == "dashboard" and "/" + "/".join(parts[1:]) in files:
+                self.reply(200, *files["/" + "/".join(parts[1:])])  # the page's own files
+                return
+            csrf = self._csrf()
+            if csrf is None:
+                return
+            if parts == ["ui"]:
+                self.reply(200, page.HTML, page.runs_page(self._runs(), csrf))
+            elif len(parts) >= 3 and parts[1] == "runs" and _is_run_id(parts[2]):
+                self._run_page(parts[2], "/" + "/".join(parts[3:]))
+            else:
+                self.send_error(404)
+
+        def _runs(self) -> list[dict[str, Any]]:
+            return [daemon.describe(r["run_id"]) if r["pid"] else r for r in daemon.list_runs()]
+
+        def _run_page(self, run_id: str, rest: str) -> None:
+            if rest == "/api/dashboard":
+                st = folder_status(daemon.runs_dir / run_id, live=False)
+                feed = page.run_feed(daemon.runs_dir / run_id, st and st.get("status_url"))
+                # before its status server is up: "pending", and the page asks again
+                self.reply(200, "application/json", feed or b'{"pending": true}')
+            elif rest in files:
+                self.reply(200, *files[rest])
+            else:
+                self.send_error(404)
+
+        def _page_post(self, parts: list[str]) -> None:
+            csrf = self._csrf()
+            if csrf is None:
+                return
+            form = page.read_form(self.rfile, self.headers.get("Content-Length"))
+            if form is None or not hmac.compare_digest(form.get("csrf", ""), csrf):
+                self.reply(403, page.HTML, page.login_page("Refused: the form's CSRF token "
+                                                           "is missing or wrong."))  # fmt: skip
+                return
+            try:
+                if parts == ["ui", "runs"]:
+                    daemon.start_run(page.start_body(form))
+                elif len(parts) == 4 and parts[1] == "runs" and parts[3] == "stop":
+                    daemon.stop(parts[2])
+                else:
+                    self.send_error(404)
+                    return
+            except (UserError, ScenarioError) as exc:
+                self.reply(400, page.HTML, page.runs_page(self._runs(), csrf, str(exc)))
+                return
+            except KeyError:
+                self.send_error(404)
+                return
+            self._redirect("/ui/")
+
         def do_GET(self) -> None:  # the stdlib's name
-            parts = [p for p in self.path.split("?")[0].split("/") if p]
+            path, _, query = self.path.partition("?")
+            parts = [p for p in path.split("/") if p]
+            if parts == ["favicon.ico"]:  # a browser asks for it after a page without one
+                self.reply(204, "image/x-icon", b"")
+                return
+            if parts and parts[0] in ("ui", "login"):
+                if not self.refused():
+                    self._page_get(parts, query)
+                return
             if parts == ["health"]:
                 why = refusal(self.headers)
                 if why is None:
@@ -316,9 +423,19 @@ def _handler(daemon: Daemon, token: str) -> type[BaseHTTPRequestHandler]:
                 self._send(404, {"error": "not found"})
 
         def do_POST(self) -> None:
+            parts = [p for p in self.path.split("?")[0].split("/") if p]
+            if parts and parts[0] == "ui":
+                if not self.refused():
+                    self._page_post(parts)
+                return
             if not self._authorized():
                 return
-            parts = [p for p in self.path.split("?")[0].split("/") if p]
+            if parts == ["login-url"]:
+                host = self.headers.get("Host") or "127.0.0.1"
+                scheme = "https" if secure else "http"
+                url = f"{scheme}://{host}/login?token={sessions.new_login()}"
+                self._send(200, {"url": url})
+                return
             try:
                 n = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(n) or b"{}") if n else {}
@@ -336,9 +453,6 @@ def _handler(daemon: Daemon, token: str) -> type[BaseHTTPRequestHandler]:
                 self._send(400, {"error": str(exc)})
             except KeyError as exc:
                 self._send(404, {"error": f"no run {exc.args[0]!r} started by this daemon"})
-
-        def log_message(self, *args: Any) -> None:
-            return
 
     return Handler
 

@@ -557,7 +557,7 @@ class StatusServer(LocalServer):
     /status, /metrics, the dashboard page (/) and its feed (/api/dashboard)."""
 
     def __init__(self, live: LiveState, port: int = 0, host: str = "127.0.0.1") -> None:
-        from simd.report.dashboard import CSP, assets
+        from simd.runtime.dashboard import CSP, assets
 
         pages = assets()
         self.live = live

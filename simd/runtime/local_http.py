@@ -80,7 +80,7 @@ def _default_port(scheme: str) -> str:
 class LocalHandler(BaseHTTPRequestHandler):
     """A request handler of simd's own pages and APIs: `refused()` answers 403 what `refusal`
     refuses; `reply` sends a body with the headers every answer carries (`csp`, no sniffing,
-    no referrer, no caching). Quiet: a run's stderr is for people."""
+    no referrer to other sites, no caching). Quiet: a run's stderr is for people."""
 
     csp = "default-src 'none'; frame-ancestors 'none'"
 
@@ -90,7 +90,9 @@ class LocalHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Content-Security-Policy", self.csp)
         self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("Referrer-Policy", "no-referrer")
+        # same-origin, not no-referrer: under no-referrer a browser's form POST says
+        # `Origin: null`, which `refusal` cannot tell from a foreign page
+        self.send_header("Referrer-Policy", "same-origin")
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
         self.wfile.write(body)

@@ -259,6 +259,11 @@
         return r.json();
       })
       .then(function (d) {
+        if (d.pending) { // the daemon's run that has not served numbers yet
+          $("state").textContent = "starting";
+          setTimeout(poll, EVERY_MS);
+          return;
+        }
         apply(d);
         view.lost = false;
         if (!view.ended) setTimeout(poll, EVERY_MS);

@@ -1,6 +1,6 @@
 """`simd serve RUN...`: the dashboard of finished runs, read from their results.duckdb, on
 loopback. `/` lists the runs, `/runs/N/` is run N's page (the live page, fed from the log by
-simd.report.dashboard.finished), `/compare?a=N&b=M` two of them side by side."""
+simd.ops.dashboard_feed), `/compare?a=N&b=M` two of them side by side."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from simd.report.dashboard import CSP, assets
-from simd.report.dashboard.finished import finished_dashboard
+from simd.ops.dashboard_feed import finished_dashboard
+from simd.runtime.dashboard import CSP, assets
 from simd.runtime.local_http import LocalHandler, LocalServer
 
 # the compare page frames two run pages of this same server
