@@ -156,6 +156,13 @@ async def test_the_page_of_a_running_run_and_of_its_end(tmp_path: Path, runs: Pa
         q = f"SELECT {rows}, count(*) FILTER (WHERE {not_sent}) FROM events WHERE kind = 'publish'"
         logged_by = dict(sql(run_dir, q + " GROUP BY ALL"))
         assert {p["name"]: p["sent"] for p in final[key]} == logged_by, key
+    # the other rows (connections here; probes' receives, commands, replies) as the log has them
+    others = sql(run_dir, "SELECT kind, status, count(*) FROM events WHERE kind <> 'publish' "
+                          "GROUP BY ALL")  # fmt: skip
+    assert {(r["kind"], r["status"]): r["count"] for r in final["other_rows"]} == {
+        (k, s): n for k, s, n in others
+    }
+    assert ("connect", "ok") in {(k, s) for k, s, _ in others}
 
 
 def test_the_page_and_its_files_are_served_with_a_strict_policy(runs: Path, tmp_path: Path) -> None:

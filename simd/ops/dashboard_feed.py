@@ -174,6 +174,13 @@ def _status(con: Any, manifest: Any) -> dict[str, Any]:
             }
             for name, v in phases.items()
         ],
+        "other_rows": [
+            {"kind": k, "status": s, "count": int(n)}
+            for k, s, n in con.execute(
+                "SELECT kind_list()[kind + 1], status_list()[status + 1], sum(count) "
+                "FROM status_totals WHERE kind <> kind_code('publish') GROUP BY ALL ORDER BY 1, 2"
+            ).fetchall()
+        ],
         "top_errors": [
             {"text": t or "(no error text)", "count": int(n)}
             for t, n in con.execute(

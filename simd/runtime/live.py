@@ -27,7 +27,13 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
-from simd.log.events import COMPLETED_STATUSES, FAILED_STATUSES, NOT_SENT_STATUSES, STATUSES
+from simd.log.events import (
+    COMPLETED_STATUSES,
+    FAILED_STATUSES,
+    KINDS,
+    NOT_SENT_STATUSES,
+    STATUSES,
+)
 from simd.runtime.live_stats import INTERVAL_QUANTILES, LATENCY_BOUNDS_S
 from simd.runtime.local_http import LocalHandler, LocalServer
 from simd.runtime.messages import Progress
@@ -100,6 +106,14 @@ class PhaseStatus(BaseModel):
     errors: int
 
 
+class KindCount(BaseModel):
+    """Rows of a kind other than publish (connect, receive, command, reply...) by status."""
+
+    kind: str
+    status: str
+    count: int
+
+
 class ErrorCount(BaseModel):
     text: str
     count: int  # failed publish rows with that error text so far
@@ -138,6 +152,7 @@ class Status(BaseModel):
     messages: list[MessageStatus] = []
     phases: list[PhaseStatus] = []
     top_errors: list[ErrorCount] = []
+    other_rows: list[KindCount] = []
 
 
 @dataclass
@@ -406,6 +421,7 @@ class LiveState:
                 messages=self._messages(bm),
                 phases=self._phases(),
                 top_errors=self._top_errors(),
+                other_rows=self._other_rows(),
             )
 
     def _planned_by(self, t: int) -> int:
@@ -438,6 +454,19 @@ class LiveState:
                 )
             )
         return out
+
+    def _other_rows(self) -> list[KindCount]:
+        by = None
+        for wk in self.workers.values():
+            if wk.last is not None and wk.last.by_kind:
+                a = np.array(wk.last.by_kind, dtype=np.int64)
+                by = a if by is None else by + a
+        if by is None:
+            return []
+        return [
+            KindCount(kind=KINDS[k], status=STATUSES[s], count=int(by[k, s]))
+            for k, s in zip(*np.nonzero(by), strict=True)
+        ]
 
     def _top_errors(self) -> list[ErrorCount]:
         counts: dict[str, int] = {}

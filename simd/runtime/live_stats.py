@@ -14,6 +14,7 @@ from simd.log.events import (
     ACKED,
     COMPLETED_STATUSES,
     FAILED_STATUSES,
+    KINDS,
     NULL_NS,
     PUBLISH,
     SENT,
@@ -29,6 +30,7 @@ _NS = len(STATUSES)
 INTERVAL_QUANTILES = ("p50", "p95", "p99", "max", "sent_p50", "sent_p99", "sent_max")
 _FAILED_LO, _FAILED_HI = min(FAILED_STATUSES), max(FAILED_STATUSES)  # a contiguous range
 INTERVAL_SAMPLE = 200_000  # latencies kept per interval for its percentiles (a prefix beyond)
+JOINT_BINS = 8192  # (group, message, phase, status) counted in one bincount up to this many
 
 
 class LiveStats:
@@ -54,52 +56,99 @@ class LiveStats:
         self.n_phases = max(1, n_phases)
         self.by_phase = np.zeros((self.n_phases, _NS), dtype=np.int64)  # [phase][status]
         self.error_codes: dict[int, int] = {}  # failed publish rows by error code
+        # [kind][status] rows of the other kinds (connect, receive, command, reply, ...)
+        self.by_kind = np.zeros((len(KINDS), _NS), dtype=np.int64)
         self._interval: list[np.ndarray] = []  # latency from intended send time
         self._interval_sent: list[np.ndarray] = []  # ... and from actual send time
         self._interval_n = 0
 
     def observe(self, cols: dict[str, np.ndarray], n: int) -> None:
         """Count the publish rows of one frame (n rows of `cols`)."""
+        if n == 0:  # a flush with nothing but samples or error texts
+            return
         dev = cols["device"][:n]
-        pub = (cols["kind"][:n] == PUBLISH) & (dev >= self.lo) & (dev < self.hi)
-        if not pub.any():
+        kind = cols["kind"][:n]
+        pub = kind == PUBLISH
+        other = ~pub
+        if other.any():  # few: connects, probes' receives, commands and replies
+            kk = np.minimum(kind[other].astype(np.int64), len(KINDS) - 1)
+            k = kk * _NS + np.minimum(cols["status"][:n][other].astype(np.int64), _NS - 1)
+            self.by_kind += np.bincount(k, minlength=self.by_kind.size).reshape(self.by_kind.shape)
+        pub &= (dev >= self.lo) & (dev < self.hi)
+        if pub.all():  # the usual frame: every row a publish of this slice, no copies
+
+            def col(name: str) -> np.ndarray:
+                return cols[name][:n]
+        else:
+            if not pub.any():
+                return
+            rows = np.flatnonzero(pub)
+
+            def col(name: str) -> np.ndarray:
+                return cols[name].take(rows)
+
+        g = self.group_of[col("device") - self.lo]
+        st = col("status").astype(np.int64)
+        m = col("message").astype(np.int64)
+        ph = col("phase").astype(np.int64)
+        if m.max() >= self.n_messages or ph.max() >= self.n_phases:  # a damaged log's rows
+            m = np.minimum(m, self.n_messages - 1)
+            ph = np.minimum(ph, self.n_phases - 1)
+        per_status = self._count(g * self.n_messages + m, ph, st)
+        if per_status[_FAILED_LO : _FAILED_HI + 1].any():  # rare: then by error text
+            self._count_errors(col("error")[(st >= _FAILED_LO) & (st <= _FAILED_HI)])
+        if not per_status[list(COMPLETED_STATUSES)].any():
             return
-        g = self.group_of[dev[pub] - self.lo]
-        st = cols["status"][:n][pub].astype(np.int64)
-        m = np.minimum(cols["message"][:n][pub].astype(np.int64), self.n_messages - 1)
-        size = self.by_message.size
-        self.by_message += np.bincount(
-            (g * self.n_messages + m) * _NS + st, minlength=size
-        ).reshape(self.by_message.shape)
-        ph = np.minimum(cols["phase"][:n][pub].astype(np.int64), self.n_phases - 1)
-        self.by_phase += np.bincount(ph * _NS + st, minlength=self.by_phase.size).reshape(
-            self.by_phase.shape
-        )
-        failed = (st >= _FAILED_LO) & (st <= _FAILED_HI)
-        if failed.any():
-            codes, k = np.unique(cols["error"][:n][pub][failed], return_counts=True)
-            for c, v in zip(codes.tolist(), k.tolist(), strict=True):
-                self.error_codes[c] = self.error_codes.get(c, 0) + v
-        t_done = cols["t_done"][:n][pub]
+        t_done = col("t_done")
         done = ((st == ACKED) | (st == SENT)) & (t_done != NULL_NS)
-        if not done.any():
-            return
-        lat = t_done[done] - cols["t_intended"][:n][pub][done]
-        gd = g[done]
-        gm = gd * self.n_messages + m[done]
+        if done.all():
+            t_int, t_sent = col("t_intended"), col("t_sent")
+        else:
+            if not done.any():
+                return
+            t_done, t_int, t_sent = t_done[done], col("t_intended")[done], col("t_sent")[done]
+            g, m = g[done], m[done]
+        lat = t_done - t_int
         b = np.searchsorted(_BOUNDS_NS, lat, side="left")  # first bound >= latency
-        self.buckets += np.bincount(gd * _NB + b, minlength=self.n_groups * _NB).reshape(
+        self.buckets += np.bincount(g * _NB + b, minlength=self.n_groups * _NB).reshape(
             self.n_groups, _NB
         )
         self.message_latency_sum_ns += np.bincount(
-            gm, weights=lat, minlength=self.message_latency_sum_ns.size
+            g * self.n_messages + m, weights=lat, minlength=self.message_latency_sum_ns.size
         ).reshape(self.message_latency_sum_ns.shape)
         if self._interval_n < INTERVAL_SAMPLE:
             k = INTERVAL_SAMPLE - self._interval_n
             self._interval.append(lat[:k])
-            sent = cols["t_sent"][:n][pub][done][:k]
-            self._interval_sent.append(t_done[done][:k] - sent)
+            self._interval_sent.append(t_done[:k] - t_sent[:k])
             self._interval_n += len(self._interval[-1])
+
+    def _count_errors(self, codes: np.ndarray) -> None:
+        if (codes == codes[0]).all():  # the usual case: one reason at a time
+            c = int(codes[0])
+            self.error_codes[c] = self.error_codes.get(c, 0) + len(codes)
+            return
+        uniq, k = np.unique(codes, return_counts=True)
+        for c, v in zip(uniq.tolist(), k.tolist(), strict=True):
+            self.error_codes[c] = self.error_codes.get(c, 0) + v
+
+    def _count(self, gm: np.ndarray, ph: np.ndarray, st: np.ndarray) -> np.ndarray:
+        """Add rows to by_message and by_phase (one bincount over both when they are small
+        together); the rows per status."""
+        n_gm = self.n_groups * self.n_messages
+        if n_gm * self.n_phases * _NS <= JOINT_BINS:
+            joint = np.bincount(
+                (gm * self.n_phases + ph) * _NS + st, minlength=n_gm * self.n_phases * _NS
+            ).reshape(n_gm, self.n_phases, _NS)
+            by_gm = joint.sum(axis=1)
+            self.by_message += by_gm.reshape(self.by_message.shape)
+            self.by_phase += joint.sum(axis=0)
+            return by_gm.sum(axis=0)
+        by_gm = np.bincount(gm * _NS + st, minlength=n_gm * _NS).reshape(n_gm, _NS)
+        self.by_message += by_gm.reshape(self.by_message.shape)
+        self.by_phase += np.bincount(ph * _NS + st, minlength=self.by_phase.size).reshape(
+            self.by_phase.shape
+        )
+        return by_gm.sum(axis=0)
 
     @property
     def status(self) -> np.ndarray:

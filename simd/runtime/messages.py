@@ -59,6 +59,7 @@ class Progress:
     message_latency_sum_ns: list[list[float]] = field(default_factory=list)  # [group][message]
     by_phase: list[list[int]] = field(default_factory=list)  # [phase][status] publish rows
     error_texts: dict[str, int] = field(default_factory=dict)  # failed publish rows by error
+    by_kind: list[list[int]] = field(default_factory=list)  # [kind][status] rows of the others
     interval_completed: int = 0  # the last interval's completed publishes ...
     interval_ns: list[int] = field(default_factory=list)  # ... their latency quantiles
     # (simd.runtime.live_stats.INTERVAL_QUANTILES)

@@ -332,6 +332,7 @@ class SliceRunner:
                 message_latency_sum_ns=self.live.message_latency_sum_ns.tolist(),
                 by_phase=self.live.by_phase.tolist(),
                 error_texts=self._error_texts(),
+                by_kind=self.live.by_kind.tolist(),
                 interval_completed=n_int,
                 interval_ns=quantiles,
                 rss_bytes=rss_bytes(),

@@ -173,6 +173,9 @@
     table("errors", ["error", "rows"], s.top_errors.map(function (e) {
       return [left(e.text), fmt(e.count)];
     }), "no failed " + (view.http ? "requests" : "publishes"));
+    table("other", ["kind", "status", "rows"], (s.other_rows || []).map(function (r) {
+      return [left(r.kind), left(r.status), fmt(r.count)];
+    }), "none yet");
     table("workers", ["worker", "state", "pid", "restarts", "run time (s)", "sent", "errors", "RSS (MiB)", "last progress (s ago)"],
       s.workers.map(function (w) {
         return [w.worker, left(w.state), w.pid === null ? "-" : w.pid, w.restarts, fmt(w.t_s, 1), fmt(w.sent),
