@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import raw_get, simd, write_scenario
+from tests.conftest import raw_get, run_state, simd, wait_until, write_scenario
 
 SCENARIO = """
 name = "daemonized"
@@ -213,6 +215,8 @@ async def test_the_daemon_page_logs_in_once_starts_and_stops_a_run(
         await ev("document.getElementById('stop-web1').click(); true")  # type: ignore[operator]
         cell = "document.querySelector('#run-web1 .state-cell')"
         await until(f"{cell} && {cell}.textContent === 'stopped'", timeout=90)
+        # its process has ended (ingest and report done) once it has no stop button
+        await until("!document.getElementById('stop-web1') && !!document.getElementById('runs')")
 
     run = await open_page(login, {}, timeout=150, until="!!document.getElementById('start')",
                           then=use)  # fmt: skip
@@ -234,3 +238,28 @@ async def test_the_daemon_page_logs_in_once_starts_and_stops_a_run(
     no_csrf = b"scenario=" + str(scenario).encode() + b"&run_id=web2"
     code, _ = await trio.to_thread.run_sync(_no_redirect, url + "/ui/runs", no_csrf, session)
     assert code == 403 and not (tmp_path / "runs" / "web2").exists()
+    # the form's `simd pub` fields: a bad number is one line on the page, a good set a run
+    req = urllib.request.Request(url + "/ui/", headers={"Cookie": session})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', r.read().decode()).group(1)  # type: ignore[union-attr]
+    bad = urllib.parse.urlencode({"csrf": csrf, "target": "sim:", "count": "abc"}).encode()
+    req = urllib.request.Request(url + "/ui/runs", data=bad, headers={"Cookie": session})
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(req, timeout=10)
+    assert (
+        exc.value.code == 400 and "-c &#x27;abc&#x27; is not a number" in exc.value.read().decode()
+    )
+    good = urllib.parse.urlencode({"csrf": csrf, "target": "sim:", "count": "5", "rate": "2",
+                                   "duration": "2s", "run_id": "web3"}).encode()  # fmt: skip
+    code, _ = await trio.to_thread.run_sync(_no_redirect, url + "/ui/runs", good, session)
+    assert code == 303
+    run3 = tmp_path / "runs" / "web3"
+    token = (home / "daemon.token").read_text().strip()
+
+    def ended() -> bool:  # its process exited: ingest and report done
+        return _call(url, "/runs/web3", token)[1].get("exit_code") is not None
+
+    await trio.to_thread.run_sync(lambda: wait_until(ended, 60))
+    assert run_state(run3) == "completed"
+    logged, planned = sql(run3, "SELECT logged, planned FROM run_summary")[0]
+    assert logged == planned > 0

@@ -116,20 +116,30 @@ def start_body(form: dict[str, str]) -> dict[str, Any]:
     target = form.get("target", "").strip()
     if not target:
         raise UserError("give a scenario file, or a target URL for a `simd pub` run")
-    try:
-        pub = Pub(
-            url=target,
-            count=int(form.get("count") or 10),
-            interval_ms=float(form["interval"]) if form.get("interval") else None,
-            rate=float(form["rate"]) if form.get("rate") else None,
-            topic=form.get("topic") or "devices/%i/telemetry",
-            qos=int(form.get("qos") or 0),
-            duration=form.get("duration") or "30s",
-        )
-    except ValueError as exc:
-        raise UserError(f"the start form: {exc}") from None
+    pub = Pub(
+        url=target,
+        count=int(_number(form, "count", "-c") or 10),
+        interval_ms=_number(form, "interval", "-I"),
+        rate=_number(form, "rate", "-r"),
+        topic=form.get("topic") or "devices/%i/telemetry",
+        qos=int(_number(form, "qos", "-q") or 0),
+        duration=form.get("duration") or "30s",
+    )
     body["toml"] = dumps(pub_scenario(pub))
     return body
+
+
+def _number(form: dict[str, str], key: str, flag: str) -> float | None:
+    """A number field of the start form (None when empty), or a one-line error naming it."""
+    from simd.errors import UserError
+
+    text = form.get(key, "").strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise UserError(f"the start form: {flag} {text!r} is not a number") from None
 
 
 # ---------------------------------------------------------------- pages
@@ -171,8 +181,7 @@ def runs_page(runs: list[dict[str, Any]], csrf: str, error: str | None = None) -
             f'<tr id="run-{rid}"><td class="l"><a href="/ui/runs/{rid}/">{rid}</a></td>'
             f'<td class="l">{escape(str(r.get("scenario") or "-"))}</td>'
             f'<td class="l state-cell">{escape(str(r.get("state")))}</td><td>{progress}</td>'
-            f"<td>{st.get('completed', '-') if st else '-'}</td>"
-            f"<td>{st.get('errors', '-') if st else '-'}</td>"
+            f"<td>{_count(st.get('completed'))}</td><td>{_count(st.get('errors'))}</td>"
             f'<td class="l">{escape(", ".join(alerts) or ("-" if not st else "holding"))}</td>'
             f"<td>{stop}</td></tr>"
         )
@@ -197,7 +206,7 @@ def runs_page(runs: list[dict[str, Any]], csrf: str, error: str | None = None) -
         'placeholder="mqtt://127.0.0.1:1883"></label> '
         '<label>-c <input name="count" size="5" value="10"></label> '
         '<label>-I ms <input name="interval" size="5"></label> '
-        '<label>-r /s <input name="rate" size="5" value="1"></label> '
+        '<label>-r /s <input name="rate" size="5" placeholder="1"></label> '
         '<label>-t <input name="topic" size="22" value="devices/%i/telemetry"></label> '
         '<label>-q <input name="qos" size="2" value="0"></label> '
         '<label>-d <input name="duration" size="5" value="30s"></label></p>'
@@ -212,6 +221,10 @@ def runs_page(runs: list[dict[str, Any]], csrf: str, error: str | None = None) -
         + form
         + "</body></html>"
     ).encode()
+
+
+def _count(v: Any) -> str:
+    return f"{v:,}" if isinstance(v, int) else "-"
 
 
 def run_feed(run_dir: Path, status_url: str | None) -> bytes | None:
