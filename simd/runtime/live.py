@@ -216,14 +216,19 @@ class LiveState:
             if restart:
                 wk.restarts += 1
 
-    def _by_message(self) -> np.ndarray | None:
-        """[group][message][status] summed over workers (None before any progress)."""
+    def _summed(self, name: str, dtype: type = np.int64) -> np.ndarray | None:
+        """A Progress array field summed over the workers' last messages (None before any)."""
         out = None
         for wk in self.workers.values():
-            if wk.last is not None and wk.last.by_message:
-                a = np.array(wk.last.by_message, dtype=np.int64)
+            value = getattr(wk.last, name) if wk.last is not None else None
+            if value:
+                a = np.array(value, dtype=dtype)
                 out = a if out is None else out + a
         return out
+
+    def _by_message(self) -> np.ndarray | None:
+        """[group][message][status] summed over workers (None before any progress)."""
+        return self._summed("by_message")
 
     def _totals(self, by_message: np.ndarray | None = None) -> np.ndarray:
         """[group][status] summed over workers."""
@@ -235,27 +240,16 @@ class LiveState:
     def _messages(self, bm: np.ndarray | None) -> list[MessageStatus]:
         """A row per named message of each group (nothing for a run without names)."""
         out: list[MessageStatus] = []
-        lat = None
-        for wk in self.workers.values():
-            if wk.last is not None and wk.last.message_latency_sum_ns:
-                a = np.array(wk.last.message_latency_sum_ns, dtype=np.float64)
-                lat = a if lat is None else lat + a
+        lat = self._summed("message_latency_sum_ns", np.float64)
         for gi, names in enumerate(self.messages):
             for mi, name in enumerate(names):
-                st = bm[gi, mi] if bm is not None and mi < bm.shape[1] else None
-                done = int(st[_COMPLETED].sum()) if st is not None else 0
+                st = bm[gi, mi] if bm is not None and mi < bm.shape[1] else _NONE
+                counts = _outcome(st)
                 mean = None
-                if done and lat is not None and mi < lat.shape[1]:
-                    mean = float(lat[gi, mi]) / done / 1e6
+                if counts["completed"] and lat is not None and mi < lat.shape[1]:
+                    mean = float(lat[gi, mi]) / counts["completed"] / 1e6
                 out.append(
-                    MessageStatus(
-                        group=self.groups[gi],
-                        name=name,
-                        sent=int(st.sum() - st[_NOT_SENT].sum()) if st is not None else 0,
-                        completed=done,
-                        errors=int(st[_FAILED].sum()) if st is not None else 0,
-                        latency_mean_ms=mean,
-                    )
+                    MessageStatus(group=self.groups[gi], name=name, latency_mean_ms=mean, **counts)
                 )
         return out
 
@@ -410,12 +404,7 @@ class LiveState:
                 workers=workers,
                 alerts=[a.model_copy() for a in self.alerts],
                 groups=[
-                    GroupStatus(
-                        name=name,
-                        sent=int(g.sum() - g[_NOT_SENT].sum()),
-                        completed=int(g[_COMPLETED].sum()),
-                        errors=int(g[_FAILED].sum()),
-                    )
+                    GroupStatus(name=name, **_outcome(g))
                     for name, g in zip(self.groups, per_group, strict=True)
                 ],
                 messages=self._messages(bm),
@@ -435,32 +424,19 @@ class LiveState:
         return min(int(before + frac * (float(self.expected_cum[k]) - before)), self.planned_total)
 
     def _phases(self) -> list[PhaseStatus]:
-        by = None
-        for wk in self.workers.values():
-            if wk.last is not None and wk.last.by_phase:
-                a = np.array(wk.last.by_phase, dtype=np.int64)
-                by = a if by is None else by + a
-        out = []
-        for i, (name, a, b) in enumerate(self.phases):
-            st = by[i] if by is not None and i < len(by) else np.zeros(len(STATUSES), np.int64)
-            out.append(
-                PhaseStatus(
-                    name=name,
-                    start_s=a,
-                    end_s=b,
-                    sent=int(st.sum() - st[_NOT_SENT].sum()),
-                    completed=int(st[_COMPLETED].sum()),
-                    errors=int(st[_FAILED].sum()),
-                )
+        by = self._summed("by_phase")
+        return [
+            PhaseStatus(
+                name=name,
+                start_s=a,
+                end_s=b,
+                **_outcome(by[i] if by is not None and i < len(by) else _NONE),
             )
-        return out
+            for i, (name, a, b) in enumerate(self.phases)
+        ]
 
     def _other_rows(self) -> list[KindCount]:
-        by = None
-        for wk in self.workers.values():
-            if wk.last is not None and wk.last.by_kind:
-                a = np.array(wk.last.by_kind, dtype=np.int64)
-                by = a if by is None else by + a
+        by = self._summed("by_kind")
         if by is None:
             return []
         return [
@@ -498,12 +474,11 @@ class LiveState:
         st = self.status()
         with self.lock:
             per_group = self._totals()
-            buckets = np.zeros((len(self.groups), len(LATENCY_BOUNDS_S) + 1), dtype=np.int64)
-            sums = np.zeros(len(self.groups))
-            for wk in self.workers.values():
-                if wk.last is not None and wk.last.latency_buckets:
-                    buckets += np.array(wk.last.latency_buckets, dtype=np.int64)
-                    sums += np.array(wk.last.message_latency_sum_ns).sum(axis=1)
+            buckets = self._summed("latency_buckets")
+            if buckets is None:
+                buckets = np.zeros((len(self.groups), len(LATENCY_BOUNDS_S) + 1), np.int64)
+            lat = self._summed("message_latency_sum_ns", np.float64)
+            sums = np.zeros(len(self.groups)) if lat is None else lat.sum(axis=1)
         info = GaugeMetricFamily(
             "simd_run_info",
             "the run being served",
@@ -564,6 +539,18 @@ class LiveState:
                 [name], 1.0 if any(a.active and a.slo == name for a in st.alerts) else 0.0
             )
         yield breach
+
+
+_NONE = np.zeros(len(STATUSES), dtype=np.int64)  # no rows of any status
+
+
+def _outcome(st: np.ndarray) -> dict[str, int]:
+    """sent, completed and errors of a [status] row count (a group's, a message's, a phase's)."""
+    return {
+        "sent": int(st.sum() - st[_NOT_SENT].sum()),
+        "completed": int(st[_COMPLETED].sum()),
+        "errors": int(st[_FAILED].sum()),
+    }
 
 
 def _ints(query: str) -> dict[str, int]:

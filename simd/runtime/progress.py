@@ -24,22 +24,6 @@ TTY_EVERY_S = 0.25
 BAR = 24
 
 
-def phase_spans(scenario: Scenario) -> list[tuple[str, float, float]]:
-    """(name, start s, end s) of each phase as it runs (cut at the run's end)."""
-    end = scenario.duration_ns / 1e9
-    if not scenario.phase:
-        return [("main", 0.0, end)]
-    out, t = [], 0.0
-    for p in scenario.phase:
-        if t >= end:
-            break
-        out.append((p.name, t, min(t + p.duration / 1e9, end)))
-        t += p.duration / 1e9
-    if t < end:  # the last level held to the duration
-        out.append((out[-1][0] + " (held)", t, end))
-    return out
-
-
 def _ms(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f} ms"
 
@@ -58,7 +42,7 @@ class ProgressView:
         self.live = live
         self.enabled = enabled
         self.interval_s = interval_s
-        self.phases = phase_spans(scenario)
+        self.phases = live.phases  # (name, start s, end s), as the log's phase column has them
         self.http = scenario.target.startswith("http")
         self.tty = sys.stderr.isatty()
         self.last = 0.0
