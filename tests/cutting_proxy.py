@@ -3,7 +3,8 @@ PUBLISHes whose acks it withholds: the peer a persistent session has to survive.
 
 Per client id it records every PUBLISH the client sent (connection number, packet id, DUP flag)
 and the packet ids whose PUBACK it let through, so a test can tell exactly which publishes were
-in flight when the link was cut and how the client re-sent them. It reads MQTT's fixed headers,
+in flight when the link was cut and how the client re-sent them. With `connack_delay` it holds
+each CONNACK back that long: a target slow to accept connections. It reads MQTT's fixed headers,
 CONNECT (3.1.1 and 5.0) and PUBLISH/PUBACK by hand (MQTT 2.2, 3.1, 3.3, 3.4): it trusts nothing
 of simd's codec, whose behaviour it checks.
 """
@@ -14,6 +15,7 @@ import contextlib
 import socket
 import struct
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -66,11 +68,19 @@ def _client_id(body: bytes) -> str:
 
 
 class CuttingProxy:
-    """Listens on 127.0.0.1; each client's first connection is cut after `cut_after` PUBLISHes,
-    the acks of the last `withheld` of them never forwarded."""
+    """Listens on 127.0.0.1; each client's first connection is cut after `cut_after` PUBLISHes
+    (None: never), the acks of the last `withheld` of them never forwarded; every CONNACK is
+    forwarded `connack_delay` seconds late."""
 
-    def __init__(self, upstream: tuple[str, int], cut_after: int = 6, withheld: int = 3) -> None:
+    def __init__(
+        self,
+        upstream: tuple[str, int],
+        cut_after: int | None = 6,
+        withheld: int = 3,
+        connack_delay: float = 0.0,
+    ) -> None:
         self.upstream = upstream
+        self.connack_delay = connack_delay
         self.cut_after = cut_after
         self.withheld = withheld
         self.seen: dict[str, Seen] = defaultdict(Seen)
@@ -125,10 +135,16 @@ class CuttingProxy:
                             s = self.seen[state["cid"]]
                             s.publishes.append((state["conn"], pid, bool(first & 0x08)))
                         state["count"] += 1
-                        if state["conn"] == 1 and state["count"] > self.cut_after - self.withheld:
+                        cut = self.cut_after
+                        if (
+                            cut is not None
+                            and state["conn"] == 1
+                            and state["count"] > cut - self.withheld
+                        ):
                             state["mute"] = True  # no more acks reach this connection
                     out += bytes([first]) + _varint(len(body)) + body
-                    if state["conn"] == 1 and state["count"] >= self.cut_after:
+                    cut = self.cut_after
+                    if cut is not None and state["conn"] == 1 and state["count"] >= cut:
                         up.sendall(out)
                         raise ConnectionAbortedError("cut")
                 if out:
@@ -151,6 +167,8 @@ class CuttingProxy:
                 for first, body in _packets(buf):
                     if state["mute"]:
                         continue
+                    if first >> 4 == 2 and self.connack_delay:  # CONNACK
+                        time.sleep(self.connack_delay)
                     if first >> 4 == 4:  # PUBACK
                         pid = struct.unpack_from(">H", body, 0)[0]
                         with self.lock:

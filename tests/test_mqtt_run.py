@@ -512,6 +512,40 @@ def test_persistent_session_survives_a_cut_link(tmp_path: Path, runs: Path, vers
         assert not resent & {pid for conn, pid in seen.acked if conn == 1}
 
 
+def test_publishes_due_during_the_first_handshake_wait_for_it(tmp_path: Path, runs: Path) -> None:
+    """A target that takes 400 ms to accept each connection, a ramped fleet whose devices are
+    due to publish long before that: each device's first publishes go once it is connected
+    (late: the latency from the intended time shows the wait), none is dropped, and each
+    device still sends in its own order."""
+    from tests.cutting_proxy import CuttingProxy
+
+    need_mosquitto()
+    extra = "connect_rate = 10"
+    path = _scenario(tmp_path, duration="2s", count=4, rate=10.0, version="3.1.1", extra=extra)
+    with (
+        EmbeddedBroker("mosquitto") as b,
+        CuttingProxy(("127.0.0.1", b.port), cut_after=None, connack_delay=0.4) as proxy,
+    ):
+        run_dir = _run(path, runs, proxy.url)
+    planned = sql(run_dir, "SELECT planned_publishes FROM runs")[0][0]
+    assert sql(
+        run_dir, "SELECT status, count(*) FROM events WHERE kind = 'publish' GROUP BY 1"
+    ) == [("acked", planned)]
+    held = sql(
+        run_dir,
+        "SELECT count(*) FROM events e JOIN (SELECT device, min(t_done_ns) AS up FROM events "
+        "WHERE kind = 'connect' AND status = 'ok' GROUP BY 1) c USING (device) "
+        "WHERE kind = 'publish' AND t_intended_ns < c.up AND t_sent_ns >= c.up",
+    )[0][0]
+    assert held >= 4 * 3  # ~4 publishes a device fell due inside its 400 ms handshake
+    order = sql(
+        run_dir,
+        "SELECT count(*) FROM (SELECT seq, lag(seq) OVER (PARTITION BY device ORDER BY t_sent_ns, "
+        "seq) AS before FROM events WHERE kind = 'publish') WHERE seq < before",
+    )[0][0]
+    assert order == 0
+
+
 @pytest.mark.parametrize(("version", "named"), [("3.1.1", "(5)"), ("5", "(0x8")])
 def test_connack_refusals_are_named(
     tmp_path: Path, runs: Path, monkeypatch: pytest.MonkeyPatch, version: str, named: str

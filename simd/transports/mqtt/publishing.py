@@ -3,9 +3,12 @@
 A batch is split by qos: qos 0 rows are encoded vectorised and logged `sent` at once; qos 1/2
 rows take packet ids from their client's session (up to its window), are encoded vectorised
 with them and go in flight (simd.transports.mqtt.inflight), tagged with their row key, until
-the session reports their ack. Rows whose client is not connected are `dropped`; rows beyond a
-full window are dropped or wait for room (mqtt.window_full = "wait", up to publish_timeout:
-the worker's schedule waits with them, so a slow target shows as lag, not as memory).
+the session reports their ack. Rows due while their device's first connection is still being
+made wait for it (a device publishes once it is connected: late, and the latency from the
+intended time shows it) and are `dropped` if it fails; rows whose client is not connected
+otherwise are `dropped`; rows beyond a full window are dropped or wait for room
+(mqtt.window_full = "wait", up to publish_timeout: the worker's schedule waits with them, so a
+slow target shows as lag, not as memory).
 """
 
 from __future__ import annotations
@@ -54,6 +57,9 @@ class Publisher:
         self.inflight = InFlight()
         self.lo = clients[0].device if clients else 0
         self.up = np.zeros(len(clients), dtype=bool)  # per client: can publish now
+        self.starting = np.zeros(len(clients), dtype=bool)  # its first handshake is to come
+        self.held: dict[int, list[PublishBatch]] = {}  # per starting client: rows due already
+        self.held_rows = 0
         fleet = scenario.fleet
         self.timeouts = [g.mqtt.publish_timeout for g in fleet]
         self.timeout_of = np.array(self.timeouts, dtype=np.int64)
@@ -71,10 +77,13 @@ class Publisher:
         if self.commands is not None and self.commands.commanders:
             self.commands.sent(batch)
         waiting = self._publish_now(batch)
-        if waiting is None:
-            return
-        deadline = self.clock.now_ns() + int(self.timeout_of[batch.group[waiting]].min())
-        sub = batch.take(waiting)  # its own arrays: t_sent is set in place below
+        if waiting is not None:
+            await self.send_when_room(batch.take(waiting))  # its own arrays: t_sent is set below
+
+    async def send_when_room(self, sub: PublishBatch) -> None:
+        """Send rows that found their window full as acks make room, until their group's
+        publish_timeout; then they are dropped."""
+        deadline = self.clock.now_ns() + int(self.timeout_of[sub.group].min())
         while True:
             await self.wait_progress(self.clock.deadline(deadline))  # room made, or the end
             now = self.clock.now_ns()
@@ -88,12 +97,50 @@ class Publisher:
             if len(rest) < len(sub):
                 sub = sub.take(rest)
 
+    def connected(self, index: int) -> list[PublishBatch]:
+        """Client `index` is up: the rows it held while starting go now (sent late, in their
+        order); returns those that found the window full, for send_when_room."""
+        self.starting[index] = False
+        rest = []
+        now = self.clock.now_ns()
+        for sub in self.held.pop(index, []):
+            self.held_rows -= len(sub)
+            sub.t_sent[:] = now
+            waiting = self._publish_now(sub)
+            if waiting is not None:
+                rest.append(sub.take(waiting))
+        return rest
+
+    def start_failed(self, index: int) -> None:
+        """Client `index`'s first connection failed: what it held is dropped."""
+        self.starting[index] = False
+        self._drop_held(self.held.pop(index, []))
+
+    def _drop_held(self, subs: list[PublishBatch]) -> None:
+        code = self.code("not connected")
+        for sub in subs:
+            self.held_rows -= len(sub)
+            self._log_dropped(sub, np.arange(len(sub)), code)
+
+    def _hold(self, batch: PublishBatch, rows: np.ndarray) -> None:
+        """Keep `rows` (of starting clients) until their client is up or has failed."""
+        rows, client_idx, starts, ends = _by_client(rows, batch.device[rows] - self.lo)
+        for a, b in zip(starts, ends, strict=True):
+            self.held.setdefault(int(client_idx[a]), []).append(batch.take(rows[a:b]))
+        self.held_rows += len(rows)
+
     def _publish_now(self, batch: PublishBatch) -> np.ndarray | None:
         """Send what can go now; return the rows (of `batch`) left waiting for window room."""
         idx = batch.device - self.lo
         up = self.up[idx]
         if not up.all():
-            self._log_dropped(batch, ~up, self.code("not connected"))
+            down = ~up
+            hold = down & self.starting[idx]
+            if hold.any():
+                self._hold(batch, np.nonzero(hold)[0])
+                down &= ~hold
+            if down.any():
+                self._log_dropped(batch, down, self.code("not connected"))
         qos0 = up & (batch.qos == 0)
         touched: set[int] = set()
         if qos0.any():
@@ -280,13 +327,17 @@ class Publisher:
             self.notify()
 
     def outstanding(self) -> int:
-        """Publishes still waiting for their ack."""
+        """Publishes still waiting for their ack (or for their device's first connection)."""
         self.inflight.flush(self.log)
-        return len(self.inflight)
+        return len(self.inflight) + self.held_rows
 
     def give_up(self, why: str) -> None:
-        """The run ended: every publish still in flight ends as timeout."""
+        """The run ended: every publish still in flight ends as timeout, every one held for a
+        connection that did not come as dropped."""
         self.inflight.flush(self.log)
+        held, self.held = self.held, {}
+        for subs in held.values():
+            self._drop_held(subs)
         code = self.code(why)
         for client in self.clients:
             if client.session is not None:

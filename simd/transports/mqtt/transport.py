@@ -144,10 +144,11 @@ class MqttTransport:
             await self.probes.start(nursery)
         limiter = trio.CapacityLimiter(CONNECT_CONCURRENCY)
         by_group: dict[int, list[Client]] = {}
+        self.publisher.starting[:] = True  # what falls due before a device is up waits for it
         for client in self.clients:
             by_group.setdefault(client.group, []).append(client)
         # groups without a connect_rate connect now, before t=0; ramped groups connect from t=0
-        # on, in the background, while the schedule runs (their early publishes are dropped)
+        # on, in the background, while the schedule runs (what falls due first waits for them)
         async with trio.open_nursery() as now_group:
             for gi, clients in by_group.items():
                 rate = self.scenario.fleet[gi].mqtt.connect_rate
@@ -167,8 +168,8 @@ class MqttTransport:
             starts = layout.start_ns(np.array([cl.local for cl in clients])).tolist()
         async with trio.open_nursery() as n:
             for start, client in sorted(zip(starts, clients, strict=True), key=lambda x: x[0]):
-                if rate:
-                    await self.clock.sleep_until_ns(max(0, start - CONNECT_LEAD_NS))
+                if rate:  # the first one a lead before t=0 too: connect() runs before it
+                    await self.clock.sleep_until_ns(start - CONNECT_LEAD_NS)
                 n.start_soon(self._connect_one, client, limiter)
 
     async def _connect_one(self, client: Client, limiter: Any = None) -> None:
@@ -185,6 +186,7 @@ class MqttTransport:
                 str(exc) if isinstance(exc, ConnectRefused) else f"connect failed: {reason_of(exc)}"
             )
             self._conn_row(client, CONNECT, FAILED, t0, self.clock.now_ns(), self._code(why))
+            self.publisher.start_failed(client.index)
             if not self.closing:
                 assert self.nursery is not None
                 self.nursery.start_soon(self._reconnect_later, client)
@@ -228,6 +230,8 @@ class MqttTransport:
         self.nursery.start_soon(self._reader, client, link)
         if client.subs:  # a listening device, a commander: its own filters
             client.session.subscribe(client.subs)
+        for waiting in self.publisher.connected(client.index):  # what fell due before it
+            self.nursery.start_soon(self.publisher.send_when_room, waiting)
         link.flush()
 
     def _set_up(self, client: Client, up: bool) -> None:
