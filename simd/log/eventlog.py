@@ -167,6 +167,17 @@ def _read_mapped(data: memoryview, p: Path, start: int | None) -> tuple[SegmentI
     return info, batches
 
 
+@dataclass(frozen=True)
+class LogPosition:
+    """A place in one worker's log: the segment, the byte offset in it, the number the next
+    row gets there, and the error texts known by then."""
+
+    segment: int
+    offset: int
+    row: int
+    errors: dict[int, str]
+
+
 def segment_paths(events_dir: str | Path) -> list[Path]:
     return sorted(Path(events_dir).glob("w*-*.simlog"))
 
@@ -188,6 +199,7 @@ class SegmentWriter:
         first_row: int = 0,
         segment: int = 0,
         resume: bool = False,
+        resume_from: LogPosition | None = None,
     ) -> None:
         self.dir = events_dir
         self.run_id = run_id
@@ -201,7 +213,7 @@ class SegmentWriter:
         self._f: Any = None
         self.dir.mkdir(parents=True, exist_ok=True)
         if resume:
-            self._resume()
+            self._resume(resume_from)
         else:
             self._open_new()
 
@@ -223,16 +235,32 @@ class SegmentWriter:
         self._f.write(MAGIC + encode_frame(header))
         self._f.flush()
 
-    def _resume(self) -> None:
+    def position(self) -> LogPosition:
+        """Where the next frame goes, with the error texts written before it (a checkpoint)."""
+        return LogPosition(self.segment, self._f.tell(), self.row, dict(self.errors_known))
+
+    def sync(self) -> None:
+        """Everything written so far on disk (before a checkpoint says it is there)."""
+        self._f.flush()
+        os.fsync(self._f.fileno())
+
+    def _resume(self, start: LogPosition | None) -> None:
         """Continue this worker's log: learn rows and errors, truncate a genuine torn tail
         (nothing valid after it). Damaged ranges stay where they are; a segment whose header
         cannot be read is kept as it is and writing goes on in a new segment, as it does after
-        a format 1 segment (frames of two formats never share a file)."""
+        a format 1 segment (frames of two formats never share a file). From a checkpoint's
+        `start`, only what lies after it is read."""
         append = False
+        if start is not None:
+            self.errors_known.update(start.errors)
+            self.row = start.row
         for p in sorted(self.dir.glob(f"w{self.worker:03d}-*.simlog")):
             number = int(p.stem.rsplit("-", 1)[1])
+            if start is not None and number < start.segment:
+                continue
+            offset = start.offset if start is not None and number == start.segment else None
             try:
-                info, _ = read_segment(p)
+                info, _ = read_segment(p, offset)
             except TornAtCreation:
                 p.unlink()  # cut while its header was written: it held no rows
                 continue
@@ -240,7 +268,8 @@ class SegmentWriter:
                 self.segment, append = number + 1, False  # kept, never written to again
                 continue
             self.errors_known.update(info.errors)
-            self.row = info.next_row
+            if info.frames or offset is None:
+                self.row = info.next_row
             self.segment, append = number, info.marked
             if info.torn is not None:
                 self.torn_truncated.append(info.torn)
@@ -267,6 +296,7 @@ class SegmentWriter:
         }
         if errors:
             body["errors"] = errors
+            self.errors_known.update(errors)
         if samples:
             body["samples"] = [list(r) for r in samples]
         frame = encode_frame(body)

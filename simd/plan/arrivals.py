@@ -115,6 +115,16 @@ class ArrivalStreams:
         self.values[rows] = carry[:, None] + np.cumsum(gaps, axis=1)
         self.block[rows] = nxt
 
+    def state(self) -> dict[str, np.ndarray]:
+        """Where the streams stand (a worker's checkpoint): enough for `restore` to go on
+        exactly as these would."""
+        return {"block": self.block.copy(), "values": self.values.copy(), "left": self.left.copy()}
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        if state["values"].shape != self.values.shape:
+            raise ValueError("arrival state of another slice")
+        self.block, self.values, self.left = state["block"], state["values"], state["left"]
+
     def take(self, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Points with lo <= v < hi, as (row, k, v); blocks advance past hi. Call with rising lo."""
         rows_out, k_out, v_out = [], [], []

@@ -15,6 +15,7 @@ Pure: no I/O, no clock. `plan_counts` gives the exact expected counts without ru
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -156,6 +157,10 @@ class Chunk:
     def __len__(self) -> int:
         return len(self.seq)
 
+    @staticmethod
+    def empty() -> Chunk:
+        return _empty_chunk()
+
 
 class GroupCursor:
     """Walks one group's part of a device slice through time, chunk by chunk."""
@@ -271,6 +276,30 @@ class SliceSchedule:
         chunks = [c.events(c.layout.rate * m_lo, c.layout.rate * m_hi) for c in self.cursors]
         chunks += [self._replayed(c, t_lo, t_hi) for c in self.replays]
         return concat_sorted(chunks)
+
+    def state(self) -> dict[str, Any]:
+        """Where the walk stands after the last chunk_until (a worker's checkpoint): periodic
+        and replay groups are computed from time alone, poisson-like ones keep their streams."""
+        return {
+            "m_done": self._m_done,
+            "t_done": self._t_done,
+            "streams": [c.poisson.state() if c.poisson else None for c in self.cursors],
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a `state` of this slice's schedule (ValueError if it is another's)."""
+        streams = state["streams"]
+        if len(streams) != len(self.cursors) or any(
+            (st is None) != (c.poisson is None)
+            or (c.poisson is not None and st["values"].shape != c.poisson.values.shape)
+            for c, st in zip(self.cursors, streams, strict=False)
+        ):
+            raise ValueError("schedule state of another slice")
+        for cursor, st in zip(self.cursors, streams, strict=True):
+            if cursor.poisson is not None:
+                cursor.poisson.restore(st)
+        self._m_done = float(state["m_done"])
+        self._t_done = int(state["t_done"])
 
     def _replayed(self, cursor: ReplayCursor, t_lo: int, t_hi: int) -> Chunk:
         device, seq, t, message = cursor.events(t_lo, t_hi)

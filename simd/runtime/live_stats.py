@@ -8,6 +8,8 @@ feeding its own log back in (simd.runtime.resume).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from simd.log.events import (
@@ -61,6 +63,23 @@ class LiveStats:
         self._interval: list[np.ndarray] = []  # latency from intended send time
         self._interval_sent: list[np.ndarray] = []  # ... and from actual send time
         self._interval_n = 0
+
+    _COUNTERS = ("by_message", "buckets", "message_latency_sum_ns", "by_phase", "by_kind")
+
+    def snapshot(self) -> dict[str, Any]:
+        """The counters so far (a worker's checkpoint); the interval samples are left out."""
+        out: dict[str, Any] = {name: getattr(self, name).copy() for name in self._COUNTERS}
+        out["error_codes"] = dict(self.error_codes)
+        return out
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        """Counters from a `snapshot` of the same slice's stats (ValueError otherwise)."""
+        for name in self._COUNTERS:
+            if snap[name].shape != getattr(self, name).shape:
+                raise ValueError(f"live counters of another shape ({name})")
+        for name in self._COUNTERS:
+            setattr(self, name, snap[name].copy())
+        self.error_codes = {int(k): int(v) for k, v in snap["error_codes"].items()}
 
     def observe(self, cols: dict[str, np.ndarray], n: int) -> None:
         """Count the publish rows of one frame (n rows of `cols`)."""

@@ -45,6 +45,17 @@ class Ready:
 
 
 @dataclass(frozen=True)
+class Resumed:
+    """A restarted worker has taken up its schedule at run time `at_ns`, from its checkpoint
+    at `checkpoint_ns` (None: it walked the schedule from t=0)."""
+
+    worker: int
+    at_ns: int
+    checkpoint_ns: int | None
+    rows_read: int
+
+
+@dataclass(frozen=True)
 class Progress:
     worker: int
     t_ns: int  # virtual time the worker has reached

@@ -45,7 +45,16 @@ from simd.plan.shard import Shard, check_start_at
 from simd.runtime.broker import EmbeddedBroker
 from simd.runtime.clock_sync import clock_at, clock_sync
 from simd.runtime.live import ALERT_WINDOW_S, LiveState, StatusServer
-from simd.runtime.messages import Done, Failed, Progress, Ready, Start, Stop, WorkerSpec
+from simd.runtime.messages import (
+    Done,
+    Failed,
+    Progress,
+    Ready,
+    Resumed,
+    Start,
+    Stop,
+    WorkerSpec,
+)
 from simd.runtime.progress import ProgressView
 from simd.transports import check_target, does_real_io, scheme_of
 
@@ -243,6 +252,7 @@ class _Worker:
     restarts: int = 0
     ready: bool = False
     progressed: bool = False  # sent progress since it was (re)started
+    restarted_at: float = 0.0  # time.monotonic() of the last restart
     fast_deaths: int = 0  # deaths in a row without progress
 
 
@@ -607,6 +617,7 @@ class _Supervision:
                     f"from its log (restart {slot.restarts})\n"
                 )
                 self.live.set_worker(w, "restarting", restart=True)
+                slot.restarted_at = time.monotonic()
                 self._spawn(w)  # its Ready is answered with Start in _handle
             now = time.monotonic()
             if now >= next_tick:
@@ -665,6 +676,17 @@ class _Supervision:
                 if k != w and k not in outcome.done and slot.conn is not None and slot.ready:
                     _send(slot.conn, Stop("another worker failed"))
             self.stop_reason = "another worker failed"
+        elif isinstance(msg, Resumed):
+            took = time.monotonic() - self.workers[w].restarted_at
+            where = (
+                "walking its schedule from t=0"
+                if msg.checkpoint_ns is None
+                else f"from its checkpoint at t={msg.checkpoint_ns / 1e9:,.1f} s"
+            )
+            sys.stderr.write(
+                f"simd: worker {w} resumed at t={msg.at_ns / 1e9:,.1f} s {where}, "
+                f"{msg.rows_read:,} log rows read, {took:.2f} s after its restart\n"
+            )
         elif isinstance(msg, Ready):  # a restarted worker: it joins the running timeline
             slot = self.workers[w]
             slot.ready = True

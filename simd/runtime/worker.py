@@ -27,8 +27,14 @@ from simd.log.ragged import Ragged, scatter_rows
 from simd.model.scenario import Scenario
 from simd.plan.payloads import PayloadContext, PayloadGenerator, make_generator
 from simd.plan.schedule import Chunk, SliceSchedule, device_ids, layout_groups
+from simd.runtime.checkpoint import (
+    Checkpoint,
+    Checkpointer,
+    cursor_path,
+    restore_checkpoint,
+)
 from simd.runtime.live_stats import LiveStats
-from simd.runtime.messages import Done, Failed, Progress, Ready, Start, Stop, WorkerSpec
+from simd.runtime.messages import Done, Failed, Progress, Ready, Resumed, Start, Stop, WorkerSpec
 from simd.runtime.resources import rss_bytes, sample
 from simd.runtime.resume import MISSED_TEXT, LogState, owed_rows, read_log_state
 from simd.transports import (
@@ -46,6 +52,7 @@ PROGRESS_EVERY_S = 0.5
 TOP_ERRORS = 20  # error texts a progress message carries, the most frequent first
 _DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 DRAIN_GRACE_S = 1.0
+RESUME_CHUNK_FACTOR = 16  # a restart walks the schedule to where it resumes in bigger chunks
 
 
 class SliceRunner:
@@ -64,14 +71,6 @@ class SliceRunner:
         self.duration = scenario.duration_ns
         events_dir = Path(spec.run_dir) / "events"
         resume = any(events_dir.glob(f"w{spec.worker:03d}-*.simlog"))
-        self.writer = SegmentWriter(
-            events_dir,
-            spec.run_id,
-            spec.worker,
-            segment_bytes=scenario.run.segment_bytes,
-            fsync=scenario.run.fsync,
-            resume=resume,
-        )
         self.layouts = layout_groups(scenario)
         group_of = np.zeros(spec.hi - spec.lo, dtype=np.int64)
         for lay in self.layouts:
@@ -82,6 +81,27 @@ class SliceRunner:
         self.schedule = SliceSchedule(scenario, spec.lo, spec.hi)
         n_phases = len(self.schedule.shape.phase_names)
         self.live = LiveStats(group_of, spec.lo, len(self.layouts), n_messages, n_phases)
+        self.closed = any(
+            lay.closed and lay.offset < spec.hi and spec.lo < lay.offset + lay.count
+            for lay in self.layouts
+        )
+        # checkpoints, unless closed-model users continue their seqs from the whole log
+        cursor = cursor_path(events_dir, spec.worker)
+        key = (spec.run_id, spec.worker, spec.lo, spec.hi)
+        self.checkpoints = None if self.closed else Checkpointer(cursor, *key)
+        self.checkpoint: Checkpoint | None = None  # where a restarted worker takes up
+        if resume and self.checkpoints is not None:
+            self.checkpoint = restore_checkpoint(cursor, key, self.schedule, self.live)
+        start = self.checkpoint.position if self.checkpoint else None
+        self.writer = SegmentWriter(
+            events_dir,
+            spec.run_id,
+            spec.worker,
+            segment_bytes=scenario.run.segment_bytes,
+            fsync=scenario.run.fsync,
+            resume=resume,
+            resume_from=start,
+        )
         self.log = EventBuffer(self._sink)
         self.log.errors.learn(self.writer.errors_known)
         # a restarted worker: what its log already holds (and the live counters it implies)
@@ -92,16 +112,14 @@ class SliceRunner:
                 spec.lo,
                 spec.hi,
                 observe=self.live.observe,
+                start=start,
+                since_ns=self.checkpoint.horizon_ns if self.checkpoint else None,
             )
             self.live.take_interval()
         self._build_messages()
         first_seq = None
         if self.resumed is not None:
             first_seq = self.resumed.max_seq + 1
-        self.closed = any(
-            lay.closed and lay.offset < spec.hi and spec.lo < lay.offset + lay.count
-            for lay in self.layouts
-        )
         self.transport = open_transport(
             spec.target,
             TransportContext(
@@ -253,14 +271,20 @@ class SliceRunner:
     def _resume_at(self, span: int) -> int:
         """Log every planned publish the log has no row for, up to now; return now."""
         assert self.resumed is not None
+        since = self.checkpoint.horizon_ns if self.checkpoint else 0
         if self.virtual:  # virtual time restarts where the log ends
-            t_r = max(self.resumed.last_intended_ns + 1, 0)
+            t_r = max(self.resumed.last_intended_ns + 1, since)
             self.clock.t0 = trio.current_time() - t_r / 1e9
         else:
-            t_r = max(self.clock.now_ns(), 0)
+            t_r = max(self.clock.now_ns(), since)
         code = self.log.errors.code(MISSED_TEXT)
-        for c, owed in owed_rows(self.resumed, self.schedule, t_r, span):
+        # walked in bigger chunks than the run's: owed rows are few, and a chunk costs per call
+        walk_span = span * RESUME_CHUNK_FACTOR
+        for c, owed in owed_rows(self.resumed, self.schedule, t_r, walk_span, since):
             self._log_unsent(c, owed, MISSED, code)
+        if self.conn is not None:
+            at = self.checkpoint.horizon_ns if self.checkpoint else None
+            self.conn.send(Resumed(self.spec.worker, t_r, at, self.resumed.rows))
         return t_r
 
     def _log_unsent(self, c: Chunk, rows: np.ndarray | slice, status: int, error: int = 0) -> int:
@@ -399,9 +423,11 @@ class SliceRunner:
     async def _first_chunk(self) -> tuple[Chunk, int]:
         """The schedule's first chunk and its horizon, at t=0 (or where a restart resumes)."""
         span = self._chunk_span_ns()
-        resuming = self.resumed is not None and not self.resumed.empty
+        resuming = self.resumed is not None and (
+            not self.resumed.empty or self.checkpoint is not None
+        )
         horizon = 0
-        chunk = self.schedule.chunk_until(horizon)
+        chunk = self.schedule.chunk_until(horizon) if self.checkpoint is None else Chunk.empty()
         if not resuming:
             # the first chunk before t=0: computed after it, it held the first publishes back
             # by ~50 ms (a lag p99 of 70-80 ms over a 8 s HTTP run at 15k/s came from that)
@@ -436,6 +462,10 @@ class SliceRunner:
             if i >= len(chunk):
                 if horizon >= self.duration:
                     return None, chunk, i
+                if self.checkpoints is not None and self.checkpoints.due(horizon):
+                    self.checkpoints.take(
+                        horizon, self.schedule, self.transport, self.log, self.writer, self.live
+                    )
                 horizon = min(self.duration, horizon + span)
                 chunk = self.schedule.chunk_until(horizon)
                 i = 0

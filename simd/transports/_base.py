@@ -185,3 +185,9 @@ class Transport(Protocol):
 
     async def close(self, now_ns: int) -> None:
         """Close every session (logging a disconnect row each where sessions exist)."""
+
+    def oldest_pending_ns(self) -> int | None:
+        """The intended time of the oldest publish handed to `publish` that has no row yet
+        (in flight, queued, waiting for a connection or for room), None when there is none:
+        what a worker's checkpoint needs to know which part of the schedule is settled. Rows
+        the transport has made but holds back are first handed to `ctx.log`."""

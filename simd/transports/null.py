@@ -39,5 +39,8 @@ class NullTransport:
     async def drain(self, deadline_ns: int) -> None:
         return None
 
+    def oldest_pending_ns(self) -> int | None:
+        return None  # every publish has its row when `publish` returns
+
     async def close(self, now_ns: int) -> None:
         return None

@@ -153,3 +153,8 @@ class SimTransport:
 
     async def close(self, now_ns: int) -> None:
         return None
+
+    def oldest_pending_ns(self) -> int | None:
+        return min(
+            (int(r["t_intended"].min()) for r in self.in_flight if len(r["seq"])), default=None
+        )

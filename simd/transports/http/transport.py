@@ -504,6 +504,14 @@ class HttpTransport:
 
     # ------------------------------------------------------------- the end
 
+    def oldest_pending_ns(self) -> int | None:
+        """The oldest request queued or in flight (Transport); each device's queue is in
+        intended order, so its current request and its queue's head are its oldest."""
+        self.stage.flush(self.log)
+        times = [cl.current[1] for cl in self.clients if cl.current is not None]
+        times += [cl.queue[0][1] for cl in self.clients if cl.queue]
+        return min(times, default=None)
+
     async def drain(self, deadline_ns: int) -> None:
         """Wait for requests in flight; then every one still queued or in flight gets its row."""
         try:

@@ -103,6 +103,14 @@ class InFlight:
             if not alive.any():
                 del self.batches[bid], self.alive[bid]
 
+    def oldest_intended(self) -> int | None:
+        """The intended time of the oldest publish still waiting (None: none is)."""
+        return min(
+            (int(cols["t_intended"][self.alive[bid]].min()) for bid, cols in self.batches.items()
+             if self.alive[bid].any()),
+            default=None,
+        )  # fmt: skip
+
     def older_than(self, t_sent_limit: int) -> tuple[np.ndarray, ...]:
         """(keys, conn, pid, t_sent) of rows still waiting that were sent before the limit."""
         keys, conns, pids, sent = [], [], [], []

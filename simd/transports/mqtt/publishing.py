@@ -60,6 +60,7 @@ class Publisher:
         self.starting = np.zeros(len(clients), dtype=bool)  # its first handshake is to come
         self.held: dict[int, list[PublishBatch]] = {}  # per starting client: rows due already
         self.held_rows = 0
+        self.room_oldest: dict[int, int] = {}  # per batch in send_when_room: its oldest row
         fleet = scenario.fleet
         self.timeouts = [g.mqtt.publish_timeout for g in fleet]
         self.timeout_of = np.array(self.timeouts, dtype=np.int64)
@@ -84,6 +85,14 @@ class Publisher:
         """Send rows that found their window full as acks make room, until their group's
         publish_timeout; then they are dropped."""
         deadline = self.clock.now_ns() + int(self.timeout_of[sub.group].min())
+        key = id(sub)
+        self.room_oldest[key] = int(sub.t_intended.min())
+        try:
+            await self._retry_until(sub, deadline)
+        finally:
+            del self.room_oldest[key]
+
+    async def _retry_until(self, sub: PublishBatch, deadline: int) -> None:
         while True:
             await self.wait_progress(self.clock.deadline(deadline))  # room made, or the end
             now = self.clock.now_ns()
@@ -325,6 +334,15 @@ class Publisher:
         self.inflight.finish(expired, TIMEOUT, _NULL, why, self.log)
         if expired:
             self.notify()
+
+    def oldest_pending_ns(self) -> int | None:
+        """The intended time of the oldest publish without its row (Transport)."""
+        self.stage.flush(self.log)
+        self.inflight.flush(self.log)
+        times = [t for t in (self.inflight.oldest_intended(),) if t is not None]
+        times += [int(sub.t_intended.min()) for subs in self.held.values() for sub in subs]
+        times += self.room_oldest.values()
+        return min(times, default=None)
 
     def outstanding(self) -> int:
         """Publishes still waiting for their ack (or for their device's first connection)."""

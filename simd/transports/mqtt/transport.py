@@ -349,6 +349,9 @@ class MqttTransport:
         """Send a batch (simd.transports.mqtt.publishing)."""
         await self.publisher.publish(batch)
 
+    def oldest_pending_ns(self) -> int | None:
+        return self.publisher.oldest_pending_ns()
+
     async def drain(self, deadline_ns: int) -> None:
         """Wait for outstanding acks (and command replies) until the deadline; the rest time
         out."""

@@ -290,6 +290,13 @@ class PluginTransport:
         else:
             self._row(d, p, ACKED if self.confirms else SENT, self.clock.now_ns())
 
+    def oldest_pending_ns(self) -> int | None:
+        """The oldest publish queued or being published (Transport)."""
+        self.stage.flush(self.log)
+        times = [d.queue[0].t_intended for d in self.devices if d.queue]
+        times += [p.t_intended for d in self.devices for p in d.running.values()]
+        return min(times, default=None)
+
     async def drain(self, deadline_ns: int) -> None:
         """Wait for the queues to empty; then what is still running times out and what is
         still queued is unsent."""
