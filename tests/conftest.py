@@ -9,6 +9,7 @@ import sys
 import textwrap
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -91,6 +92,17 @@ def status_url(run_dir: Path, timeout: float = 30) -> str:
             return None
 
     return wait_until(url, timeout=timeout)
+
+
+def live_counts(run_dir: Path) -> dict[str, Any]:
+    """The running run's /status counts now ({} while its server is not up or once it has
+    gone): for tests that act once the run has done something, not after a sleep."""
+    url = status_url(run_dir)
+    try:
+        with urllib.request.urlopen(url + "/status", timeout=10) as r:  # loopback only
+            return json.loads(r.read())
+    except (OSError, ValueError):
+        return {}
 
 
 def run_state(run_dir: Path) -> str | None:

@@ -17,6 +17,7 @@ import pytest
 
 from simd.runtime.broker import EmbeddedBroker, free_port
 from tests.conftest import (
+    live_counts,
     need_mosquitto,
     run_state,
     simd,
@@ -60,7 +61,8 @@ def test_target_down_at_start_then_up(tmp_path: Path, runs: Path) -> None:
     port = free_port("127.0.0.1")
     path = _mqtt_scenario(tmp_path, f"mqtt://127.0.0.1:{port}", "6s")
     proc = start_run(path, runs, "down", "--no-report")
-    time.sleep(2.5)
+    # down for 2 s of publishes (of 6 s: a third), however long the run took to start
+    wait_until(lambda: live_counts(runs / "down").get("errors", 0) >= 200, timeout=60)
     with EmbeddedBroker("mosquitto", port=port):
         _, err = proc.communicate(timeout=60)
     # done, but a third of the publishes were due while nothing listened: the default

@@ -14,12 +14,14 @@ import pytest
 from simd.runtime.broker import EmbeddedBroker
 from tests.conftest import (
     certificates,
+    live_counts,
     need_mosquitto,
     run_dir_from,
     simd,
     sql,
     start_run,
     subscribe_in_thread,
+    wait_until,
     write_scenario,
 )
 
@@ -258,7 +260,7 @@ def test_publish_timeout_when_the_broker_stalls(tmp_path: Path, runs: Path) -> N
             extra='publish_timeout = "1s"\nkeepalive = "60s"',
         )
         proc = start_run(path, runs, "stall", "--target", b.url, "--no-report")
-        time.sleep(3)
+        wait_until(lambda: live_counts(runs / "stall").get("completed", 0) >= 100, timeout=60)
         assert b.proc is not None
         b.proc.send_signal(signal.SIGSTOP)
         time.sleep(3)
@@ -443,7 +445,7 @@ def test_session_resume_resends_in_flight(tmp_path: Path, runs: Path) -> None:
     path = _scenario(tmp_path, duration="12s", count=4, rate=10.0, extra=extra)
     with EmbeddedBroker("mosquitto") as b:
         proc = start_run(path, runs, "resume", "--target", b.url, "--no-report")
-        time.sleep(3)
+        wait_until(lambda: live_counts(runs / "resume").get("completed", 0) >= 80, timeout=60)
         assert b.proc is not None
         b.proc.send_signal(signal.SIGSTOP)
         time.sleep(5)  # > 1.5 x keepalive: simd gives the connections up

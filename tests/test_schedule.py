@@ -297,3 +297,34 @@ def test_a_connect_ramp_starts_each_device_at_its_place() -> None:
         assert starts.tolist() != sorted(starts.tolist())  # shuffled, not by index
         for local, start in enumerate(starts.tolist()):
             assert first[lo + local] >= start
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    start=st.floats(0.05, 5.0),
+    end=st.floats(0.05, 5.0),
+    level=st.floats(0.05, 5.0),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_time_of_one_segment_is_the_gathered_arithmetic(
+    start: float, end: float, level: float, seed: int
+) -> None:
+    """Shape.time_of with every point in one segment (its constants as scalars) gives exactly
+    the instants the per-point gathered arithmetic gives: schedules do not depend on how a
+    chunk's points fall across segments."""
+    sc = parse_scenario({
+        "name": "t", "duration": "30s", "target": "null:",
+        "fleet": [{"name": "g", "count": 1, "rate": 1.0}],
+        "phase": [
+            {"name": "r", "duration": "10s", "shape": "ramp", "start": start, "end": end},
+            {"name": "h", "duration": "20s", "level": level},
+        ],
+    })  # fmt: skip
+    sh = compile_shape(sc)
+    rng = np.random.default_rng(seed)
+    for k in range(len(sh.a)):
+        hi = sh.m_at(int(sh.t1[k]))
+        w = sh.m0[k] + rng.random(500) * (hi - sh.m0[k])
+        seg = np.full(len(w), k)
+        gathered = sh._invert(w, sh.m0[seg], sh.a[seg], sh.b[seg], sh.t0[seg], sh.t1[seg])
+        assert np.array_equal(sh.time_of(w, seg), gathered)

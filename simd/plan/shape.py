@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -87,18 +88,25 @@ class Shape:
         return int(self.t0[sel[0]]), int(self.t1[sel[-1]])
 
     def time_of(self, w: np.ndarray, seg: np.ndarray) -> np.ndarray:
-        """Invert M in segment `seg`: the ns instant where M reaches `w` (clamped in-segment)."""
-        c = w - self.m0[seg]
-        a = self.a[seg]
-        b = self.b[seg]
-        span = (self.t1[seg] - self.t0[seg]) / NS
+        """Invert M in segment `seg`: the ns instant where M reaches `w` (clamped in-segment).
+        When every point lies in one segment (most chunks), its constants are scalars: the
+        same arithmetic, without gathering five arrays per point."""
+        if len(seg) and seg[0] == seg[-1] and (seg == seg[0]).all():
+            k = int(seg[0])
+            return self._invert(w, self.m0[k], self.a[k], self.b[k], self.t0[k], self.t1[k])
+        return self._invert(w, self.m0[seg], self.a[seg], self.b[seg], self.t0[seg], self.t1[seg])
+
+    @staticmethod
+    def _invert(w: np.ndarray, m0: Any, a: Any, b: Any, t0: Any, t1: Any) -> np.ndarray:
+        c = w - m0
+        span = (t1 - t0) / NS
         disc = np.maximum(a * a + 2.0 * b * c, 0.0)
         denom = a + np.sqrt(disc)
         with np.errstate(divide="ignore", invalid="ignore"):
             u = np.where(denom > 0, 2.0 * c / denom, 0.0)
         u = np.clip(u, 0.0, span)
-        t = self.t0[seg] + np.rint(u * NS).astype(np.int64)
-        return np.minimum(t, self.t1[seg] - 1)
+        t = t0 + np.rint(u * NS).astype(np.int64)
+        return np.minimum(t, t1 - 1)
 
 
 def _phase_pieces(p: Phase) -> list[tuple[int, int, float, float]]:

@@ -61,6 +61,8 @@ class Link:
         self.failed: str | None = None  # why the writer gave up (the reader then ends too)
         self.closed = False
         self.last_in = self.last_out = trio.current_time()
+        # set by the reactor that reads it (simd.transports.mqtt.reactor): told before it closes
+        self.on_abort: Callable[[Link, str], None] | None = None
 
     # ------------------------------------------------------------- writing
 
@@ -124,7 +126,21 @@ class Link:
     async def receive(self) -> tuple[list[int], list[Event]]:
         """One read: (tags of completed publishes, other events). Raises when the connection
         ended (end of stream, a DISCONNECT from the broker, a protocol error)."""
-        data = await self.stream.receive_some(READ_SIZE)
+        return self._received(await self.stream.receive_some(READ_SIZE))
+
+    def read_now(self) -> tuple[list[int], list[Event]] | None:
+        """One read of what the socket holds, without waiting (a reactor saw it readable; plain
+        TCP only): None if it held nothing after all. Raises as `receive` does."""
+        assert self.fd is not None
+        try:
+            data = os.read(self.fd, READ_SIZE)
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            raise trio.BrokenResourceError(f"read failed: {exc.strerror or exc}") from exc
+        return self._received(data)
+
+    def _received(self, data: bytes) -> tuple[list[int], list[Event]]:
         if not data:
             raise trio.BrokenResourceError("connection closed by the broker")
         self.last_in = trio.current_time()
@@ -198,6 +214,8 @@ class Link:
         """Close the connection without a word (at most 1 s; its tasks end with it)."""
         self.closed = True
         self.wake.set()
+        if self.on_abort is not None:  # before its descriptor closes (and is reused)
+            self.on_abort(self, self.failed or "connection closed")
         with trio.move_on_after(1):
             await trio.aclose_forcefully(self.stream)
 

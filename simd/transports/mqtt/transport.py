@@ -13,6 +13,7 @@ Final status of every publish: qos 0 `sent` once written to the socket buffer; q
 
 from __future__ import annotations
 
+import select
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
@@ -42,6 +43,7 @@ from simd.transports.mqtt.connection import LINK_ERRORS, ConnectRefused, Link, o
 from simd.transports.mqtt.encoder import BatchEncoder
 from simd.transports.mqtt.probes import Probes
 from simd.transports.mqtt.publishing import Publisher
+from simd.transports.mqtt.reactor import Reactor
 from simd.transports.mqtt.session import Abandoned, ClientSession, Event, Received
 
 CONNECT_CONCURRENCY = 256  # handshakes in flight at once per worker when no connect_rate is set
@@ -96,6 +98,7 @@ class MqttTransport:
             ctx.t0_epoch_ns,
         )  # fmt: skip
         self.backoff_key = stream_key(self.scenario.seed, "mqtt", "backoff")
+        self.reactor = Reactor() if hasattr(select, "epoll") else None  # Linux; else a task each
 
     # ------------------------------------------------------------- setup
 
@@ -131,6 +134,8 @@ class MqttTransport:
         self.nursery = nursery
         self._prepare(devices)
         nursery.start_soon(self._sweeper)
+        if self.reactor is not None:
+            nursery.start_soon(self.reactor.run)
         if self.commands is not None:
             nursery.start_soon(
                 self.commands.replier,
@@ -227,7 +232,10 @@ class MqttTransport:
         client.attempts = 0
         self._conn_row(client, CONNECT, OK, t0, self.clock.now_ns(), 0)
         self._on_read(client, [], rest)
-        self.nursery.start_soon(self._reader, client, link)
+        if link.fd is not None and self.reactor is not None:  # plain TCP: the reactor reads it
+            self.reactor.add(link, partial(self._on_read, client), partial(self._lost_soon, client))
+        else:
+            self.nursery.start_soon(self._reader, client, link)
         if client.subs:  # a listening device, a commander: its own filters
             client.session.subscribe(client.subs)
         for waiting in self.publisher.connected(client.index):  # what fell due before it
@@ -281,6 +289,10 @@ class MqttTransport:
             await link.run(partial(self._on_read, client))
         except LINK_ERRORS as exc:
             await self._lost(client, link, link.failed or reason_of(exc))
+
+    def _lost_soon(self, client: Client, link: Link, reason: str) -> None:
+        assert self.nursery is not None
+        self.nursery.start_soon(self._lost, client, link, reason)
 
     async def _lost(self, client: Client, link: Link, reason: str) -> None:
         """The connection died: in-flight publishes fail (a clean session; a persistent one
