@@ -15,12 +15,11 @@ The public API, for scripts and notebooks (the CLI is a thin layer over the same
 
 from typing import TYPE_CHECKING, Any
 
-from simd._version import __version__
-
 # Public names -> the module that defines them. Imported on first use (PEP 562), so a worker
 # process, which imports simd.runtime.worker, does not load DuckDB, pyarrow and rich (~60 MiB
-# each time).
+# each time), nor importlib.metadata for the version (~0.1 s of every worker's start).
 _EXPORTS = {
+    "__version__": "simd._version",
     "LogFormatError": "simd.errors",
     "RunError": "simd.errors",
     "ScenarioError": "simd.errors",
@@ -49,6 +48,7 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
+    from simd._version import __version__
     from simd.errors import LogFormatError, RunError, ScenarioError, SimdError, UserError
     from simd.log.eventlog import read_segment
     from simd.log.recording import import_jsonl, read_recording, write_recording
