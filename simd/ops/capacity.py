@@ -218,7 +218,7 @@ def run_search(
 ) -> tuple[Path, Search]:
     """Both passes, each an ordinary run in RUNS/ID/<pass>/; the search and its folder."""
     from simd.clock import parse_clock
-    from simd.results.ingest import connect, ingest
+    from simd.results.ingest import ingest, read_views
     from simd.runtime import supervisor
 
     folder = runs_dir / run_id
@@ -245,7 +245,7 @@ def run_search(
                 f"capacity {name} pass {outcome.state}: {outcome.problems or 'interrupted'}"
             )
         ingest(outcome.run_dir)
-        con = connect(outcome.run_dir, read_only=True)
+        con = read_views(outcome.run_dir)
         try:
             search.passes[name] = read_steps(con)
         finally:

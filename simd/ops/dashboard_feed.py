@@ -9,7 +9,7 @@ from typing import Any
 
 from simd.model.manifest import read_manifest
 from simd.report.tables import rows
-from simd.results.ingest import connect, run_dir_of
+from simd.results.ingest import read_views, run_dir_of
 from simd.runtime.timeline import FIELDS
 
 _FAILED = ("timeout", "error", "dropped", "missed", "unsent")
@@ -23,7 +23,7 @@ def finished_dashboard(run: str | Path) -> dict[str, Any]:
     """GET /api/dashboard of a finished run (all its points at once; epoch 0)."""
     run_dir = run_dir_of(run)
     manifest = read_manifest(run_dir)
-    con = connect(run_dir, read_only=True)
+    con = read_views(run_dir)
     try:
         return {
             "status": _status(con, manifest),

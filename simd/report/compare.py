@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from simd.results.ingest import connect, run_dir_of
+from simd.results.ingest import read_views, run_dir_of
 
 ABS_RATIO_FLOOR = 0.001  # error rates and ratios: differences under 0.1 point are noise
 
@@ -60,7 +60,7 @@ def _verdict(
 
 
 def _read(run: Path) -> tuple[dict[str, tuple[str, str, float | None]], dict[str, bool], str]:
-    con = connect(run, read_only=True)
+    con = read_views(run)
     try:
         metrics = {
             m: (u, b, v)

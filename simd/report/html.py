@@ -19,7 +19,7 @@ from simd.report import tables as T
 from simd.report.charts import Line, percentile_chart, time_chart
 from simd.report.tables import TableSpec
 from simd.report.terminal import MIN_TREND_SPAN_H, integrity_line, shard_lines, slo_label
-from simd.results.ingest import connect, run_dir_of
+from simd.results.ingest import read_views, run_dir_of
 
 REPORT_FILE = "report.html"
 
@@ -55,7 +55,7 @@ OTHER_VIEWS += ("slo_results", "recommendations")
 def load(run: str | Path) -> dict[str, Any]:
     """Everything the page shows, read from the run's results.duckdb."""
     run_dir = run_dir_of(run)
-    con = connect(run_dir, read_only=True)
+    con = read_views(run_dir)
     try:
         d: dict[str, Any] = {
             "run": T.rows(

@@ -19,7 +19,7 @@ from xml.etree import ElementTree as ET
 
 from simd.report.tables import rows
 from simd.report.terminal import SloResult, check
-from simd.results.ingest import connect, run_dir_of
+from simd.results.ingest import read_views, run_dir_of
 
 SUMMARY_FORMAT = 1
 
@@ -31,7 +31,7 @@ def _ms(ns: Any) -> float | None:
 def summary(run: str | Path) -> dict[str, Any]:
     """The run's summary as a JSON-ready dict (see the module docstring)."""
     run_dir = run_dir_of(run)
-    con = connect(run_dir, read_only=True)
+    con = read_views(run_dir)
     try:
         meta = rows(con, "SELECT run_id, scenario, state, duration_ns, stopped_at_ns, "
                           "workers, target FROM runs")[0]  # fmt: skip

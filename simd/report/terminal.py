@@ -14,7 +14,7 @@ from rich.text import Text
 
 from simd.report import tables as T
 from simd.report.tables import TableSpec
-from simd.results.ingest import connect, run_dir_of
+from simd.results.ingest import read_views, run_dir_of
 
 # trends over less time than this say more about noise than about growth
 MIN_TREND_SPAN_H = 10 / 60
@@ -66,7 +66,7 @@ def _fmt(v: float | None, unit: str) -> str:
 
 def check(run: str | Path) -> list[SloResult]:
     """The scenario's SLOs against the run's results."""
-    con = connect(run_dir_of(run), read_only=True)
+    con = read_views(run_dir_of(run))
     try:
         rows = con.execute(
             "SELECT name, unit, threshold, observed, passed, origin FROM slo_results"
@@ -231,7 +231,7 @@ def render_report(run: str | Path, console: Console) -> None:
     """Totals, the declared tables (publishes, latency from intended and from sent, lag, probes,
     commands, replay, journeys, errors), trends, resources, recommendations, SLOs."""
     run_dir = run_dir_of(run)
-    con = connect(run_dir, read_only=True)
+    con = read_views(run_dir)
     try:
         _headline(con, console)
         for spec in T.TERMINAL:
