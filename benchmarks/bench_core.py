@@ -5,7 +5,7 @@
 1. virtual: the 2-hour endurance scenario (2,000 devices at 1 msg/s, 14.4M publishes) on the
    virtual clock with the sim transport, run and ingested through the CLI (target: < 180 s).
    Ceiling: the same run on the null transport (the generator alone).
-2. null, real clock: one worker offered 300k publishes/s for 15 s; achieved rate, schedule lag
+2. null, real clock: one worker offered 300k, then 500k publishes/s for 15 s; rate, schedule lag
    p99 (target <= 5 ms), rows logged vs planned (target: all). Ceiling: the same slice on the
    virtual clock, i.e. as fast as the generator goes with no clock to wait for.
 3. ingest: `simd ingest` of the endurance run's logs (target >= 5M events/s). Ceiling: DuckDB
@@ -108,8 +108,9 @@ def bench_virtual(tmp: Path, runs: Path) -> Path:
     return run
 
 
-def null_300k(tmp: Path, name: str, seconds: int) -> Path:
-    """One worker offered 300k publishes/s (6,000 devices at 50/s) on the null transport."""
+def null_300k(tmp: Path, name: str, seconds: int, total: int = 300_000) -> Path:
+    """One worker offered `total` publishes/s (6,000 devices sharing it; 300k: 50/s each) on
+    the null transport."""
     body = f"""
         name = "{name}"
         duration = "{seconds}s"
@@ -117,26 +118,27 @@ def null_300k(tmp: Path, name: str, seconds: int) -> Path:
         [[fleet]]
         name = "g"
         count = 6000
-        rate = 50.0
+        rate = {total / 6000}
         [run]
         workers = 1
     """
     return scenario(tmp, name, body)
 
 
-def bench_null_real(tmp: Path, runs: Path) -> None:
-    path = null_300k(tmp, "null300k", 15)
+def bench_null_real(tmp: Path, runs: Path, total: int = 300_000) -> None:
+    k = f"{total // 1000}k"
+    path = null_300k(tmp, f"null{k}", 15, total)
     simd(
         "run",
         str(path),
         "--runs-dir",
         str(runs),
         "--run-id",
-        "null-real",
+        f"null-real-{k}",
         "--no-progress",
         "--no-report",
     )
-    db = runs / "null-real" / "results.duckdb"
+    db = runs / f"null-real-{k}" / "results.duckdb"
     logged, planned = one(db, "SELECT logged, planned FROM run_summary")
     lag99, lagmax = one(
         db, "SELECT lag_p99_ns, lag_max_ns FROM schedule_lag WHERE group_name = '*'"
@@ -147,7 +149,7 @@ def bench_null_real(tmp: Path, runs: Path) -> None:
         "--runs-dir",
         str(runs),
         "--run-id",
-        "null-virtual",
+        f"null-virtual-{k}",
         "--clock",
         "virtual",
         "--no-progress",
@@ -155,7 +157,11 @@ def bench_null_real(tmp: Path, runs: Path) -> None:
     )
     rate = logged / 15.0
     ceiling = planned / t_virtual
-    line("null transport, real clock, 1 worker", f"{rate:,.0f} /s", "target >= 300,000/s")
+    line(
+        f"null transport, real clock, 1 worker, {k}/s",
+        f"{rate:,.0f} /s",
+        f"target >= {total:,}/s",
+    )
     line("  logged / planned", f"{logged:,} / {planned:,}", "target: all")
     line(
         "  schedule lag p99 / max",
@@ -319,6 +325,7 @@ def main() -> None:
     try:
         run = bench_virtual(tmp, runs)
         bench_null_real(tmp, runs)
+        bench_null_real(tmp, runs, 500_000)
         bench_ingest(run)
         bench_follow(tmp, runs)
         if not args.quick:
