@@ -94,6 +94,34 @@ def status_url(run_dir: Path, timeout: float = 30) -> str:
     return wait_until(url, timeout=timeout)
 
 
+def slice_spec(
+    run_dir: Path,
+    fleet: dict[str, Any],
+    lo: int,
+    hi: int,
+    worker: int = 0,
+    workers: int = 1,
+) -> Any:
+    """A WorkerSpec for running the slice [lo, hi) of scenario `fleet` in-process with
+    run_worker, on the virtual clock, against the scenario's own target."""
+    from simd.model.scenario import parse_scenario
+    from simd.runtime.messages import WorkerSpec
+
+    scenario = parse_scenario(fleet)
+    return WorkerSpec(
+        run_id=scenario.name,
+        run_dir=str(run_dir),
+        scenario=scenario.model_dump(),
+        scenario_dir=str(run_dir),
+        target=scenario.target,
+        clock="virtual",
+        worker=worker,
+        workers=workers,
+        lo=lo,
+        hi=hi,
+    )
+
+
 def live_counts(run_dir: Path) -> dict[str, Any]:
     """The running run's /status counts now ({} while its server is not up or once it has
     gone): for tests that act once the run has done something, not after a sleep."""

@@ -20,7 +20,7 @@ from simd.plan.schedule import plan_counts
 from simd.runtime import checkpoint
 from simd.runtime.messages import Done, Resumed, WorkerSpec
 from simd.runtime.worker import run_worker
-from tests.conftest import sql, start_run, wait_until, worker_pids, write_scenario
+from tests.conftest import slice_spec, sql, start_run, wait_until, worker_pids, write_scenario
 
 FLEET = {
     "name": "cursor",
@@ -41,19 +41,7 @@ FLEET = {
 
 
 def _spec(run_dir: Path) -> WorkerSpec:
-    scenario = parse_scenario(FLEET)
-    return WorkerSpec(
-        run_id="cursor",
-        run_dir=str(run_dir),
-        scenario=scenario.model_dump(),
-        scenario_dir=str(run_dir),
-        target="sim:",
-        clock="virtual",
-        worker=0,
-        workers=1,
-        lo=0,
-        hi=scenario.device_count,
-    )
+    return slice_spec(run_dir, FLEET, 0, parse_scenario(FLEET).device_count)
 
 
 def _publishes(run_dir: Path) -> Counter[tuple[int, int, int, str]]:

@@ -14,6 +14,7 @@ from simd.model.scenario import parse_scenario
 from simd.plan.schedule import plan_counts
 from simd.runtime.messages import WorkerSpec
 from simd.runtime.worker import run_worker
+from tests.conftest import slice_spec
 
 FLEET = {
     "name": "seams",
@@ -28,19 +29,7 @@ FLEET = {
 
 
 def _spec(run_dir: Path, lo: int, hi: int, worker: int = 0) -> WorkerSpec:
-    scenario = parse_scenario(FLEET)
-    return WorkerSpec(
-        run_id="seams",
-        run_dir=str(run_dir),
-        scenario=scenario.model_dump(),
-        scenario_dir=str(run_dir),
-        target="null:",
-        clock="virtual",
-        worker=worker,
-        workers=2,
-        lo=lo,
-        hi=hi,
-    )
+    return slice_spec(run_dir, FLEET, lo, hi, worker, workers=2)
 
 
 def _rows(run_dir: Path, worker: int) -> list[tuple[int, int, str, str]]:
