@@ -191,7 +191,8 @@ def test_slow_target_back_pressure_is_lag_not_memory(tmp_path: Path, runs: Path)
         path = _mqtt_scenario(tmp_path, b.url, "8s", extra=extra, count=50, rate=20.0)
         proc = start_run(path, runs, "slow", "--no-report")
         run_dir = runs / "slow"
-        time.sleep(3.0)
+        # freeze it once it is publishing (2 s of its 8 s), however long it took to start
+        wait_until(lambda: live_counts(run_dir).get("completed", 0) >= 1000, timeout=60)
         assert b.proc is not None
         b.proc.send_signal(signal.SIGSTOP)
         time.sleep(2.0)

@@ -59,7 +59,6 @@ class Publisher:
         self.up = np.zeros(len(clients), dtype=bool)  # per client: can publish now
         self.starting = np.zeros(len(clients), dtype=bool)  # its first handshake is to come
         self.held: dict[int, list[PublishBatch]] = {}  # per starting client: rows due already
-        self.held_rows = 0
         self.room_oldest: dict[int, int] = {}  # per batch in send_when_room: its oldest row
         fleet = scenario.fleet
         self.timeouts = [g.mqtt.publish_timeout for g in fleet]
@@ -113,7 +112,6 @@ class Publisher:
         rest = []
         now = self.clock.now_ns()
         for sub in self.held.pop(index, []):
-            self.held_rows -= len(sub)
             sub.t_sent[:] = now
             waiting = self._publish_now(sub)
             if waiting is not None:
@@ -128,7 +126,6 @@ class Publisher:
     def _drop_held(self, subs: list[PublishBatch]) -> None:
         code = self.code("not connected")
         for sub in subs:
-            self.held_rows -= len(sub)
             self._log_dropped(sub, np.arange(len(sub)), code)
 
     def _hold(self, batch: PublishBatch, rows: np.ndarray) -> None:
@@ -136,7 +133,6 @@ class Publisher:
         rows, client_idx, starts, ends = _by_client(rows, batch.device[rows] - self.lo)
         for a, b in zip(starts, ends, strict=True):
             self.held.setdefault(int(client_idx[a]), []).append(batch.take(rows[a:b]))
-        self.held_rows += len(rows)
 
     def _publish_now(self, batch: PublishBatch) -> np.ndarray | None:
         """Send what can go now; return the rows (of `batch`) left waiting for window room."""
@@ -339,15 +335,17 @@ class Publisher:
         """The intended time of the oldest publish without its row (Transport)."""
         self.stage.flush(self.log)
         self.inflight.flush(self.log)
-        times = [t for t in (self.inflight.oldest_intended(),) if t is not None]
-        times += [int(sub.t_intended.min()) for subs in self.held.values() for sub in subs]
+        times = [int(sub.t_intended.min()) for subs in self.held.values() for sub in subs]
+        oldest = self.inflight.oldest_intended()
+        if oldest is not None:
+            times.append(oldest)
         times += self.room_oldest.values()
         return min(times, default=None)
 
     def outstanding(self) -> int:
         """Publishes still waiting for their ack (or for their device's first connection)."""
         self.inflight.flush(self.log)
-        return len(self.inflight) + self.held_rows
+        return len(self.inflight) + sum(len(s) for subs in self.held.values() for s in subs)
 
     def give_up(self, why: str) -> None:
         """The run ended: every publish still in flight ends as timeout, every one held for a
