@@ -84,6 +84,11 @@ CREATE TABLE IF NOT EXISTS series_max ("window" BIGINT, metric UTINYINT, max_ns 
 CREATE TABLE IF NOT EXISTS series_error_counts (
     "window" BIGINT, worker INTEGER, status UTINYINT, error USMALLINT, count BIGINT
 );
+-- failed rows of every kind (errors_by_kind): first/last send time 2^63-1 / -2^63 when none was sent
+CREATE TABLE IF NOT EXISTS error_totals (
+    worker INTEGER, kind UTINYINT, status UTINYINT, error USMALLINT, count BIGINT,
+    first_ns BIGINT, last_ns BIGINT
+);
 CREATE TABLE IF NOT EXISTS topic_counts (
     grp SMALLINT, message UTINYINT, status UTINYINT, count BIGINT, bytes BIGINT
 );

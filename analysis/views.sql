@@ -160,14 +160,14 @@ LEFT JOIN c ON c.grp = g.group_index AND c.phase = p.phase_index
 ORDER BY g.group_index, p.phase_index;
 
 CREATE OR REPLACE VIEW errors_by_kind AS
-WITH f AS (SELECT * FROM event_rows WHERE is_failed(status))
-SELECT (['acked', 'sent', 'timeout', 'error', 'dropped', 'missed', 'unsent', 'ok'])[f.status + 1] AS status,
-       (['publish', 'connect', 'disconnect', 'receive', 'error', 'command', 'reply'])[f.kind + 1] AS kind,
-       coalesce(e.text, '') AS error, count(*) AS count,
-       min(f.t_sent_ns) AS first_ns, max(f.t_sent_ns) AS last_ns
-FROM f
-LEFT JOIN devices d ON d.device = f.device
-LEFT JOIN error_texts e ON e.worker = d.worker AND e.code = f.error
+-- from the failed rows' tallies made at ingest (error_totals): no scan of event_rows
+SELECT (['acked', 'sent', 'timeout', 'error', 'dropped', 'missed', 'unsent', 'ok'])[t.status + 1] AS status,
+       (['publish', 'connect', 'disconnect', 'receive', 'error', 'command', 'reply'])[t.kind + 1] AS kind,
+       coalesce(e.text, '') AS error, sum(t.count)::BIGINT AS count,
+       nullif(min(t.first_ns), 9223372036854775807) AS first_ns,
+       nullif(max(t.last_ns), -9223372036854775808) AS last_ns
+FROM error_totals t
+LEFT JOIN error_texts e ON e.worker = t.worker AND e.code = t.error
 GROUP BY ALL
 ORDER BY count DESC, status, kind, error;
 

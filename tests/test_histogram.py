@@ -60,3 +60,50 @@ def test_counts_and_maxima_are_exact(seed: int, n: int) -> None:
                 assert int(mx["max_ns"][hit][0]) == int(want.max())
             else:
                 assert not hit.any()
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32), n=st.integers(0, 3000), cut=st.floats(0, 1))
+def test_failure_totals_count_every_kind_with_first_and_last_send(
+    seed: int, n: int, cut: float
+) -> None:
+    """Failed rows of any kind per (kind, status, error): counts and the first and last send
+    time among those sent, the same however the rows are split into frames."""
+    from simd.log.events import FAILED_STATUSES
+    from simd.results.series import FailureTotals
+
+    rng = np.random.default_rng(seed)
+    cols = {
+        "kind": rng.integers(0, 7, n).astype(np.uint8),
+        "status": rng.integers(0, 8, n).astype(np.uint8),
+        "error": rng.integers(0, 4, n).astype(np.uint16),
+        "t_sent": rng.integers(-(10**9), 10**12, n).astype(np.int64),
+    }
+    cols["t_sent"][rng.random(n) < 0.3] = NULL_NS  # never sent
+    want: dict[tuple[int, int, int], list[int | None]] = {}
+    for k, s, e, t in zip(*(cols[c].tolist() for c in ("kind", "status", "error", "t_sent")),
+                          strict=True):  # fmt: skip
+        if s not in FAILED_STATUSES:
+            continue
+        w = want.setdefault((k, s, e), [0, None, None])
+        w[0] = int(w[0] or 0) + 1
+        if t != NULL_NS:
+            w[1] = t if w[1] is None else min(int(w[1]), t)
+            w[2] = t if w[2] is None else max(int(w[2]), t)
+    totals = FailureTotals()
+    i = int(n * cut)
+    totals.add({c: v[:i] for c, v in cols.items()})
+    totals.add({c: v[i:] for c, v in cols.items()})
+    rows = totals.rows(worker=3)
+    got = {
+        (k, s, e): [c, None if lo == 2**63 - 1 else lo, None if hi == -(2**63) else hi]
+        for k, s, e, c, lo, hi in zip(
+            *(
+                rows[c].tolist()
+                for c in ("kind", "status", "error", "count", "first_ns", "last_ns")
+            ),
+            strict=True,
+        )
+    }
+    assert got == want
+    assert set(rows["worker"].tolist()) <= {3}

@@ -361,9 +361,12 @@ def test_closed_model_users_survive_a_worker_kill(tmp_path: Path, runs: Path) ->
 
     # the requests lost with the killed worker (how many depends on how fast the machine restarts
     # it) are not the subject here; the default error_rate SLO would judge the restart's speed
-    body = CLOSED.replace('duration = "20s"', 'duration = "5s"').replace(
-        "requests_per_user = 12, ", ""
-    ) + "[slo]\nerror_rate = 0.5\n"
+    body = (
+        CLOSED.replace('duration = "20s"', 'duration = "5s"').replace(
+            "requests_per_user = 12, ", ""
+        )
+        + "[slo]\nerror_rate = 0.5\n"
+    )
     path = write_scenario(tmp_path, body)
     with HttpServer() as server:
         proc = start_run(path, runs, "killed", "--no-report", "--workers", "2",

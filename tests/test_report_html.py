@@ -269,6 +269,14 @@ def test_ingest_tallies_equal_a_scan_of_the_events(report: tuple[Path, Path]) ->
         sql(run_dir, 'SELECT "window", status, error, count FROM series_errors ORDER BY ALL')
         == errors
     )
+    failed = sql(
+        run_dir,
+        "SELECT status, kind, error, count(*), min(t_sent_ns), max(t_sent_ns) FROM events "
+        "WHERE status IN ('timeout', 'error', 'dropped', 'missed', 'unsent') "
+        "GROUP BY ALL ORDER BY ALL",
+    )
+    assert failed  # the burst overloads the sim: errors, with their first and last send
+    assert sql(run_dir, "SELECT * FROM errors_by_kind ORDER BY ALL") == failed
     topics = sql(
         run_dir,
         "SELECT group_name, count(*), count(*) FILTER (WHERE status = 'error'), sum(bytes), "

@@ -221,6 +221,7 @@ END_TO_END = TableSpec(
     "SELECT * FROM end_to_end",
     (label("group", "group_name"), Col("received", "received", count),
      Col("traced", "traced", count), *(Col(k, f"{k}_ns", ms) for k in ("p50", "p99", "max"))),
+    when="SELECT count(*) FROM status_totals WHERE kind = kind_code('receive')",
 )  # fmt: skip
 DELIVERY = TableSpec(
     "delivery",
@@ -244,6 +245,7 @@ COMMANDS = TableSpec(
      *(Col(k.replace("_", " "), k, count)
        for k in ("commands", "delivered", "answered", "timed_out")),
      *(Col(k, f"rtt_{k}_ns", ms) for k in ("p50", "p99", "max"))),
+    when="SELECT count(*) FROM status_totals WHERE kind = kind_code('command')",
 )  # fmt: skip
 REPLAY = TableSpec(
     "replay_fidelity",

@@ -35,7 +35,7 @@ from simd.results.merge import RunSources, Source, resolve, save_merged, shard_s
 from simd.results.series import Tallies
 
 RESULTS = "results.duckdb"
-SCHEMA_VERSION = 9  # analysis/schema.sql's layout; an older file is rebuilt from the logs
+SCHEMA_VERSION = 10  # analysis/schema.sql's layout; an older file is rebuilt from the logs
 LOCK_WAIT_S = 30.0  # another simd process (ingest --follow, a run's last ingest) holds the file
 FRAMES_PER_INSERT = 64  # up to 64 x 65,536 rows per INSERT: bounds memory for big segments
 

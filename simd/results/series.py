@@ -6,9 +6,10 @@ The time axis is cut in windows of intended send time, `series_window_ns(duratio
 with their bytes, exact
 maxima of latency (from intended, from sent) and schedule lag, coarse latency histograms (64
 buckets per power of two: a percentile read back is within 0.8 %), and failed rows by status
-and error code. Per (group, message): rows by status with bytes, a coarse latency histogram and
-the exact maximum. Like the histograms in simd.results.histograms, every tally adds: incremental
-ingest appends partial ones and the views in analysis/views.sql sum them.
+and error code. Failed rows of every kind by (kind, status, error code), with their first and
+last send time (errors_by_kind). Per (group, message): rows by status with bytes, a coarse
+latency histogram and the exact maximum. Like the histograms in simd.results.histograms, every
+tally adds: incremental ingest appends partial ones and the views in analysis/views.sql sum them.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ _BUCKET_BITS = 13  # room for every coarse bucket: 1 + 64 * 64 < 2^13
 # b > 0 maps to ((b - 1) >> 4) + 1, exactly the bucket bucket_of(v, SERIES_SUB_BITS) gives
 _FINE_PER_COARSE_BITS = SUB_BITS - SERIES_SUB_BITS
 _MIN = np.iinfo(np.int64).min
+_MAX = np.iinfo(np.int64).max
 
 
 class SparseCounts:
@@ -99,6 +101,51 @@ class Maxima:
         return k, self.max[k]
 
 
+class FailureTotals:
+    """Failed rows of every kind per (kind, status, error code): how many, and the first and last
+    send time among those sent (_MAX / _MIN when none was)."""
+
+    def __init__(self) -> None:
+        self.totals: dict[int, tuple[int, int, int]] = {}
+
+    def add(self, cols: dict[str, np.ndarray]) -> None:
+        failed = np.isin(cols["status"], FAILED_STATUSES)
+        if not failed.any():
+            return
+        kind = cols["kind"][failed].astype(np.int64)
+        key = (kind * 8 + cols["status"][failed]) << 16 | cols["error"][failed]
+        keys, inv = np.unique(key, return_inverse=True)
+        n = np.bincount(inv, minlength=len(keys))
+        t = cols["t_sent"][failed]
+        sent = t != NULL_NS
+        first = np.full(len(keys), _MAX, dtype=np.int64)
+        last = np.full(len(keys), _MIN, dtype=np.int64)
+        np.minimum.at(first, inv[sent], t[sent])
+        np.maximum.at(last, inv[sent], t[sent])
+        for k, c, lo, hi in zip(
+            keys.tolist(), n.tolist(), first.tolist(), last.tolist(), strict=True
+        ):
+            had = self.totals.get(k)
+            if had is not None:
+                c, lo, hi = c + had[0], min(lo, had[1]), max(hi, had[2])
+            self.totals[k] = (c, lo, hi)
+
+    def rows(self, worker: int) -> dict[str, np.ndarray]:
+        """Columns of error_totals (analysis/schema.sql)."""
+        k = np.array(list(self.totals), dtype=np.int64)
+        c, lo, hi = np.array(list(self.totals.values()), dtype=np.int64).reshape(-1, 3).T
+        ks = k >> 16
+        return {
+            "worker": np.full(len(k), worker, dtype=np.int32),
+            "kind": (ks // 8).astype(np.uint8),
+            "status": (ks % 8).astype(np.uint8),
+            "error": (k & 0xFFFF).astype(np.uint16),
+            "count": c,
+            "first_ns": lo,
+            "last_ns": hi,
+        }
+
+
 class Tallies:
     """Everything the series and topic views need from one segment's frames."""
 
@@ -112,10 +159,12 @@ class Tallies:
         self.topic_status = SparseCounts()  # (grp * 256 + message) * 8 + status -> rows, bytes
         self.topic_hist = SparseCounts(_BUCKET_BITS)  # (grp * 256 + message) << 13 | bucket
         self.topic_max = Maxima()  # grp * 256 + message
+        self.failures = FailureTotals()  # rows of every kind, not only publishes
 
     def add(self, cols: dict[str, np.ndarray], grp: np.ndarray, fm: FrameMetrics) -> None:
         """Count one batch of event columns; `grp` is each row's group index (-1: none);
         `fm` its metrics (simd.results.histograms.frame_metrics)."""
+        self.failures.add(cols)
         t_int = cols["t_intended"]
         pub = fm.pub & (t_int != NULL_NS) & (grp >= 0)
         if not pub.any():
@@ -208,4 +257,5 @@ class Tallies:
             "topic_counts": topic_counts,
             "topic_hist": topic_hist,
             "topic_max": topic_max,
+            "error_totals": self.failures.rows(self.worker),
         }
