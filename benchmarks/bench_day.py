@@ -17,13 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-import duckdb
+from bench_core import one, simd  # benchmarks/ is on the path when a script there runs
 
 SCENARIO = """
 name = "day"
@@ -47,22 +44,6 @@ error_rate = 0.0005
 [run]
 clock = "virtual"
 """
-
-
-def simd(*args: str) -> float:
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "simd", *args], check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t0
-
-
-def one(db: Path, sql: str) -> tuple:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        row = con.execute(sql).fetchone()
-    finally:
-        con.close()
-    assert row is not None
-    return row
 
 
 def size(path: Path) -> int:

@@ -92,8 +92,9 @@ def test_failure_totals_count_every_kind_with_first_and_last_send(
             w[2] = t if w[2] is None else max(int(w[2]), t)
     totals = FailureTotals()
     i = int(n * cut)
-    totals.add({c: v[:i] for c, v in cols.items()})
-    totals.add({c: v[i:] for c, v in cols.items()})
+    failed = np.isin(cols["status"], FAILED_STATUSES)
+    totals.add({c: v[:i] for c, v in cols.items()}, failed[:i])
+    totals.add({c: v[i:] for c, v in cols.items()}, failed[i:])
     rows = totals.rows(worker=3)
     got = {
         (k, s, e): [c, None if lo == 2**63 - 1 else lo, None if hi == -(2**63) else hi]

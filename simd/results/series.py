@@ -108,8 +108,8 @@ class FailureTotals:
     def __init__(self) -> None:
         self.totals: dict[int, tuple[int, int, int]] = {}
 
-    def add(self, cols: dict[str, np.ndarray]) -> None:
-        failed = np.isin(cols["status"], FAILED_STATUSES)
+    def add(self, cols: dict[str, np.ndarray], failed: np.ndarray) -> None:
+        """Count the rows of `cols` where `failed` (a mask of FAILED_STATUSES) is set."""
         if not failed.any():
             return
         kind = cols["kind"][failed].astype(np.int64)
@@ -164,7 +164,8 @@ class Tallies:
     def add(self, cols: dict[str, np.ndarray], grp: np.ndarray, fm: FrameMetrics) -> None:
         """Count one batch of event columns; `grp` is each row's group index (-1: none);
         `fm` its metrics (simd.results.histograms.frame_metrics)."""
-        self.failures.add(cols)
+        failed = np.isin(cols["status"], FAILED_STATUSES)
+        self.failures.add(cols, failed)
         t_int = cols["t_intended"]
         pub = fm.pub & (t_int != NULL_NS) & (grp >= 0)
         if not pub.any():
@@ -193,7 +194,7 @@ class Tallies:
                 self.topic_max.add(topic_all[mask], v)
         if keys:
             self.hist.add(np.concatenate(keys), np.concatenate(buckets))
-        bad = np.isin(status, FAILED_STATUSES)
+        bad = rows(failed)
         if bad.any():
             err = rows(cols["error"])[bad].astype(np.int64)
             self.errors.add(w[bad] * 8 + status[bad], err)
