@@ -310,17 +310,24 @@ def certificates(tmp: Path) -> tuple[str, str, str]:
 
 
 def worker_pids(pid: int) -> list[int]:
-    """The worker processes of a running `simd run` (its children, less the resource tracker)."""
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    """The worker processes of a running `simd run`: the children of its fork server (or its
+    own children, less the resource tracker, when they are spawned)."""
     pids = []
-    for child in map(int, out):
+    for child in _children(pid):
         try:
             cmd = Path(f"/proc/{child}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"resource_tracker" not in cmd:
+        if b"forkserver" in cmd:
+            pids += _children(child)
+        elif b"resource_tracker" not in cmd:
             pids.append(child)
     return pids
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
 
 
 def raw_get(url: str, path: str, headers: dict[str, str]) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import threading
 import time
@@ -546,6 +547,61 @@ def test_publishes_due_during_the_first_handshake_wait_for_it(tmp_path: Path, ru
         "seq) AS before FROM events WHERE kind = 'publish') WHERE seq < before",
     )[0][0]
     assert order == 0
+
+
+def test_t0_comes_once_every_device_is_connected(tmp_path: Path, runs: Path) -> None:
+    """A target that takes a second to accept each connection, two workers: the run's t=0 is
+    chosen once both have connected, so every connect row ends before t=0 and no publish was
+    held back by a handshake (it goes out at or after its time, never before)."""
+    from tests.cutting_proxy import CuttingProxy
+
+    need_mosquitto()
+    path = _scenario(tmp_path, duration="2s", count=6, rate=5.0, version="3.1.1")
+    with (
+        EmbeddedBroker("mosquitto") as b,
+        CuttingProxy(("127.0.0.1", b.port), cut_after=None, connack_delay=1.0) as proxy,
+    ):
+        run_dir = _run(path, runs, proxy.url, "--workers", "2")
+    connects = sql(
+        run_dir,
+        "SELECT count(*), max(t_done_ns), count(DISTINCT worker) FROM events "
+        "WHERE kind = 'connect' AND status = 'ok'",
+    )[0]
+    assert connects[0] == 6 and connects[2] == 2
+    assert connects[1] < 0  # connected before t=0: the second's wait is not the schedule's
+    planned = sql(run_dir, "SELECT planned_publishes FROM runs")[0][0]
+    assert sql(
+        run_dir,
+        "SELECT status, count(*), min(t_sent_ns - t_intended_ns) >= 0 FROM events "
+        "WHERE kind = 'publish' GROUP BY 1",
+    ) == [("acked", planned, True)]
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert manifest["t0_epoch_ns"] > manifest["ready_wall_ns"]
+
+
+def test_a_stop_while_devices_connect(tmp_path: Path, runs: Path) -> None:
+    """SIGINT before t=0 was chosen (the target holds every CONNACK back 2 s): the run stops,
+    t=0 is where the workers' clocks were, the log reads back with its connect rows, exit 3."""
+    from tests.cutting_proxy import CuttingProxy
+
+    need_mosquitto()
+    path = _scenario(tmp_path, duration="30s", count=3, rate=5.0, version="3.1.1")
+    with (
+        EmbeddedBroker("mosquitto") as b,
+        CuttingProxy(("127.0.0.1", b.port), cut_after=None, connack_delay=2.0) as proxy,
+    ):
+        proc = start_run(path, runs, "early", "--target", proxy.url, "--no-report")
+        wait_until(lambda: len(proxy.seen) == 3)  # every device has sent its CONNECT
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err
+    assert "Traceback" not in err
+    manifest = json.loads((runs / "early" / "run.json").read_text())
+    assert manifest["state"] == "stopped" and manifest["t0_epoch_ns"]
+    assert sql(runs / "early", "SELECT kind, count(*) FROM events GROUP BY 1 ORDER BY 1") == [
+        ("connect", 3),
+        ("disconnect", 3),
+    ]
 
 
 @pytest.mark.parametrize(("version", "named"), [("3.1.1", "(5)"), ("5", "(0x8")])

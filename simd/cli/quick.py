@@ -57,10 +57,12 @@ def _go(
     from simd.model.scenario import parse_scenario
     from simd.model.toml_text import dumps
     from simd.runtime import supervisor
+    from simd.runtime.preload import preload_workers
 
     if print_scenario:
         sys.stdout.write(dumps(data))
         return
+    preload_workers()
     check_run_id(run_id)
     source = f"simd {data['name']}"
     scenario = parse_scenario(data, source)

@@ -118,6 +118,9 @@ def run(
 
     With --shard I/N --start-at T the run is one shard of a distributed run: it writes its
     logs only; `simd ingest RUNS/ID` merges the shards and reports on the whole fleet."""
+    from simd.runtime.preload import preload_workers
+
+    preload_workers()  # the workers' imports go on while this reads the scenario
     from simd.clock import parse_clock
     from simd.plan.inputs import load_scenario
     from simd.plan.shard import default_run_id, parse_shard, parse_start_at
@@ -396,6 +399,9 @@ def replay(
 ) -> None:
     """Replay a recording: each recorded device publishes its messages at their recorded times
     (scaled by --speed), logged like any run, with replay fidelity in the report."""
+    from simd.runtime.preload import preload_workers
+
+    preload_workers()
     from simd.clock import parse_clock
     from simd.runtime import supervisor
 

@@ -42,6 +42,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("error", "<u2"),
 )
 COLUMN_NAMES = tuple(c for c, _ in COLUMNS)
+TIME_COLUMNS = ("t_intended", "t_sent", "t_done")  # ns since t=0, NULL_NS where absent
 
 
 class ErrorTable:

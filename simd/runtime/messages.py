@@ -28,6 +28,17 @@ class WorkerSpec:
 
 @dataclass(frozen=True)
 class Start:
+    """Run the slice from t=0 at this wall-clock epoch; a `provisional` one is a guess: the
+    worker connects its devices, says Connected, and waits for Begin with the real t=0."""
+
+    t0_epoch_ns: int
+    provisional: bool = False
+
+
+@dataclass(frozen=True)
+class Begin:
+    """t=0 is at this wall-clock epoch (chosen once every worker has connected)."""
+
     t0_epoch_ns: int
 
 
@@ -41,6 +52,13 @@ class Stop:
 
 @dataclass(frozen=True)
 class Ready:
+    worker: int
+
+
+@dataclass(frozen=True)
+class Connected:
+    """A worker told a provisional Start has its devices connected: it waits for Begin."""
+
     worker: int
 
 

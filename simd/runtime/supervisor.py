@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import multiprocessing as mp
 import os
 import secrets
 import signal
@@ -46,6 +45,8 @@ from simd.runtime.broker import EmbeddedBroker
 from simd.runtime.clock_sync import clock_at, clock_sync
 from simd.runtime.live import ALERT_WINDOW_S, LiveState, StatusServer
 from simd.runtime.messages import (
+    Begin,
+    Connected,
     Done,
     Failed,
     Progress,
@@ -55,24 +56,17 @@ from simd.runtime.messages import (
     Stop,
     WorkerSpec,
 )
+from simd.runtime.preload import worker_context
 from simd.runtime.progress import ProgressView
 from simd.transports import check_target, does_real_io, scheme_of
 
 READY_TIMEOUT_S = 120.0
-START_MARGIN_NS = 300_000_000  # t=0 lies this far after the last worker said Ready
-CONNECT_MARGIN_NS = 1_000_000  # plus this per device of the largest slice connecting before t=0:
-# measured (benchmarks/bench_start.py): 1,000 devices connected 0.4 s after Start, 9,500 a
-# worker in 7.3 s (0.77 ms each); connecting later than t=0 makes the first publishes late
-
-
-def _early(scenario: Scenario, lo: int, hi: int) -> int:
-    """Devices of the slice [lo, hi) that connect before t=0: those of groups without a
-    connect_rate (a ramped group connects on its ramp, from t=0 on)."""
-    n = 0
-    for g, off in zip(scenario.fleet, scenario.group_offsets(), strict=True):
-        if not g.mqtt.connect_rate:
-            n += max(0, min(hi, off + (g.count or 0)) - max(lo, off))
-    return n
+START_MARGIN_NS = 300_000_000  # t=0 lies this far after the last worker said Ready (no I/O)
+BEGIN_MARGIN_NS = 100_000_000  # t=0 lies this far after the last worker said Connected
+# Begin goes out anyway this long after Start: a worker's connect returns once every device
+# has tried (each try bounded by its connect_timeout), so only a transport that hangs needs it;
+# what is still connecting then is late to t=0, and the schedule lag says so
+CONNECT_WAIT_MAX_NS = 120_000_000_000
 
 
 def usable_cores() -> list[int]:
@@ -262,6 +256,7 @@ class _Worker:
     conn: Connection | None = None
     restarts: int = 0
     ready: bool = False
+    connected: bool = False  # said Connected after a provisional Start
     progressed: bool = False  # sent progress since it was (re)started
     restarted_at: float = 0.0  # time.monotonic() of the last restart
     fast_deaths: int = 0  # deaths in a row without progress
@@ -410,11 +405,12 @@ class _Supervision:
         self.manifest = manifest
         self.run_dir = run_dir
         self.plan = plan
+        self.virtual = parse_clock(clock_text).kind == "virtual"
         self.resuming = manifest.state == "resuming"
         self.outcome = RunOutcome(run_dir, "failed", plan, manifest)
         self.latest: dict[int, Progress] = {}
         shard = manifest.shard
-        self.ctx = mp.get_context("spawn")
+        self.ctx = worker_context()
         cores = usable_cores()
         n_workers = manifest.workers
         # what a transport knows of the whole run (the sim splits its capacity by it): every
@@ -456,6 +452,10 @@ class _Supervision:
                 f"on {self.server.url}/\n"
             )
         self.t0: int | None = None
+        # t=0 until every worker has connected: the guess their clocks run on, and when Begin
+        # goes out even if some have not (the wall-clock epochs; see _connect_first)
+        self.t0_guess: int | None = None
+        self.begin_by: int | None = None
         self.clock_at_t0: dict[str, int] | None = None  # set at t=0 by _mark_t0
         self.t0_thread: threading.Thread | None = None
         self.stop_when: Callable[[LiveState], str | None] | None = None
@@ -485,6 +485,7 @@ class _Supervision:
         p.start()
         child.close()
         slot.proc, slot.conn, slot.ready, slot.progressed = p, parent, False, False
+        slot.connected = False
         self.live.set_worker(w, "starting" if self.t0 is None else "restarting", pid=p.pid)
 
     def _wait_ready(self, ws: list[int], sigs: _Signals) -> bool:
@@ -546,36 +547,67 @@ class _Supervision:
                 self._save()
                 return outcome
             ready_ns = time.time_ns()
-            if manifest.t0_epoch_ns:
-                # the run's own t=0 (a resumed run's timeline holds; shards share --start-at)
-                self.t0 = manifest.t0_epoch_ns
-                if not self.resuming and ready_ns > self.t0:
-                    sys.stderr.write(
-                        f"simd: warning: ready {(ready_ns - self.t0) / 1e9:.1f} s after "
-                        "--start-at: the first publishes go out late (the schedule lag shows it)\n"
-                    )
-            else:
-                margin = START_MARGIN_NS
-                if does_real_io(self.scenario.target):
-                    biggest = max(_early(self.scenario, lo, hi) for lo, hi in manifest.slices)
-                    margin += min(CONNECT_MARGIN_NS * biggest, 120_000_000_000)
-                self.t0 = time.time_ns() + margin
             if not self.resuming:
                 manifest.ready_wall_ns = ready_ns
-            manifest.state, manifest.t0_epoch_ns = "running", self.t0
-            self._save()
-            self.live.state = "running"
+            if manifest.t0_epoch_ns:
+                # the run's own t=0 (a resumed run's timeline holds; shards share --start-at)
+                if not self.resuming and ready_ns > manifest.t0_epoch_ns:
+                    sys.stderr.write(
+                        f"simd: warning: ready {(ready_ns - manifest.t0_epoch_ns) / 1e9:.1f} s "
+                        "after --start-at: the first publishes go out late (the schedule lag "
+                        "shows it)\n"
+                    )
+                self._fix_t0(manifest.t0_epoch_ns)
+            elif does_real_io(self.scenario.target) and not self.virtual:
+                self._connect_first(ready_ns)
+            else:
+                self._fix_t0(time.time_ns() + START_MARGIN_NS)
             for slot in self.workers.values():
-                slot.conn.send(Start(self.t0))  # type: ignore[union-attr]
-            if not self.resuming:
-                # this host's own wall clock (and monotonic clock) at t=0, for lining up shards
-                # (read at once, with how late, when t=0 has passed already: a late start)
-                self.t0_thread = threading.Thread(target=self._mark_t0, daemon=True)
-                self.t0_thread.start()
+                slot.conn.send(self._start())  # type: ignore[union-attr]
             self._watch(sigs)
             self.bar.show(final=True)
             _join([s.proc for s in self.workers.values()], kill=False)
         return self._finish()
+
+    def _connect_first(self, now_ns: int) -> None:
+        """Two phases: the workers connect on a guessed t=0 (now), and t=0 is chosen once all
+        of them say Connected (or when the wait for them is over: see _begin)."""
+        self.t0_guess = now_ns
+        self.begin_by = now_ns + CONNECT_WAIT_MAX_NS
+
+    def _start(self) -> Start:
+        if self.t0 is not None:
+            return Start(self.t0)
+        assert self.t0_guess is not None
+        return Start(self.t0_guess, provisional=True)
+
+    def _fix_t0(self, t0: int) -> None:
+        """t=0 is at this wall-clock epoch: the run is running from there."""
+        self.t0 = t0
+        manifest = self.manifest
+        manifest.state, manifest.t0_epoch_ns = "running", t0
+        self._save()
+        self.live.state = "running"
+        if not self.resuming:
+            # this host's own wall clock (and monotonic clock) at t=0, for lining up shards
+            # (read at once, with how late, when t=0 has passed already: a late start)
+            self.t0_thread = threading.Thread(target=self._mark_t0, daemon=True)
+            self.t0_thread.start()
+
+    def _begin(self) -> None:
+        """Every worker has connected (or the wait is over): t=0 a moment from now."""
+        self._fix_t0(time.time_ns() + BEGIN_MARGIN_NS)
+        assert self.t0 is not None
+        for slot in self.workers.values():
+            if slot.conn is not None and slot.ready:
+                _send(slot.conn, Begin(self.t0))
+
+    def _maybe_begin(self) -> None:
+        if self.t0 is not None or self.stop_reason is not None:
+            return
+        assert self.begin_by is not None
+        if all(s.connected for s in self.workers.values()) or time.time_ns() >= self.begin_by:
+            self._begin()
 
     def _watch(self, sigs: _Signals) -> None:
         outcome = self.outcome
@@ -630,6 +662,7 @@ class _Supervision:
                 self.live.set_worker(w, "restarting", restart=True)
                 slot.restarted_at = time.monotonic()
                 self._spawn(w)  # its Ready is answered with Start in _handle
+            self._maybe_begin()
             now = time.monotonic()
             if now >= next_tick:
                 self.live.tick()
@@ -645,6 +678,7 @@ class _Supervision:
                 return
 
     def _stop_all(self, reason: str) -> None:
+        self._keep_the_guess()
         self.live.state = "stopping"
         self.stop_reason = reason
         for w, slot in self.workers.items():
@@ -652,6 +686,11 @@ class _Supervision:
             # first logs what it owes; Stop before Start would leave that unlogged
             if w not in self.outcome.done and slot.conn is not None and slot.ready:
                 _send(slot.conn, Stop(reason))
+
+    def _keep_the_guess(self) -> None:
+        """Stopped before t=0 was chosen: the workers' clocks stay on the guess, so it is t=0."""
+        if self.t0 is None and self.t0_guess is not None:
+            self._fix_t0(self.t0_guess)
 
     def _receive(self, w: int) -> None:
         slot = self.workers[w]
@@ -683,6 +722,7 @@ class _Supervision:
             outcome.failures[w] = msg.message
             # the run cannot complete as planned: the others stop cleanly (drain, flush, close)
             sys.stderr.write(f"\nsimd: worker {w} failed: {msg.message}; stopping the run\n")
+            self._keep_the_guess()
             for k, slot in self.workers.items():
                 if k != w and k not in outcome.done and slot.conn is not None and slot.ready:
                     _send(slot.conn, Stop("another worker failed"))
@@ -701,10 +741,13 @@ class _Supervision:
         elif isinstance(msg, Ready):  # a restarted worker: it joins the running timeline
             slot = self.workers[w]
             slot.ready = True
-            if self.t0 is not None and slot.conn is not None:
-                _send(slot.conn, Start(self.t0))
+            if slot.conn is not None:
+                _send(slot.conn, self._start())  # a provisional one while the others connect
                 if self.stop_reason is not None:  # the run is stopping: resume, then stop
                     _send(slot.conn, Stop(self.stop_reason))
+        elif isinstance(msg, Connected):
+            self.workers[w].connected = True
+            self._maybe_begin()
 
     def _mark_t0(self) -> None:
         self.clock_at_t0 = clock_at(self.t0)  # type: ignore[arg-type]

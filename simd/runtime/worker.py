@@ -22,7 +22,15 @@ import trio
 from simd.clock import RunClock, parse_clock, trio_clock
 from simd.errors import SimdError, UserError, first_leaf
 from simd.log.eventlog import SegmentWriter
-from simd.log.events import MISSED, NOT_SENT_STATUSES, PUBLISH, UNSENT, EventBuffer
+from simd.log.events import (
+    MISSED,
+    NOT_SENT_STATUSES,
+    NULL_NS,
+    PUBLISH,
+    TIME_COLUMNS,
+    UNSENT,
+    EventBuffer,
+)
 from simd.log.ragged import Ragged, scatter_rows
 from simd.model.scenario import Scenario
 from simd.plan.payloads import PayloadContext, PayloadGenerator, make_generator
@@ -34,7 +42,18 @@ from simd.runtime.checkpoint import (
     restore_checkpoint,
 )
 from simd.runtime.live_stats import LiveStats
-from simd.runtime.messages import Done, Failed, Progress, Ready, Resumed, Start, Stop, WorkerSpec
+from simd.runtime.messages import (
+    Begin,
+    Connected,
+    Done,
+    Failed,
+    Progress,
+    Ready,
+    Resumed,
+    Start,
+    Stop,
+    WorkerSpec,
+)
 from simd.runtime.resources import rss_bytes, sample
 from simd.runtime.resume import MISSED_TEXT, LogState, owed_rows, read_log_state
 from simd.transports import (
@@ -52,6 +71,9 @@ PROGRESS_EVERY_S = 0.5
 TOP_ERRORS = 20  # error texts a progress message carries, the most frequent first
 _DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 DRAIN_GRACE_S = 1.0
+
+# a frame as the event buffer hands it to its sink: columns, rows, new error texts, samples
+_Frame = tuple[dict[str, np.ndarray], int, dict[int, str], list[tuple[int, int, int, int]]]
 RESUME_CHUNK_FACTOR = 16  # a restart walks the schedule to where it resumes in bigger chunks
 
 
@@ -59,15 +81,25 @@ class SliceRunner:
     """Runs one slice; built inside trio.run."""
 
     def __init__(
-        self, spec: WorkerSpec, scenario: Scenario, t0_epoch_ns: int, conn: Connection | None
+        self,
+        spec: WorkerSpec,
+        scenario: Scenario,
+        t0_epoch_ns: int,
+        conn: Connection | None,
+        provisional: bool = False,
     ) -> None:
         self.spec = spec
         self.scenario = scenario
         self.conn = conn
         self.clock_spec = parse_clock(spec.clock)
         self.virtual = self.clock_spec.kind == "virtual"
-        self.clock = RunClock(self.clock_spec, t0_epoch_ns)
-        self.t0_epoch_ns = t0_epoch_ns
+        # a provisional t=0 (real clocks): connect, say Connected, and wait for Begin's t=0
+        provisional = provisional and not self.virtual and conn is not None
+        self.clock = RunClock(self.clock_spec, t0_epoch_ns, provisional)
+        self.begun = trio.Event()
+        self.begin_at: int | None = None  # Begin's t=0, once it came
+        # frames logged before Begin, held until their times can be moved to the real t=0
+        self.held: list[_Frame] | None = [] if provisional else None
         self.duration = scenario.duration_ns
         events_dir = Path(spec.run_dir) / "events"
         resume = any(events_dir.glob(f"w{spec.worker:03d}-*.simlog"))
@@ -129,7 +161,6 @@ class SliceRunner:
                 self.log,
                 self.clock,
                 Path(spec.scenario_dir),
-                t0_epoch_ns,
                 pacing=SelfPacing(self._render_one, first_seq),
             ),
         )
@@ -185,7 +216,7 @@ class SliceRunner:
             local=loc,
             seq=s // lay.steps,
             t_intended=np.array([t_ns], dtype=np.int64),
-            t0_epoch_ns=self.t0_epoch_ns,
+            t0_epoch_ns=self.clock.epoch_ns,
         )
         return msg, phase, self.generators[(gi, msg)].render(ctx).item(0)
 
@@ -203,7 +234,7 @@ class SliceRunner:
                 local=c.device[i:j][rows] - self.offsets[gi],
                 seq=seq // steps if steps > 1 else seq,  # a journey's steps share its id
                 t_intended=c.t_intended[i:j][rows],
-                t0_epoch_ns=self.t0_epoch_ns,
+                t0_epoch_ns=self.clock.epoch_ns,
             )
             return self.generators[(gi, mi)].render(ctx)
 
@@ -252,7 +283,10 @@ class SliceRunner:
                 msg = self.conn.recv()
             except EOFError:  # the supervisor is gone: stop as if told to
                 msg = Stop("supervisor gone")
-            if isinstance(msg, Stop):
+            if isinstance(msg, Begin):
+                self.begin_at = msg.t0_epoch_ns
+                self.begun.set()
+            elif isinstance(msg, Stop):
                 self.stop_requested = True
                 self.stop_event.set()
                 return
@@ -265,6 +299,9 @@ class SliceRunner:
         samples: list[tuple[int, int, int, int]],
     ) -> None:
         """Every frame: count it for live progress, then append it to the log."""
+        if self.held is not None:  # before Begin: kept (copied) until t=0 is fixed
+            self.held.append(({k: v.copy() for k, v in cols.items()}, n, errors, samples))
+            return
         self.live.observe(cols, n)
         self.writer.write(cols, n, errors, samples)
 
@@ -377,8 +414,6 @@ class SliceRunner:
         async with trio.open_nursery() as nursery:
             if self.conn is not None:
                 nursery.start_soon(self._watch_control)
-            if self.scenario.run.resource_samples > 0:
-                nursery.start_soon(self._sample_resources)
             if not self.virtual:
                 nursery.start_soon(self._keep_up)
             done = await self._run(nursery)
@@ -386,12 +421,18 @@ class SliceRunner:
         return done
 
     async def _run(self, nursery: trio.Nursery) -> Done:
-        # connect before t=0 (the supervisor leaves a margin for it), then wait for t=0
+        # connect before t=0, then (a provisional t=0) say so and wait for the real one
         await self.transport.connect(self.devices, self.clock.now_ns(), nursery)
-        chunk, horizon = await self._first_chunk()
-        stopped_at, chunk, i = await self._walk(chunk, horizon)
-        if stopped_at is None:
-            stopped_at = await self._until_the_end()
+        began = await self._begin() if self.held is not None else True
+        if not began:  # stopped before t=0 was chosen: none of the schedule fell due
+            stopped_at, chunk, i = 0, Chunk.empty(), 0
+        else:
+            if self.scenario.run.resource_samples > 0:
+                nursery.start_soon(self._sample_resources)
+            chunk, horizon = await self._first_chunk()
+            stopped_at, chunk, i = await self._walk(chunk, horizon)
+            if stopped_at is None:
+                stopped_at = await self._until_the_end()
         if stopped_at is not None:
             # publishes that were due before the stop but not yet sent: logged, never absent
             k = int((chunk.t_intended[i:] <= stopped_at).sum())
@@ -419,6 +460,29 @@ class SliceRunner:
             stopped_at_ns=stopped_at,
             torn_tails=torn,
         )
+
+    async def _begin(self) -> bool:
+        """Connected: wait for Begin (or a Stop), fix t=0 there, and move what was logged
+        meanwhile (connect rows) to it, before any of it reaches the log. False if a Stop came
+        first (t=0 stays the guess the clock ran on; the supervisor records it)."""
+        assert self.conn is not None and self.held is not None
+        self.conn.send(Connected(self.spec.worker))
+        async with trio.open_nursery() as waiting:
+            waiting.start_soon(_cancel_on, self.begun, waiting.cancel_scope)
+            waiting.start_soon(_cancel_on, self.stop_event, waiting.cancel_scope)
+        shift = 0
+        if self.begin_at is not None:  # else stopped first: t=0 stays where it was guessed
+            shift = self.clock.retime(self.begin_at)
+        self.transport.oldest_pending_ns()  # rows the transport still holds: into the log
+        self.log.flush()
+        held, self.held = self.held, None
+        for cols, n, errors, samples in held:
+            if shift:
+                for name in TIME_COLUMNS:
+                    t = cols[name]
+                    t[t != NULL_NS] += shift
+            self._sink(cols, n, errors, samples)
+        return self.begin_at is not None
 
     async def _first_chunk(self) -> tuple[Chunk, int]:
         """The schedule's first chunk and its horizon, at t=0 (or where a restart resumes)."""
@@ -509,24 +573,32 @@ class SliceRunner:
         return None
 
 
+async def _cancel_on(event: trio.Event, scope: trio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
+
+
 async def _set_after(done: trio.Event, then: trio.Event) -> None:
     await done.wait()
     then.set()
 
 
-def run_worker(spec: WorkerSpec, t0_epoch_ns: int, conn: Connection | None = None) -> Done:
+def run_worker(
+    spec: WorkerSpec, t0_epoch_ns: int, conn: Connection | None = None, provisional: bool = False
+) -> Done:
     """Run one slice to its end in this process (tests call this directly)."""
     scenario = Scenario.model_validate(spec.scenario)
     clock = trio_clock(parse_clock(spec.clock))
 
     async def main() -> Done:
-        return await SliceRunner(spec, scenario, t0_epoch_ns, conn).run()
+        return await SliceRunner(spec, scenario, t0_epoch_ns, conn, provisional).run()
 
     return trio.run(main, clock=clock)
 
 
 def worker_main(spec: WorkerSpec, conn: Connection) -> None:
-    """Entry point of a worker process: Ready, wait for Start, run, report Done or Failed."""
+    """Entry point of a worker process: Ready, wait for Start, run (a provisional Start:
+    connect, Connected, wait for Begin), report Done or Failed."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; it sends Stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if spec.cpu is not None and hasattr(os, "sched_setaffinity"):
@@ -538,7 +610,7 @@ def worker_main(spec: WorkerSpec, conn: Connection) -> None:
         return
     assert isinstance(msg, Start)
     try:
-        done = run_worker(spec, msg.t0_epoch_ns, conn)
+        done = run_worker(spec, msg.t0_epoch_ns, conn, msg.provisional)
     except BaseException as raised:  # trio wraps task errors in exception groups
         exc = first_leaf(raised)
         if isinstance(exc, UserError):

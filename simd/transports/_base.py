@@ -38,7 +38,6 @@ class TransportContext:
     log: EventBuffer
     clock: RunClock
     scenario_dir: Path
-    t0_epoch_ns: int = 0  # wall-clock epoch of the run's t=0
     pacing: SelfPacing | None = None  # for publishes the transport paces itself, if any
 
 

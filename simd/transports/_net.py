@@ -4,6 +4,10 @@ no", and one line saying why."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import ipaddress
+import socket
 import ssl
 from dataclasses import dataclass
 
@@ -38,9 +42,7 @@ async def open_stream(
     Errors are those of trio and ssl (OSError, BrokenResourceError, SSLError)."""
     if target.websocket_url is not None:
         return await open_websocket(nursery, target.websocket_url, ssl_context)
-    stream: trio.abc.Stream = await trio.open_tcp_stream(
-        target.host, target.port, local_address=local_address
-    )
+    stream: trio.abc.Stream = await open_tcp(target.host, target.port, local_address)
     if ssl_context is not None:
         tls_stream = trio.SSLStream(
             stream, ssl_context, server_hostname=tls.server_name or target.host
@@ -48,6 +50,38 @@ async def open_stream(
         await tls_stream.do_handshake()
         return tls_stream
     return stream
+
+
+_IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)  # Linux
+
+
+@functools.cache
+def _ip_family(host: str) -> socket.AddressFamily | None:
+    """AF_INET or AF_INET6 for an IP address, None for a name."""
+    try:
+        return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        return None
+
+
+async def open_tcp(host: str, port: int, local_address: str | None = None) -> trio.SocketStream:
+    """A TCP stream to host:port. An IP address is connected to directly: trio's
+    open_tcp_stream (a name's addresses tried in turn, happy eyeballs) costs 0.2 ms of CPU a
+    connection more, and a connection storm opens thousands (decision 0019)."""
+    family = _ip_family(host)
+    if family is None:  # a name: resolve it, try its addresses
+        return await trio.open_tcp_stream(host, port, local_address=local_address)
+    sock = trio.socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if local_address is not None:
+            with contextlib.suppress(OSError):  # the port is chosen at connect, not at bind
+                sock.setsockopt(socket.IPPROTO_IP, _IP_BIND_ADDRESS_NO_PORT, 1)
+            await sock.bind((local_address, 0))
+        await sock.connect((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketStream(sock)
 
 
 def reason_of(exc: BaseException) -> str:

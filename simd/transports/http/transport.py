@@ -218,7 +218,10 @@ class HttpTransport:
         # at the first request delays it); what is not up by t=0 (or EAGER_CONNECT_S) opens
         # at its first request instead, so the schedule never waits for a slow handshake
         limiter = trio.CapacityLimiter(EAGER_CONNECTS)
-        with trio.move_on_at(min(trio.current_time() + EAGER_CONNECT_S, self.clock.t0)):
+        until = trio.current_time() + EAGER_CONNECT_S
+        if self.clock.fixed:  # else t=0 is chosen once every worker has connected
+            until = min(until, self.clock.deadline(0))
+        with trio.move_on_at(until):
             async with trio.open_nursery() as opening:
                 for cl in self.clients:
                     if not self.scenario.fleet[cl.group].closed:

@@ -237,7 +237,10 @@ async def open_link(
     link = Link(stream, session, nursery)
     try:
         session.connect(packet)
-        await link.send()
+        if link.fd is not None:
+            link.flush()  # straight to a new socket (what it does not take, the writer sends)
+        else:
+            await link.send()
         while True:
             _, events = await link.receive()
             for i, ev in enumerate(events):

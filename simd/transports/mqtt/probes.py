@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import ssl
 from collections.abc import Callable
@@ -46,7 +45,6 @@ class Probes:
         clock: RunClock,
         stage: RowStage,
         code: Callable[[str], int],
-        t0_epoch_ns: int,
     ) -> None:
         self.scenario = scenario
         self.target = target
@@ -54,7 +52,6 @@ class Probes:
         self.clock = clock
         self.stage = stage
         self.code = code
-        self.t0_epoch_ns = t0_epoch_ns
         self.scopes: list[trio.CancelScope] = []
         self.nursery: trio.Nursery | None = None
 
@@ -135,8 +132,8 @@ class Probes:
             self.stage.add(
                 Row(-1, -1, CONNECT, OK, message=index, t_sent=t0, t_done=self.clock.now_ns())
             )
-            end = math.inf if until is None else self.clock.deadline(until)
-            with trio.move_on_at(end):
+            scope = trio.CancelScope() if until is None else self.clock.scope_until(until)
+            with scope:
                 await link.run(handle, keepalive_s=PROBE_KEEPALIVE_S)
         except (*LINK_ERRORS, ConnectRefused) as exc:
             why = self.code(f"probe {probe.name}: {reason_of(exc)}")
@@ -164,7 +161,7 @@ class Probes:
         elif probe.timestamp_field is not None:
             try:
                 ms = json.loads(payload)[probe.timestamp_field]
-                t_int = int(ms * 1_000_000) - self.t0_epoch_ns
+                t_int = int(ms * 1_000_000) - self.clock.epoch_ns
             except (ValueError, KeyError, TypeError):
                 pass
         self.stage.add(

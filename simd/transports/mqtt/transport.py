@@ -46,7 +46,7 @@ from simd.transports.mqtt.publishing import Publisher
 from simd.transports.mqtt.reactor import Reactor
 from simd.transports.mqtt.session import Abandoned, ClientSession, Event, Received
 
-CONNECT_CONCURRENCY = 256  # handshakes in flight at once per worker when no connect_rate is set
+CONNECT_CONCURRENCY = 64  # handshakes in flight at once per worker when no connect_rate is set
 SWEEP_S = 0.05  # how often timeouts and keepalives are checked
 CONNECT_LEAD_NS = 20_000_000  # a ramped device connects this long before its start
 KEEPALIVE_SWEEP_S = 1.0  # keepalive checks; keepalives are seconds to minutes
@@ -94,9 +94,8 @@ class MqttTransport:
         self.commands: Commands | None = None  # listening devices and commanders, if any
         self.paced_done = set_event()  # paces no publish itself (Transport.paced_done)
         self.probes = Probes(
-            self.scenario, self.target, self.ssl_context, self.clock, self.stage, self._code,
-            ctx.t0_epoch_ns,
-        )  # fmt: skip
+            self.scenario, self.target, self.ssl_context, self.clock, self.stage, self._code
+        )
         self.backoff_key = stream_key(self.scenario.seed, "mqtt", "backoff")
         self.reactor = Reactor() if hasattr(select, "epoll") else None  # Linux; else a task each
 
