@@ -33,12 +33,19 @@ RESUMED = re.compile(r"resumed at t=([\d,.]+) s (.*?), ([\d,]+) log rows read, (
 
 
 def worker_pid(parent: int) -> int | None:
-    out = subprocess.run(["pgrep", "-P", str(parent)], capture_output=True, text=True).stdout
-    for pid in map(int, out.split()):
+    """The run's worker: a child of its fork server (or its own child when spawned)."""
+    for pid in children(parent):
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if b"forkserver" in cmd:
+            return next(iter(children(pid)), None)
         if b"resource_tracker" not in cmd:
             return pid
     return None
+
+
+def children(parent: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(parent)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
 
 
 def one(tmp: Path, name: str, at_s: float, rate: float, devices: int, keep: bool) -> None:

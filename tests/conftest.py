@@ -325,6 +325,17 @@ def worker_pids(pid: int) -> list[int]:
     return pids
 
 
+def fork_server_pid(pid: int) -> int | None:
+    """The fork server a running `simd run` forks its workers from (None if it spawns them)."""
+    for child in _children(pid):
+        try:
+            if b"forkserver" in Path(f"/proc/{child}/cmdline").read_bytes():
+                return child
+        except OSError:
+            continue
+    return None
+
+
 def _children(pid: int) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]

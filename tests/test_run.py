@@ -14,6 +14,7 @@ import pytest
 from simd.log.eventlog import read_segment, segment_paths
 from tests.conftest import (
     SCENARIOS,
+    fork_server_pid,
     run_dir_from,
     simd,
     sql,
@@ -386,6 +387,30 @@ def test_killed_worker_restarts_and_the_run_completes(tmp_path: Path, runs: Path
     )[0][0]
     assert planned == logged == distinct == 6 * 300 * 20
     assert json.loads((run_dir / "run.json").read_text())["worker_results"]["0"]["restarts"] == 1
+
+
+def test_a_killed_fork_server_leaves_no_slice_with_two_writers(tmp_path: Path, runs: Path) -> None:
+    """kill -9 of the fork server the workers come from: the supervisor hears every worker
+    "died" (exit code 255) while they still run; each is killed before a new one takes its
+    slice up from the log, so the run completes with every planned publish logged once."""
+    body = LONG.replace("60s", "6s") + "[slo]\nerror_rate = 0.5\n"
+    proc = _start(write_scenario(tmp_path, body), runs, "--workers", "2")
+    run_dir = _wait_running(runs, proc)
+    before = worker_pids(proc.pid)
+    server = fork_server_pid(proc.pid)
+    assert server is not None and len(before) == 2
+    os.kill(server, signal.SIGKILL)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert err.count("died (exit code 255); restarting it from its log (restart 1)") == 2, err
+    for pid in before:  # the first workers are gone, not writing beside their successors
+        stat = Path(f"/proc/{pid}/stat")
+        assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    planned, logged = sql(run_dir, "SELECT planned, logged FROM run_summary")[0]
+    distinct = sql(
+        run_dir, "SELECT count(DISTINCT (device, seq)) FROM events WHERE kind = 'publish'"
+    )[0][0]
+    assert planned == logged == distinct == 6 * 300 * 20
 
 
 def test_report_percentiles_match_exact_sql(tmp_path: Path, runs: Path) -> None:

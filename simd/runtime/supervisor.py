@@ -636,6 +636,7 @@ class _Supervision:
                     continue
                 self._drain_pipe(w)
                 slot.conn = None
+                _make_sure_gone(slot.proc.pid)
                 if w in outcome.done or w in outcome.failures:
                     self.live.set_worker(w, "done" if w in outcome.done else "failed")
                     continue
@@ -838,6 +839,29 @@ def _live_state(scenario: Scenario, manifest: RunManifest, plan: Plan) -> LiveSt
         target=manifest.target_url,
         phases=[(n, a / 1e9, b / 1e9) for n, (a, b) in zip(shape.phase_names, spans, strict=True)],
     )
+
+
+GONE_WAIT_S = 5.0
+
+
+def _make_sure_gone(pid: int) -> None:
+    """A worker reported dead is gone before anything takes its place: a fork server that
+    died (killed, out of memory) reports its workers dead, exit code 255, while they may still
+    run and write their log; such a one is killed first (and waited for, at most GONE_WAIT_S;
+    a zombie counts as gone)."""
+    deadline = time.monotonic() + GONE_WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            state = None  # no such process (or no /proc: fall back on kill's answer)
+        if state == "Z":
+            return
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.01)
 
 
 def _send(c: Connection, msg: object) -> None:

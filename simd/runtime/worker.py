@@ -281,7 +281,7 @@ class SliceRunner:
             await trio.lowlevel.wait_readable(self.conn.fileno())
             try:
                 msg = self.conn.recv()
-            except EOFError:  # the supervisor is gone: stop as if told to
+            except (EOFError, OSError):  # the supervisor is gone: stop as if told to
                 msg = Stop("supervisor gone")
             if isinstance(msg, Begin):
                 self.begin_at = msg.t0_epoch_ns
@@ -614,15 +614,22 @@ def worker_main(spec: WorkerSpec, conn: Connection) -> None:
     except BaseException as raised:  # trio wraps task errors in exception groups
         exc = first_leaf(raised)
         if isinstance(exc, UserError):
-            conn.send(Failed(spec.worker, str(exc), True))
+            _tell(conn, Failed(spec.worker, str(exc), True))
             sys.exit(2)
         if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
             where = exc.filename or str(Path(spec.run_dir) / "events")
             text = f"disk full writing {where} ({exc.strerror}); the log reads up to there"
-            conn.send(Failed(spec.worker, text, False))
+            _tell(conn, Failed(spec.worker, text, False))
             sys.exit(3)
         if isinstance(exc, OSError | SimdError):
-            conn.send(Failed(spec.worker, f"{type(exc).__name__}: {exc}", False))
+            _tell(conn, Failed(spec.worker, f"{type(exc).__name__}: {exc}", False))
             sys.exit(3)
         raise
-    conn.send(done)
+    _tell(conn, done)
+
+
+def _tell(conn: Connection, msg: object) -> None:
+    """The last word to the supervisor, if it is still there to hear it (else the log says
+    all: a worker outliving its supervisor ends quietly)."""
+    with contextlib.suppress(OSError):
+        conn.send(msg)
